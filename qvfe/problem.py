@@ -1,0 +1,64 @@
+"""The contract between a physical system and the driver: pure functions over a pytree state.
+
+A problem is built once from a validated spec (see ``qvfe.problems``). The driver owns the loop, jit,
+checkpoints and statistics; the problem owns the physics and the model. Everything a problem keeps
+between steps (parameters, optimizer state, walkers, step width, PRNG key) lives in one pytree made
+of dicts, tuples, NamedTuples and arrays, so that ``flax.serialization`` can checkpoint it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+State = Any
+Metrics = dict[str, jax.Array]
+Samples = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with one standard error of the mean; extra diagnostics ride along in ``extra``."""
+
+    mean: float
+    error: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": float(self.mean), "error": float(self.error), **{
+            k: float(v) for k, v in self.extra.items()}}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the driver needs from a system.
+
+    init(key) -> state
+        Fresh training state. Must be a pure function of the key (resume rebuilds the template
+        from the same key and then overwrites it with the checkpoint).
+    step(state) -> (state, metrics)
+        One optimisation step. Pure and jittable: the driver wraps it in ``jax.jit``. ``metrics`` is a
+        flat dict of scalars for the log (the objective under ``objective`` and, where it makes sense,
+        ``<objective>_err``, parts such as E and S, ``acceptance``), per ``per`` unit in ``units``.
+    eval_chunk(state, key) -> (state, samples)
+        Frozen-parameter sampling for the final estimates: one batch of per-sample values (each an
+        array of shape (batch,)) keyed by observable name. Pure and jittable. The returned state only
+        carries sampler state (walkers) forward; parameters must not change.
+    summarize(samples) -> {name: Estimate}
+        Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
+        (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
+    """
+
+    system: str
+    units: str
+    per: str
+    init: Callable[[jax.Array], State]
+    step: Callable[[State], tuple[State, Metrics]]
+    eval_chunk: Callable[[State, jax.Array], tuple[State, Samples]]
+    eval_batch: int
+    summarize: Callable[[dict[str, np.ndarray]], dict[str, Estimate]] | None = None
+    objective: str = "F"
+    info: dict[str, Any] = field(default_factory=dict)

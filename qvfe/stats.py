@@ -1,0 +1,69 @@
+"""Error bars for Monte Carlo averages: autocorrelation-aware means (via ``netket.stats``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qvfe.problem import Estimate
+
+_netket_stats = None
+
+
+def _nk_stats():
+    """Import netket.stats without letting it switch on x64 globally behind the user's back."""
+    global _netket_stats
+    if _netket_stats is None:
+        import jax
+
+        x64 = jax.config.jax_enable_x64
+        import netket.stats as nks
+
+        jax.config.update("jax_enable_x64", x64)
+        _netket_stats = nks
+    return _netket_stats
+
+
+def mean_and_error(chains: np.ndarray) -> Estimate:
+    """Mean and standard error of ``chains`` (shape (n_chains, n_steps), or (n,) for i.i.d. data).
+
+    A 2-D array is read as independent Markov chains along its rows; the error then accounts for
+    the integrated autocorrelation time. A 1-D array is treated as independent samples.
+    """
+    x = np.asarray(chains, dtype=np.float64)
+    if x.ndim == 1:
+        n = x.size
+        err = x.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+        return Estimate(float(x.mean()), float(err))
+    if x.shape[1] < 4:
+        # too short to see an autocorrelation: treat all entries as independent
+        return mean_and_error(x.reshape(-1))
+    s = _nk_stats().statistics(x)
+    extra = {"tau": float(s.tau_corr)}
+    if np.isfinite(s.R_hat):
+        extra["R_hat"] = float(s.R_hat)
+    return Estimate(float(np.real(s.mean)), float(s.error_of_mean), extra)
+
+
+def summarize_chunks(samples: dict[str, np.ndarray]) -> dict[str, Estimate]:
+    """Default summary: each per-sample observable stacked as (n_chunks, batch) -> Estimate.
+
+    Columns (walkers) are chains in time, so the array is transposed to (batch, n_chunks).
+    """
+    return {k: mean_and_error(np.asarray(v).T) for k, v in samples.items()}
+
+
+def log_mean_exp_estimate(log_w: np.ndarray) -> tuple[float, float, float]:
+    """ln E[w] from i.i.d. log-weights, its delta-method standard error, and the effective sample size.
+
+    Used for the importance-sampled free energy F = -T ln E_q[exp(-beta E - ln q)].
+    """
+    lw = np.asarray(log_w, dtype=np.float64).reshape(-1)
+    m = lw.max()
+    w = np.exp(lw - m)
+    mean_w = w.mean()
+    n = lw.size
+    log_mean = m + np.log(mean_w)
+    # std error of ln(mean w) = std(w) / (sqrt(n) mean w)
+    err = w.std(ddof=1) / (np.sqrt(n) * mean_w)
+    ess = w.sum() ** 2 / np.sum(w**2)
+    return float(log_mean), float(err), float(ess)
