@@ -1,0 +1,121 @@
+"""The ``qvfe`` command: run, resume, evaluate and inspect calculations from spec files.
+
+Bad input (unknown keys, values out of range, missing files) ends with one line naming the key and
+the allowed values, and exit status 2, before any computation starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  qvfe run                                       run the embedded default spec
+  qvfe run systems/ising_L16.toml --out runs/i16 --set optim.steps=3000
+  qvfe run runs/i16                              resume from the newest checkpoint
+  qvfe eval runs/i16 --samples 100000            final numbers with frozen parameters
+  qvfe keys                                      every spec key, its default and range
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qvfe", description="Variational free energies of many-body systems with generative "
+        "models (Hartree atomic units unless the output says otherwise).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    r = sub.add_parser("run", help="optimize, checkpoint and evaluate a spec; or resume a run dir",
+                       description="Run a spec file (or the embedded default), or resume a run "
+                       "directory from its newest checkpoint. Overrides such as "
+                       "--set optim.steps=3000 may also extend a finished run.")
+    r.add_argument("spec", nargs="?", help="spec .toml file or run directory (default: the "
+                   "embedded default spec)")
+    r.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override a spec key (repeatable)")
+    r.add_argument("--out", help="run directory to write (default: runs/<spec name>)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="delete an existing run in --out and start afresh")
+    r.add_argument("--no-progress", action="store_true", help="plain progress lines, no bar")
+    e = sub.add_parser("eval", help="re-evaluate a run's newest checkpoint with frozen parameters")
+    e.add_argument("rundir", help="run directory")
+    e.add_argument("--samples", type=int, help="number of evaluation samples (default: eval.samples)")
+    sub.add_parser("keys", help="list every spec key per system kind with its default and range")
+    s = sub.add_parser("spec", help="print the resolved spec (defaults filled in) and exit")
+    s.add_argument("spec", nargs="?", help="spec file or run directory (default: embedded default)")
+    s.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE")
+    return p
+
+
+def _load(spec_arg: str | None, overrides: list[str]):
+    from qvfe.spec import default_spec, load_spec
+
+    if spec_arg is None:
+        spec = default_spec()
+        return spec.replace(**dict(_parse(o) for o in overrides)) if overrides else spec
+    return load_spec(spec_arg, overrides=overrides)
+
+
+def _parse(o: str):
+    from qvfe.spec import parse_override
+
+    return parse_override(o)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from qvfe.checkpoint import CheckpointError
+    from qvfe.spec import SpecError
+
+    try:
+        if args.command == "keys":
+            from qvfe.spec import describe_kinds
+
+            print(describe_kinds())
+            return 0
+        if args.command == "spec":
+            print(_load(args.spec, args.overrides).to_toml(), end="")
+            return 0
+        if args.command == "eval":
+            if args.samples is not None and args.samples < 1:
+                raise SpecError(f"--samples = {args.samples} is invalid: must be an integer ≥ 1")
+            from qvfe.run import evaluate
+
+            result = evaluate(args.rundir, samples=args.samples)
+            print(result.table())
+            print(f"wrote {Path(args.rundir) / 'result.json'}")
+            return 0
+        from qvfe.run import RunInterrupted, run
+
+        spec = _load(args.spec, args.overrides)
+        if args.out is not None:
+            out = Path(args.out)
+        elif args.spec is not None and Path(args.spec).is_dir():
+            out = Path(args.spec)
+        else:
+            out = Path("runs") / (Path(args.spec).stem if args.spec else "default")
+        print(f"qvfe: {spec.kind} run in {out}", file=sys.stderr)
+        try:
+            result = run(spec, out, overwrite=args.overwrite,
+                         progress=False if args.no_progress else None)
+        except RunInterrupted as e:
+            print(f"qvfe: {e}", file=sys.stderr)
+            return 130
+        print(result.table())
+        print(f"wrote {out / 'result.json'}")
+        return 0
+    except (SpecError, CheckpointError) as e:
+        print(f"qvfe: error: {e}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:  # pragma: no cover
+    warnings.filterwarnings("default")
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The driver: spec in, run directory and result out (the loop, jit, log, checkpoints, evaluation).
+
+A run directory holds ``spec.toml`` (the resolved spec), ``log.jsonl`` (one JSON line per logged step),
+``checkpoints/step_*.ckpt`` and, when done, ``result.json``. Calling :func:`run` on a directory that
+holds a run of the same spec resumes it from its newest checkpoint; a resumed run ends with the same
+numbers as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import qvfe
+from qvfe import checkpoint
+from qvfe.problem import Estimate, Problem
+from qvfe.progress import Progress
+from qvfe.spec import KINDS, Spec, SpecError, load_spec
+from qvfe.stats import summarize_chunks
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived; a checkpoint of the last completed step was written."""
+
+
+@dataclass
+class Result:
+    """Final estimates of a run, per ``per`` unit in ``units`` (S in k_B per ``per``)."""
+
+    system: str
+    units: str
+    per: str
+    observables: dict[str, Estimate]
+    n_samples: int
+    steps: int
+    seed: int
+    wall_time_s: float
+    info: dict[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None
+    qvfe_version: str = qvfe.__version__
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"system": self.system, "units": self.units, "per": self.per,
+             "observables": {k: v.as_dict() for k, v in self.observables.items()},
+             "n_samples": self.n_samples, "steps": self.steps, "seed": self.seed,
+             "wall_time_s": round(self.wall_time_s, 3), "qvfe_version": self.qvfe_version}
+        if self.info:
+            d["reference"] = self.info
+        return d
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Result":
+        d = json.loads(Path(path).read_text())
+        obs = {k: Estimate(v["mean"], v["error"], {e: x for e, x in v.items()
+                                                  if e not in ("mean", "error")})
+               for k, v in d["observables"].items()}
+        return cls(d["system"], d["units"], d["per"], obs, d["n_samples"], d["steps"], d["seed"],
+                   d["wall_time_s"], d.get("reference", {}), str(Path(path).parent),
+                   d.get("qvfe_version", "?"))
+
+    def table(self) -> str:
+        """A plain-text table of the observables with units."""
+        lines = [f"{self.system}: {self.steps} steps, {self.n_samples} evaluation samples, "
+                 f"seed {self.seed}, {self.wall_time_s:.1f} s"]
+        for k, v in self.observables.items():
+            unit = "k_B" if k == "S" else self.units
+            extra = "".join(f"  {e}={x:.4g}" for e, x in v.extra.items())
+            lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {unit}/{self.per}{extra}")
+        for k, v in self.info.items():
+            if isinstance(v, float):
+                lines.append(f"  {k:<5} = {v: .8f} {self.units}/{self.per}  (exact reference)")
+        return "\n".join(lines)
+
+
+def build_problem(spec: Spec) -> Problem:
+    """The problem object for ``spec.system.kind`` (imports only that kind's code)."""
+    module, func = KINDS[spec.kind].builder.split(":")
+    return getattr(importlib.import_module(module), func)(spec)
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint can be written."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading_main():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _prepare_dir(spec: Spec, out: Path, overwrite: bool) -> None:
+    spec_file = out / "spec.toml"
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    if spec_file.exists():
+        old = load_spec(spec_file)
+        if dataclasses.replace(old, optim=dataclasses.replace(old.optim, steps=0),
+                               eval=old.eval) != dataclasses.replace(
+                spec, optim=dataclasses.replace(spec.optim, steps=0), eval=old.eval):
+            raise SpecError(f"{out} already holds a run of a different spec; resume it with "
+                            f"`qvfe run {out}`, or pass overwrite=True / --overwrite")
+    elif out.exists() and any(out.iterdir()):
+        raise SpecError(f"--out {out}: the directory exists and is not a qvfe run directory")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = spec_file.with_suffix(".tmp")
+    tmp.write_text(spec.to_toml())
+    os.replace(tmp, spec_file)
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    """Log lines with step ≤ upto (lines written after the last checkpoint are dropped)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill
+        if row.get("step", 0) <= upto:
+            rows.append(row)
+    return rows
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _scalars(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def run(spec: Spec | str | Path, out: str | Path | None = None, *, overwrite: bool = False,
+        progress: bool | None = None, eval_samples: int | None = None) -> Result:
+    """Optimize, checkpoint and evaluate ``spec``; write the run directory ``out``; return the result.
+
+    ``spec`` may be a :class:`Spec`, a spec file, or an existing run directory (which is resumed).
+    With ``out=None`` nothing is written and no checkpoint is kept (library use in a notebook).
+    """
+    if not isinstance(spec, Spec):
+        p = Path(spec)
+        if p.is_dir() and out is None:
+            out = p
+        spec = load_spec(p)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        _prepare_dir(spec, out_dir, overwrite)
+    with jax.enable_x64(spec.run.x64):
+        return _run(spec, out_dir, progress, eval_samples)
+
+
+def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int | None) -> Result:
+    problem = build_problem(spec)
+    root = jax.random.PRNGKey(spec.run.seed)
+    init_key, eval_key = jax.random.split(root)
+    state = problem.init(init_key)
+    step0, wall0, rows = 0, 0.0, []
+    ckpt_dir = out / "checkpoints" if out is not None else None
+    if ckpt_dir is not None:
+        restored = checkpoint.restore_latest(ckpt_dir, state)
+        if restored is not None:
+            step0, state = restored
+        rows = _read_log(out / "log.jsonl", step0)
+        wall0 = rows[-1]["wall_s"] if rows else 0.0
+        _write_lines(out / "log.jsonl", rows)
+    steps = spec.optim.steps
+    step_fn = jax.jit(problem.step)
+    bar = Progress(total=steps, start=step0, objective=problem.objective,
+                   unit=f"{problem.units}/{problem.per}", enabled=progress,
+                   print_every=spec.run.print_every)
+    log_fh = open(out / "log.jsonl", "a") if out is not None else None
+    t0 = time.perf_counter()
+    step = step0
+    try:
+        with _StopFlag() as stop, bar:
+            while step < steps:
+                state, metrics = step_fn(state)
+                step += 1
+                m = _scalars(metrics)
+                wall = wall0 + time.perf_counter() - t0
+                if log_fh is not None and (step % spec.run.log_every == 0 or step == steps):
+                    log_fh.write(json.dumps({"step": step, "wall_s": round(wall, 4), **m}) + "\n")
+                    log_fh.flush()
+                bar.update(step, m)
+                if not all(math.isfinite(v) for v in m.values()):
+                    raise FloatingPointError(
+                        f"step {step}: non-finite metrics {m}; lower optim.lr or check the spec")
+                due = step % spec.run.checkpoint_every == 0 or step == steps
+                if ckpt_dir is not None and (due or stop.signum is not None):
+                    checkpoint.save(ckpt_dir, step, state, keep=spec.run.keep_checkpoints)
+                if stop.signum is not None:
+                    raise RunInterrupted(
+                        f"stopped by signal {stop.signum} after step {step}; checkpoint written"
+                        + (f", resume with `qvfe run {out}`" if out else ""))
+            if ckpt_dir is not None and not checkpoint.list_checkpoints(ckpt_dir):
+                checkpoint.save(ckpt_dir, step, state, keep=spec.run.keep_checkpoints)
+    finally:
+        if log_fh is not None:
+            log_fh.close()
+    train_wall = wall0 + time.perf_counter() - t0
+    t_eval = time.perf_counter()
+    n = eval_samples if eval_samples is not None else spec.eval.samples
+    observables, n_done = evaluate_state(problem, state, eval_key, n)
+    result = Result(problem.system, problem.units, problem.per, observables, n_done, step,
+                    spec.run.seed, train_wall + time.perf_counter() - t_eval,
+                    info=dict(problem.info), run_dir=str(out) if out else None)
+    if out is not None:
+        write_result(out, result)
+    return result
+
+
+def evaluate_state(problem: Problem, state: Any, key: jax.Array,
+                   n_samples: int) -> tuple[dict[str, Estimate], int]:
+    """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples."""
+    chunk = jax.jit(problem.eval_chunk)
+    n_chunks = max(1, math.ceil(n_samples / problem.eval_batch))
+    stacked: dict[str, list[np.ndarray]] = {}
+    for i in range(n_chunks):
+        state, samples = chunk(state, jax.random.fold_in(key, i))
+        for k, v in jax.device_get(samples).items():
+            stacked.setdefault(k, []).append(np.asarray(v))
+    arrays = {k: np.stack(v) for k, v in stacked.items()}
+    summarize = problem.summarize or summarize_chunks
+    return summarize(arrays), n_chunks * problem.eval_batch
+
+
+def write_result(out: Path, result: Result) -> None:
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    os.replace(tmp, out / "result.json")
+
+
+def evaluate(run_dir: str | Path, samples: int | None = None) -> Result:
+    """Re-evaluate a run's newest checkpoint with frozen parameters; rewrites result.json."""
+    out = Path(run_dir)
+    if not (out / "spec.toml").is_file():
+        raise SpecError(f"{run_dir} is not a qvfe run directory (no spec.toml)")
+    spec = load_spec(out / "spec.toml")
+    with jax.enable_x64(spec.run.x64):
+        t0 = time.perf_counter()
+        problem = build_problem(spec)
+        root = jax.random.PRNGKey(spec.run.seed)
+        init_key, eval_key = jax.random.split(root)
+        restored = checkpoint.restore_latest(out / "checkpoints", problem.init(init_key))
+        if restored is None:
+            raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
+        step, state = restored
+        n = samples if samples is not None else spec.eval.samples
+        observables, n_done = evaluate_state(problem, state, eval_key, n)
+        rows = _read_log(out / "log.jsonl", step)
+        wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
+        result = Result(problem.system, problem.units, problem.per, observables, n_done, step,
+                        spec.run.seed, wall, info=dict(problem.info), run_dir=str(out))
+        write_result(out, result)
+        return result
+
+
+__all__ = ["Result", "RunInterrupted", "run", "evaluate", "evaluate_state", "build_problem"]

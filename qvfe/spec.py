@@ -1,0 +1,387 @@
+"""Run specs: TOML text and ``--set`` overrides become validated, typed, frozen dataclasses.
+
+This is the only place where strings become objects. A spec has the sections ``system``, ``model``,
+``optim``, ``sampler``, ``eval`` and ``run``; which keys each section accepts depends on
+``system.kind``. Every problem is reported as a :class:`SpecError` whose message names the key and
+the allowed values, before any computation starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import tomli_w
+
+SECTIONS = ("system", "model", "optim", "sampler", "eval", "run")
+
+
+class SpecError(ValueError):
+    """A spec, an override or a run directory that cannot be used; the message names the key."""
+
+
+_REQUIRED = object()
+
+
+def opt(default: Any = _REQUIRED, *, doc: str, lo: float | None = None, hi: float | None = None,
+        lo_open: bool = False, choices: tuple | None = None, even: bool = False,
+        check: Callable[[Any], str | None] | None = None, length: int | None = None) -> Any:
+    """A spec key: its default (absent = required), documentation and allowed range."""
+    meta = dict(doc=doc, lo=lo, hi=hi, lo_open=lo_open, choices=choices, even=even, check=check,
+                length=length)
+    if default is _REQUIRED:
+        return field(metadata=meta)
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda d=tuple(default): d, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _describe(f: dataclasses.Field) -> str:
+    m = f.metadata
+    t = _type_name(f.type)
+    parts = []
+    if m["choices"]:
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    if m["even"]:
+        parts.append("an even")
+    else:
+        parts.append("an" if t[0] in "aeiou" else "a")
+    parts.append(t)
+    if m["length"]:
+        parts.append(f"of length {m['length']}")
+    lo, hi = m["lo"], m["hi"]
+    if lo is not None and hi is not None:
+        parts.append(f"in {'(' if m['lo_open'] else '['}{lo}, {hi}]")
+    elif lo is not None:
+        parts.append(f"{'>' if m['lo_open'] else '≥'} {lo}")
+    elif hi is not None:
+        parts.append(f"≤ {hi}")
+    return " ".join(parts)
+
+
+def _type_name(t: Any) -> str:
+    t = str(t)
+    return {"int": "integer", "float": "number", "bool": "boolean (true/false)", "str": "string",
+            "tuple[float, ...]": "list of numbers"}.get(t, t)
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    key = f"{section}.{f.name}"
+    t = str(f.type)
+    m = f.metadata
+    want = _describe(f)
+    bad = SpecError(f"{key} = {value!r} is invalid: must be {want}")
+    if t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise bad
+    elif t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad
+    elif t == "bool":
+        if not isinstance(value, bool):
+            raise bad
+    elif t == "str":
+        if not isinstance(value, str):
+            raise bad
+    elif t == "tuple[float, ...]":
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise bad
+        value = tuple(float(v) for v in value)
+        if m["length"] is not None and len(value) != m["length"]:
+            raise bad
+    if m["choices"] is not None and value not in m["choices"]:
+        raise bad
+    scalar = [value] if not isinstance(value, tuple) else list(value)
+    for v in scalar:
+        if m["lo"] is not None and (v < m["lo"] or (m["lo_open"] and v == m["lo"])):
+            raise bad
+        if m["hi"] is not None and v > m["hi"]:
+            raise bad
+    if m["even"] and value % 2:
+        raise bad
+    if m["check"] is not None:
+        msg = m["check"](value)
+        if msg:
+            raise SpecError(f"{key} = {value!r} is invalid: {msg}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections shared by all kinds
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvalSpec:
+    samples: int = opt(20000, doc="samples for the final estimates with frozen parameters", lo=1)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    seed: int = opt(0, doc="seed of every random number in the run", lo=0)
+    checkpoint_every: int = opt(100, doc="steps between checkpoints", lo=1)
+    keep_checkpoints: int = opt(3, doc="how many recent checkpoints to keep", lo=2)
+    log_every: int = opt(1, doc="steps between lines of log.jsonl", lo=1)
+    print_every: int = opt(50, doc="steps between progress lines when not on a terminal", lo=1)
+    x64: bool = opt(True, doc="compute in float64 (energies are always summed in float64 when on)")
+
+
+# ----------------------------------------------------------------------------------------------
+# ising
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IsingSystem:
+    kind: str = opt(doc="system kind", choices=("ising",))
+    L: int = opt(doc="linear size of the L×L torus", lo=2, hi=64, even=True)
+    beta: float = opt(doc="inverse temperature in units of 1/J", lo=0.0, lo_open=True, hi=10.0)
+    J: float = opt(1.0, doc="ferromagnetic coupling (energy unit)", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class IsingModel:
+    layers: int = opt(3, doc="masked hidden layers of the VAN", lo=1, hi=16)
+    hidden: int = opt(64, doc="hidden units per spin site factor of each layer", lo=1, hi=4096)
+    z2_symmetric: bool = opt(True, doc="symmetrize q(s) under global spin flip")
+
+
+@dataclass(frozen=True)
+class IsingOptim:
+    steps: int = opt(1000, doc="optimization steps", lo=0)
+    method: str = opt("adam", doc="optimizer", choices=("adam",))
+    lr: float = opt(1e-3, doc="learning rate", lo=0.0, lo_open=True, hi=1.0)
+    anneal_steps: int = opt(0, doc="steps of beta annealing from 0.1*beta to beta (0: off)", lo=0)
+
+
+@dataclass(frozen=True)
+class BatchSampler:
+    batch: int = opt(1024, doc="samples per optimization step", lo=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# coulomb_trap
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CoulombTrapSystem:
+    kind: str = opt(doc="system kind", choices=("coulomb_trap",))
+    n: int = opt(doc="number of particles", lo=1, hi=256)
+    beta: float = opt(doc="inverse temperature", lo=0.0, lo_open=True, hi=1000.0)
+    dim: int = opt(2, doc="spatial dimension", lo=1, hi=3)
+
+
+@dataclass(frozen=True)
+class FlowModel:
+    flow: str = opt("realnvp", doc="transform", choices=("realnvp", "maf", "cnf"))
+    layers: int = opt(8, doc="coupling / autoregressive layers (cnf: hidden layers of v)", lo=1,
+                      hi=64)
+    hidden: int = opt(64, doc="hidden units of each conditioner / velocity network", lo=1,
+                      hi=4096)
+    ode_steps: int = opt(20, doc="cnf: fixed integration steps from t=0 to t=1", lo=1, hi=10000)
+    divergence: str = opt("exact", doc="cnf: divergence for ln q",
+                          choices=("exact", "hutchinson"))
+
+
+@dataclass(frozen=True)
+class FlowOptim:
+    steps: int = opt(2000, doc="optimization steps", lo=0)
+    method: str = opt("adam", doc="optimizer", choices=("adam",))
+    lr: float = opt(1e-3, doc="learning rate", lo=0.0, lo_open=True, hi=1.0)
+    objective: str = opt("free_energy", doc="training signal",
+                         choices=("free_energy", "likelihood", "flow_matching"))
+    anneal_steps: int = opt(0, doc="free_energy: steps of beta annealing (0: off)", lo=0)
+
+
+@dataclass(frozen=True)
+class FlowSampler:
+    batch: int = opt(512, doc="samples per optimization step", lo=2)
+    data_samples: int = opt(20000, doc="likelihood/flow_matching: Metropolis training samples",
+                            lo=2)
+    data_burn_in: int = opt(2000, doc="Metropolis sweeps discarded before data is kept", lo=0)
+    data_thin: int = opt(10, doc="Metropolis sweeps between kept samples", lo=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# registry
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """The section schemas of one system kind and where its problem builder lives."""
+
+    system: type
+    model: type
+    optim: type
+    sampler: type
+    builder: str
+
+
+KINDS: dict[str, Kind] = {
+    "ising": Kind(IsingSystem, IsingModel, IsingOptim, BatchSampler, "qvfe.problems.ising:build"),
+    "coulomb_trap": Kind(CoulombTrapSystem, FlowModel, FlowOptim, FlowSampler,
+                         "qvfe.problems.coulomb_trap:build"),
+}
+
+PLANNED_KINDS = ("quantum_dot", "electron_gas", "hydrogen")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated run spec. Use :func:`load_spec` to make one."""
+
+    system: Any
+    model: Any
+    optim: Any
+    sampler: Any
+    eval: EvalSpec
+    run: RunSpec
+
+    @property
+    def kind(self) -> str:
+        return self.system.kind
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for s in SECTIONS:
+            d = dataclasses.asdict(getattr(self, s))
+            out[s] = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return out
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def replace(self, **overrides: Any) -> "Spec":
+        """A copy with ``{"section.key": value}`` overrides applied and validated."""
+        return load_spec(self.to_dict(), overrides=overrides)
+
+
+def _build_section(section: str, cls: type, raw: Mapping[str, Any]) -> Any:
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"[{section}] must be a table of keys, got {raw!r}")
+    known = {f.name: f for f in fields(cls)}
+    for k in raw:
+        if k not in known:
+            allowed = ", ".join(sorted(known)) or "(none)"
+            raise SpecError(f"{section}.{k} is not a known key for this system "
+                            f"(allowed: {allowed})")
+    values = {}
+    for name, f in known.items():
+        if name in raw:
+            values[name] = _coerce(section, f, raw[name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(f"{section}.{name} is required: {f.metadata['doc']}, "
+                            f"{_describe(f)}")
+    return cls(**values)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optim.steps=2000"`` -> ``("optim.steps", 2000)``; the value is read as TOML, else a string."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected section.key=value")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if key.count(".") != 1 or key.split(".")[0] not in SECTIONS:
+        raise SpecError(f"--set {text!r}: the key must be section.key with section one of "
+                        f"{', '.join(SECTIONS)}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def load_spec(source: str | Path | Mapping[str, Any],
+              overrides: Mapping[str, Any] | list[str] | None = None) -> Spec:
+    """Read a spec from a TOML file (or a dict of sections), apply overrides, validate.
+
+    ``overrides`` is ``{"section.key": value}`` or a list of ``"section.key=value"`` strings.
+    """
+    if isinstance(source, Mapping):
+        raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in source.items()}
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / "spec.toml"
+        if not path.is_file():
+            raise SpecError(f"spec file {str(source)!r} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"spec file {str(path)!r} is not valid TOML: {e}") from None
+    if isinstance(overrides, list):
+        overrides = dict(parse_override(o) for o in overrides)
+    for key, value in (overrides or {}).items():
+        section, name = key.split(".", 1)
+        if section not in SECTIONS:
+            raise SpecError(f"{key}: unknown section {section!r} (sections: {', '.join(SECTIONS)})")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise SpecError(f"[{section}] must be a table of keys")
+        raw[section][name] = value
+    for s in raw:
+        if s not in SECTIONS:
+            raise SpecError(f"[{s}] is not a known section (sections: {', '.join(SECTIONS)})")
+    system = raw.get("system", {})
+    kind = system.get("kind") if isinstance(system, Mapping) else None
+    if kind is None:
+        raise SpecError("system.kind is required: one of " + ", ".join(repr(k) for k in KINDS))
+    if kind not in KINDS:
+        if kind in PLANNED_KINDS:
+            raise SpecError(f"system.kind = {kind!r} is not available in this version "
+                            f"(available: {', '.join(KINDS)})")
+        raise SpecError(f"system.kind = {kind!r} is invalid: must be one of "
+                        + ", ".join(repr(k) for k in KINDS))
+    schema = KINDS[kind]
+    classes = dict(system=schema.system, model=schema.model, optim=schema.optim,
+                   sampler=schema.sampler, eval=EvalSpec, run=RunSpec)
+    built = {s: _build_section(s, classes[s], raw.get(s, {})) for s in SECTIONS}
+    spec = Spec(**built)
+    _check_consistency(spec)
+    return spec
+
+
+def _check_consistency(spec: Spec) -> None:
+    """Cross-key rules that a single key's range cannot express."""
+    if spec.kind == "coulomb_trap":
+        if spec.system.n * spec.system.dim < 2 and spec.model.flow != "cnf":
+            raise SpecError(f"model.flow = {spec.model.flow!r} needs n*dim ≥ 2 degrees of freedom; "
+                            "use model.flow = 'cnf' for a single 1-D particle")
+
+
+def default_spec_text() -> str:
+    """The embedded default spec that ``make run`` / ``qvfe run`` without a spec uses."""
+    return resources.files("qvfe").joinpath("defaults/default.toml").read_text()
+
+
+def default_spec() -> Spec:
+    return load_spec(tomllib.loads(default_spec_text()))
+
+
+def describe_kinds() -> str:
+    """Human-readable table of every key, its default and its allowed range, per kind."""
+    lines = []
+    for kind, schema in KINDS.items():
+        lines.append(f"system.kind = {kind!r}")
+        classes = dict(system=schema.system, model=schema.model, optim=schema.optim,
+                       sampler=schema.sampler, eval=EvalSpec, run=RunSpec)
+        for s in SECTIONS:
+            for f in fields(classes[s]):
+                if f.name == "kind":
+                    continue
+                default = ("required" if f.default is dataclasses.MISSING
+                           and f.default_factory is dataclasses.MISSING else
+                           f"default {f.default if f.default is not dataclasses.MISSING else list(f.default_factory())!r}")
+                lines.append(f"  {s}.{f.name}: {f.metadata['doc']}; {_describe(f)}; {default}")
+        lines.append("")
+    return "\n".join(lines)
