@@ -357,6 +357,9 @@ def _check_consistency(spec: Spec) -> None:
         if spec.system.n * spec.system.dim < 2 and spec.model.flow != "cnf":
             raise SpecError(f"model.flow = {spec.model.flow!r} needs n*dim ≥ 2 degrees of freedom; "
                             "use model.flow = 'cnf' for a single 1-D particle")
+        if spec.optim.objective == "flow_matching" and spec.model.flow != "cnf":
+            raise SpecError("optim.objective = 'flow_matching' needs model.flow = 'cnf' "
+                            f"(got model.flow = {spec.model.flow!r})")
 
 
 def default_spec_text() -> str:

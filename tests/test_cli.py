@@ -1,0 +1,61 @@
+"""The qvfe command: help text, and every class of bad input -> one line naming the key, exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from qvfe.cli import main
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "qvfe.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_help_lists_commands():
+    r = _cli("--help")
+    assert r.returncode == 0
+    for word in ("run", "eval", "keys", "spec", "examples"):
+        assert word in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--set", "system.L=5"], "system.L = 5 is invalid: must be an even integer in [2, 64]"),
+    (["run", "--set", "system.beta=-1"], "system.beta = -1 is invalid"),
+    (["run", "--set", "optim.nope=1"], "optim.nope is not a known key"),
+    (["run", "--set", "steps"], "expected section.key=value"),
+    (["run", "missing.toml"], "spec file 'missing.toml' does not exist"),
+    (["eval", "no_such_dir"], "is not a qvfe run directory"),
+])
+def test_bad_input_exit_2_one_line_no_traceback(args, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0 or err.startswith("qvfe: ") and "error" in err
+
+
+def test_bad_input_in_a_subprocess_is_exit_2(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[system]\nkind = "coulomb_trap"\nn = 2\nbeta = -3\n')
+    r = _cli("run", str(spec), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("qvfe: error: system.beta = -3 is invalid: "
+                                "must be a number in (0.0, 1000.0]")
+    assert not (tmp_path / "o").exists()  # rejected before anything was written
+
+
+def test_spec_and_keys_commands(capsys):
+    assert main(["spec", "--set", "optim.steps=3"]) == 0
+    assert "steps = 3" in capsys.readouterr().out
+    assert main(["keys"]) == 0
+    assert "system.beta" in capsys.readouterr().out
+
+
+def test_existing_non_run_directory_is_refused(tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "something").write_text("x")
+    assert main(["run", "--out", str(tmp_path / "o")]) == 2
+    assert "not a qvfe run directory" in capsys.readouterr().err
