@@ -79,8 +79,12 @@ class Result:
             extra = "".join(f"  {e}={x:.4g}" for e, x in v.extra.items())
             lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {unit}/{self.per}{extra}")
         for k, v in self.info.items():
-            if isinstance(v, float):
-                lines.append(f"  {k:<5} = {v: .8f} {self.units}/{self.per}  (exact reference)")
+            if isinstance(v, float) and not k.endswith("_err"):
+                unit = "k_B" if k.startswith("S") else self.units
+                err = self.info.get(f"{k}_err")
+                kind = "exact" if k.endswith("_exact") else "reference"
+                lines.append(f"  {k:<5} = {v: .8f}" + (f" ± {err:.8f}" if err else "")
+                             + f" {unit}/{self.per}  ({kind})")
         return "\n".join(lines)
 
 

@@ -1,0 +1,147 @@
+"""The driver: run directories, exact resume after SIGKILL, SIGTERM checkpoints, evaluation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import qvfe
+from qvfe import checkpoint
+
+SPEC = """
+[system]
+kind = "coulomb_trap"
+n = 2
+dim = 2
+beta = 1.0
+[model]
+flow = "realnvp"
+layers = 2
+hidden = 8
+[optim]
+steps = {steps}
+lr = 3e-3
+[sampler]
+batch = 64
+[eval]
+samples = 2048
+[run]
+checkpoint_every = {every}
+"""
+
+
+def _spec(tmp_path, steps=60, every=10):
+    p = tmp_path / "spec.toml"
+    p.write_text(SPEC.format(steps=steps, every=every))
+    return p
+
+
+def _cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "qvfe.cli", *args, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _observables(run_dir):
+    return json.loads((run_dir / "result.json").read_text())["observables"]
+
+
+def test_run_directory_contents(tmp_path):
+    result = qvfe.run(qvfe.load_spec(_spec(tmp_path, steps=20)), out=tmp_path / "r",
+                      progress=False)
+    d = tmp_path / "r"
+    assert (d / "spec.toml").is_file() and (d / "result.json").is_file()
+    rows = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    assert {"F", "F_err", "E", "S", "wall_s"} <= set(rows[0])
+    res = json.loads((d / "result.json").read_text())
+    assert res["system"] == "coulomb_trap" and res["per"] == "particle"
+    assert res["steps"] == 20 and res["seed"] == 0 and res["n_samples"] == 2048
+    assert set(res["observables"]) == {"F", "E", "S", "F_is"}
+    assert res["observables"]["F"]["error"] > 0
+    assert "F_exact" in res["reference"]
+    assert result.observables["F"].mean == pytest.approx(res["observables"]["F"]["mean"])
+    # the variational bound holds within statistics
+    f, f_is = res["observables"]["F"], res["observables"]["F_is"]
+    assert f["mean"] >= f_is["mean"] - 3 * (f["error"] + f_is["error"])
+
+
+def test_same_spec_resumes_and_different_spec_is_refused(tmp_path):
+    spec = qvfe.load_spec(_spec(tmp_path, steps=10))
+    qvfe.run(spec, out=tmp_path / "r", progress=False)
+    again = qvfe.run(spec, out=tmp_path / "r", progress=False)  # finished: no step re-run
+    assert again.steps == 10
+    with pytest.raises(qvfe.SpecError, match="different spec"):
+        qvfe.run(spec.replace(**{"system.beta": 2.0}), out=tmp_path / "r")
+    longer = qvfe.run(spec.replace(**{"optim.steps": 15}), out=tmp_path / "r", progress=False)
+    assert longer.steps == 15
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints")][0] == 15
+
+
+def test_sigkill_then_resume_gives_the_same_result(tmp_path):
+    spec = _spec(tmp_path, steps=80, every=10)
+    ref = _cli("run", str(spec), "--out", str(tmp_path / "ref"))
+    assert ref.wait(timeout=600) == 0, ref.stderr.read()
+
+    victim = _cli("run", str(spec), "--out", str(tmp_path / "kill"))
+    ckpts = tmp_path / "kill" / "checkpoints"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        found = checkpoint.list_checkpoints(ckpts)
+        if found and found[0][0] >= 30:
+            break
+        assert victim.poll() is None, "run finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed_at = checkpoint.list_checkpoints(ckpts)[0][0]
+    assert killed_at < 80
+    resumed = _cli("run", str(tmp_path / "kill"))
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    a, b = _observables(tmp_path / "ref"), _observables(tmp_path / "kill")
+    for k in a:
+        assert a[k]["mean"] == b[k]["mean"] and a[k]["error"] == b[k]["error"], k
+    log_a = [json.loads(x) for x in (tmp_path / "ref" / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (tmp_path / "kill" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_b] == list(range(1, 81))
+    assert [r["F"] for r in log_a] == [r["F"] for r in log_b]
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_130(tmp_path):
+    spec = _spec(tmp_path, steps=100000, every=100000)
+    p = _cli("run", str(spec), "--out", str(tmp_path / "t"))
+    log = tmp_path / "t" / "log.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 5):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=120) == 130
+    assert "checkpoint written" in p.stderr.read()
+    step, _ = checkpoint.list_checkpoints(tmp_path / "t" / "checkpoints")[0]
+    assert step >= 5
+
+
+def test_eval_rewrites_result_with_more_samples(tmp_path):
+    qvfe.run(qvfe.load_spec(_spec(tmp_path, steps=5)), out=tmp_path / "r", progress=False)
+    res = qvfe.evaluate(tmp_path / "r", samples=4096)
+    assert res.n_samples == 4096
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["n_samples"] == 4096
+    again = qvfe.evaluate(tmp_path / "r", samples=4096)
+    assert np.isclose(again.observables["F"].mean, res.observables["F"].mean)
+
+
+def test_library_run_without_out_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = qvfe.run(qvfe.load_spec(_spec(tmp_path, steps=3)), progress=False)
+    assert res.run_dir is None and sorted(os.listdir(tmp_path)) == ["spec.toml"]
+
+
+def test_import_changes_no_global_jax_setting():
+    code = ("import jax; before = jax.config.jax_enable_x64; import qvfe, qvfe.stats; "
+            "qvfe.stats._nk_stats(); assert jax.config.jax_enable_x64 == before, 'x64 flipped'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
