@@ -1,0 +1,123 @@
+"""Backflow: identity at init, equivariance, periodicity, exact log-det, bijectivity by construction."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qvfe.flows.backflow import Backflow
+
+L = 2.5
+
+
+def perturbed(params, key, scale):
+    """Parameters far from the identity: every leaf gets Gaussian noise of size ``scale``."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
+    )
+
+
+FLOWS = {
+    "open": Backflow(n_up=3, n_down=2, dim=2, kind="open", hidden=(8,), n_layers=2),
+    "periodic": Backflow(
+        n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FLOWS))
+def case(request):
+    """(flow, strongly perturbed params, jitted forward_and_log_det, a sample x)."""
+    flow = FLOWS[request.param]
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    fwd = jax.jit(flow.forward_and_log_det)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (5, 2), minval=-1.0, maxval=1.0) * L
+    return flow, params, fwd, x
+
+
+@pytest.mark.parametrize("kind", sorted(FLOWS))
+def test_identity_at_init_and_finite_parameter_gradient(kind):
+    flow = dataclasses.replace(FLOWS[kind], n_layers=1)
+    params = flow.init(jax.random.PRNGKey(0))
+    x = jax.random.normal(jax.random.PRNGKey(3), (5, 2))
+    z, logdet = jax.jit(flow.forward_and_log_det)(params, x)
+    np.testing.assert_array_equal(z, x)
+    assert float(logdet) == 0.0
+    # the zero last layer sits at W = 0, where |W|_F has no derivative: gradients must stay finite
+    loss = lambda p: flow.forward_and_log_det(p, x)[1] + jnp.sum(flow.forward(p, x) ** 2)  # noqa: E731
+    g = jax.jit(jax.grad(loss))(params)
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(g))
+
+
+def test_permutation_equivariance_within_each_spin(case):
+    flow, params, fwd, x = case
+    perm = np.array([2, 0, 1, 4, 3])  # permutes the up block (0..2) and the down block (3, 4)
+    z, ld = fwd(params, x)
+    z_p, ld_p = fwd(params, x[perm])
+    np.testing.assert_allclose(z_p, z[perm], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ld_p, ld, rtol=1e-12)
+    assert float(jnp.max(jnp.abs(z - x))) > 1e-2  # the test is not vacuous
+
+
+def test_periodic_variant_is_periodic_in_each_particle():
+    flow = FLOWS["periodic"]
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    fwd = jax.jit(flow.forward_and_log_det)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (5, 2)) * L
+    z, ld = fwd(params, x)
+    for i, a, m in [(0, 0, 1), (3, 1, -2), (4, 0, 3)]:
+        shift = jnp.zeros_like(x).at[i, a].set(m * L)
+        z_s, ld_s = fwd(params, x + shift)
+        np.testing.assert_allclose(z_s, z + shift, atol=1e-11)
+        np.testing.assert_allclose(ld_s, ld, rtol=1e-10)
+
+
+def test_log_det_equals_slogdet_of_full_jacobian(case):
+    flow, params, fwd, x = case
+    n, d = x.shape
+    _, logdet = fwd(params, x)
+    flat = lambda v: flow.forward(params, v.reshape(n, d)).reshape(-1)  # noqa: E731
+    jac = jax.jit(jax.jacfwd(flat))(x.reshape(-1))
+    sign, ref = jnp.linalg.slogdet(jac)
+    assert float(sign) == 1.0  # det > 0: guaranteed by the contraction bound
+    np.testing.assert_allclose(logdet, ref, rtol=1e-12)
+    assert abs(float(logdet)) > 1e-3
+
+
+def test_displacement_jacobian_norm_respects_the_contraction_bound(case):
+    """The bijectivity proof: |dG/dX|_2 <= contraction < 1 for every layer, at any parameters."""
+    flow, params, _, x = case
+    n, d = x.shape
+    for scale in (3.0, 30.0):
+        p = perturbed(params, jax.random.PRNGKey(int(scale)), scale)
+        for layer in p["layers"]:
+            one = {"layers": [layer]}
+            g = lambda v, one=one: flow.forward(one, v.reshape(n, d)).reshape(-1) - v  # noqa: E731
+            jac = jax.jit(jax.vmap(jax.jacfwd(g)))
+            vs = jnp.stack([x.reshape(-1) * (1 + k) + 0.3 * k for k in range(3)])
+            for j in np.asarray(jac(vs)):
+                norm = np.linalg.norm(j, 2)
+                assert norm <= flow.contraction + 1e-12
+
+
+def test_inverse_by_fixed_point_recovers_x(case):
+    flow, params, fwd, x = case
+    z, _ = fwd(params, x)
+    x_back = jax.jit(flow.inverse)(params, z)
+    np.testing.assert_allclose(x_back, x, atol=1e-10)
+
+
+def test_invalid_configurations_are_rejected():
+    with pytest.raises(ValueError, match="contraction"):
+        Backflow(2, 0, 2, contraction=1.0)
+    with pytest.raises(ValueError, match="box_length"):
+        Backflow(2, 0, 2, kind="periodic")
+    with pytest.raises(ValueError, match="kind"):
+        Backflow(2, 0, 2, kind="torus")
+    with pytest.raises(ValueError, match="shape"):
+        Backflow(2, 0, 2).forward_and_log_det(Backflow(2, 0, 2).init(jax.random.PRNGKey(0)),
+                                              jnp.zeros((3, 2)))
