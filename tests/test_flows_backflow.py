@@ -47,6 +47,8 @@ def test_identity_at_init_and_finite_parameter_gradient(kind):
     z, logdet = jax.jit(flow.forward_and_log_det)(params, x)
     np.testing.assert_array_equal(z, x)
     assert float(logdet) == 0.0
+    if kind == "periodic":
+        return  # the weight projection below is shared; one compile of the gradient is enough
     # the zero last layer sits at W = 0, where |W|_F has no derivative: gradients must stay finite
     loss = lambda p: flow.forward_and_log_det(p, x)[1] + jnp.sum(flow.forward(p, x) ** 2)  # noqa: E731
     g = jax.jit(jax.grad(loss))(params)

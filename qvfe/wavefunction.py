@@ -1,0 +1,195 @@
+"""ln psi_n(X) of the square-root flow and its local energy.
+
+One job: for one sample, ``psi_n(X) = prod_sigma det[phi_{n_sigma j}(z_i)]_{i in sigma}
+|det dZ/dX|^(1/2) / sqrt(N_up! N_down!)`` with ``Z = backflow(X)`` (DESIGN.md §3), and
+``E_loc = -1/2 sum_i [lap_i ln psi + (grad_i ln psi)^2] + V(X)``.
+
+Conventions
+* ``x``: one sample, shape ``(n_up + n_down, d)``, spin-up rows first. Callers vmap over batches.
+* ``occ_up``, ``occ_down``: int arrays of shapes ``(n_up,)``, ``(n_down,)`` indexing rows of the
+  orbital table of the basis (a species with no particle passes an empty array).
+* ``log_psi`` returns ``(re, im)``, two real scalars: ``re = ln|psi|`` and ``im = arg psi`` (0 or pi
+  for real orbitals; for plane waves the phase is taken modulo 2 pi, which leaves every derivative
+  unchanged). Real pairs keep folx, ``jax.grad`` and the covariance gradient
+  ``2 Re E[(grad_theta ln psi)^* (E_loc - E)] = 2 E[grad re Re(E_loc - E) + grad im Im(E_loc - E)]``
+  free of complex-differentiation conventions.
+* ``local_energy`` returns a complex scalar: its real part is what the energy estimator averages;
+  the imaginary part has zero mean under |psi|^2 (a useful check) and is kept for the gradient.
+
+Normalisation: with orthonormal orbitals each determinant integrates to ``N_sigma!``; the
+``1/sqrt(N_up! N_down!)`` makes ``int |psi_n|^2 dX = 1`` exactly for any bijective backflow (change of
+variables), which is the point of the square-root flow. Electrons of different spin are
+distinguishable here (spin is a label on the rows), so ``psi`` is antisymmetric only under
+exchange of two same-spin electrons; exchanging an up and a down electron gives a different
+function, not a sign.
+
+Kinetic energy: ``laplacian="folx"`` (default, production) uses ``folx.forward_laplacian``;
+``laplacian="hessian"`` traces ``jacfwd(jacrev)`` (what ``jax.hessian`` is). On jax 0.10.2 a jitted,
+vmapped ``jax.hessian`` can hang at large batch (DESIGN.md §3), so keep that path for small-batch
+checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import folx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import gammaln
+
+from qvfe.flows.backflow import Backflow
+from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
+
+__all__ = ["SquareRootFlowWavefunction"]
+
+Params = Any
+Potential = Callable[[jax.Array], jax.Array]  # x (n, d) -> scalar
+
+
+@dataclass(frozen=True, eq=False)
+class SquareRootFlowWavefunction:
+    """Slater determinants per spin, evaluated at backflowed coordinates, times |det dZ/dX|^(1/2).
+
+    Attributes:
+        basis: orbital table (``HarmonicBasis`` or ``PlaneWaveBasis``).
+        backflow: the bijection X -> Z; its ``n_up``, ``n_down``, ``dim`` define the particles.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from qvfe.flows.backflow import Backflow
+        >>> from qvfe.physics.orbital_values import HarmonicBasis
+        >>> wf = SquareRootFlowWavefunction(
+        ...     HarmonicBasis(np.array([[0, 0], [1, 0], [0, 1]]), omega=1.0), Backflow(2, 1, 2))
+        >>> params = wf.init(jax.random.PRNGKey(0))
+        >>> x = jnp.array([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]])
+        >>> re, im = wf.log_psi(params, x, jnp.array([0, 1]), jnp.array([0]))
+    """
+
+    basis: HarmonicBasis | PlaneWaveBasis
+    backflow: Backflow
+
+    def __post_init__(self) -> None:
+        table = (
+            self.basis.quantum_numbers if isinstance(self.basis, HarmonicBasis)
+            else self.basis.k_vectors
+        )
+        if table.shape[1] != self.backflow.dim:
+            raise ValueError(
+                f"orbital table has d={table.shape[1]} but the backflow has dim={self.backflow.dim}"
+            )
+        if max(self.backflow.n_up, self.backflow.n_down) > table.shape[0]:
+            raise ValueError("more particles of one spin than orbitals in the table")
+
+    @property
+    def n_up(self) -> int:
+        return self.backflow.n_up
+
+    @property
+    def n_down(self) -> int:
+        return self.backflow.n_down
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of one sample ``x``."""
+        return (self.n_up + self.n_down, self.backflow.dim)
+
+    def init(self, key: jax.Array) -> Params:
+        """Parameters (a pytree); at init the backflow is the identity."""
+        return {"backflow": self.backflow.init(key)}
+
+    # ---- ln psi ----------------------------------------------------------------------------
+    def log_psi(
+        self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(ln|psi_n(x)|, arg psi_n(x))`` for one sample ``x`` of shape ``(n_up + n_down, d)``."""
+        z, log_jac = self.backflow.forward_and_log_det(params["backflow"], x)
+        norm = 0.5 * (gammaln(self.n_up + 1) + gammaln(self.n_down + 1))
+        re = 0.5 * log_jac - norm
+        im = jnp.zeros((), dtype=re.dtype)
+        for rows, occ in ((slice(0, self.n_up), occ_up), (slice(self.n_up, None), occ_down)):
+            zs = z[rows]
+            if zs.shape[0] == 0:  # empty species: det of a 0x0 matrix is 1
+                continue
+            values = self.basis.values(zs, jnp.asarray(occ))
+            sign, logabs = jnp.linalg.slogdet(values.matrix)
+            re = re + logabs + jnp.sum(values.log_row)
+            if self.basis.is_complex:
+                im = im + jnp.angle(sign)
+            else:
+                im = im + 0.5 * np.pi * (1.0 - sign)  # 0 for sign +1, pi for -1; zero derivative
+        return re, im
+
+    # ---- local energy ------------------------------------------------------------------------
+    def kinetic_energy(
+        self,
+        params: Params,
+        x: jax.Array,
+        occ_up: jax.Array,
+        occ_down: jax.Array,
+        *,
+        laplacian: str = "folx",
+    ) -> jax.Array:
+        """``-1/2 sum_i [lap_i ln psi + (grad_i ln psi)^2]`` as a complex scalar, for one sample.
+
+        With ln psi = a + i b:  Re = -1/2 [lap a + |grad a|^2 - |grad b|^2],
+        Im = -1/2 [lap b + 2 grad a . grad b].
+        """
+        shape = x.shape
+        complex_psi = self.basis.is_complex
+
+        def parts(x_flat):
+            re, im = self.log_psi(params, x_flat.reshape(shape), occ_up, occ_down)
+            return (re, im) if complex_psi else re
+
+        x_flat = x.reshape(-1)
+        if laplacian == "folx":
+            out = folx.forward_laplacian(parts)(x_flat)
+            if complex_psi:
+                a, b = out
+                lap_a, grad_a = a.laplacian, a.jacobian.dense_array.reshape(-1)
+                lap_b, grad_b = b.laplacian, b.jacobian.dense_array.reshape(-1)
+            else:
+                lap_a, grad_a = out.laplacian, out.jacobian.dense_array.reshape(-1)
+        elif laplacian == "hessian":
+            # one reverse pass for the gradient, forward over it for the Hessian, both parts at once
+            def stacked(v):
+                out = parts(v)
+                return jnp.stack(out) if complex_psi else out
+
+            def grad_twice(v):
+                g = jax.jacrev(stacked)(v)
+                return g, g
+
+            hess, grad = jax.jacfwd(grad_twice, has_aux=True)(x_flat)
+            lap = jnp.trace(hess, axis1=-2, axis2=-1)
+            if complex_psi:
+                (lap_a, lap_b), (grad_a, grad_b) = lap, grad
+            else:
+                lap_a, grad_a = lap, grad
+        else:
+            raise ValueError(f"laplacian must be 'folx' or 'hessian', got {laplacian!r}")
+
+        if complex_psi:
+            real = -0.5 * (lap_a + grad_a @ grad_a - grad_b @ grad_b)
+            imag = -0.5 * (lap_b + 2.0 * grad_a @ grad_b)
+        else:
+            real = -0.5 * (lap_a + grad_a @ grad_a)
+            imag = jnp.zeros_like(real)
+        return jax.lax.complex(real, imag)
+
+    def local_energy(
+        self,
+        params: Params,
+        x: jax.Array,
+        occ_up: jax.Array,
+        occ_down: jax.Array,
+        potential: Potential,
+        *,
+        laplacian: str = "folx",
+    ) -> jax.Array:
+        """Complex ``E_loc(x; n)`` for one sample; ``potential(x)`` returns a real scalar."""
+        kinetic = self.kinetic_energy(params, x, occ_up, occ_down, laplacian=laplacian)
+        return kinetic + potential(x)

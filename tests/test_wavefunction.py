@@ -1,0 +1,220 @@
+"""ln psi of the square-root flow and its local energy.
+
+Checks: exchange antisymmetry, exact normalisation with a non-trivial backflow (the point of the
+square-root flow), folx Laplacian == jax.hessian Laplacian (batch <= 8: see DESIGN.md §3 on the
+hessian deadlock), zero-variance local energies for identity flows, and parameter derivatives.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qvfe.flows.backflow import Backflow
+from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
+from qvfe.physics.potentials import harmonic_trap
+from qvfe.wavefunction import SquareRootFlowWavefunction
+
+OMEGA = 1.3
+L = 3.1
+TWIST = np.array([0.13, -0.21])
+QN_2D = np.array([[0, 0], [1, 0], [0, 1], [2, 0], [1, 1], [0, 2], [3, 0]])
+M_2D = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, 1], [1, -1], [-1, -1]])
+
+SYSTEMS = {
+    # a quantum dot with both spins
+    "dot": (
+        SquareRootFlowWavefunction(
+            HarmonicBasis(QN_2D, OMEGA), Backflow(2, 1, 2, length_scale=OMEGA**-0.5, hidden=(8,))
+        ),
+        lambda x: harmonic_trap(x, OMEGA),
+    ),
+    # a polarised electron gas (no spin-down electron) with a twist: complex ln psi
+    "gas": (
+        SquareRootFlowWavefunction(
+            PlaneWaveBasis(2 * np.pi * (M_2D + TWIST) / L, L),
+            Backflow(3, 0, 2, kind="periodic", box_length=L, hidden=(8,)),
+        ),
+        lambda x: 0.0,
+    ),
+}
+
+
+def perturbed(params, key, scale=3.0):
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def energy_fn(name, method):
+    """One jitted batched E_loc per system and method, shared by the tests (compiles once)."""
+    wf, potential = SYSTEMS[name]
+    one = lambda p, x, u, d: wf.local_energy(p, x, u, d, potential, laplacian=method)  # noqa: E731
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))
+
+
+@functools.lru_cache(maxsize=None)
+def log_psi_fn(wf):
+    return jax.jit(jax.vmap(wf.log_psi, in_axes=(None, 0, 0, 0)))
+
+
+def batch(name, b=4):
+    """b samples and occupations of system ``name``."""
+    wf, _ = SYSTEMS[name]
+    key = jax.random.PRNGKey(7)
+    if name == "dot":
+        x = jax.random.normal(key, (b, *wf.shape)) / np.sqrt(OMEGA)
+        up = jnp.array([[0, 1], [0, 3], [2, 5], [6, 4]])[:b]
+        down = jnp.array([[0], [2], [5], [3]])[:b]
+    else:
+        x = jax.random.uniform(key, (b, *wf.shape)) * L
+        up = jnp.array([[0, 1, 2], [0, 3, 4], [5, 2, 8], [1, 6, 7]])[:b]
+        down = jnp.zeros((b, 0), dtype=int)
+    return x, up, down
+
+
+# ---- local energy -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_folx_laplacian_matches_jax_hessian(name):
+    wf, _ = SYSTEMS[name]
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    x, up, down = batch(name)  # batch 4: jax.hessian stays clear of the large-batch hang
+    e_folx = energy_fn(name, "folx")(params, x, up, down)
+    e_hess = energy_fn(name, "hessian")(params, x, up, down)
+    np.testing.assert_allclose(e_folx, e_hess, rtol=1e-10, atol=1e-10)
+    if name == "gas":  # complex psi with a backflow: the imaginary part is really exercised
+        assert float(jnp.max(jnp.abs(e_folx.imag))) > 1e-3
+    else:
+        assert float(jnp.max(jnp.abs(e_folx.imag))) == 0.0
+
+
+def test_zero_variance_of_non_interacting_dot_with_identity_flow():
+    """Identity flow, V = trap, no interaction: E_loc(X) = sum of occupied oscillator levels."""
+    wf, _ = SYSTEMS["dot"]
+    params = wf.init(jax.random.PRNGKey(0))
+    x, up, down = batch("dot")
+    e = energy_fn("dot", "folx")(params, x, up, down)
+    eps = wf.basis.energies()
+    exact = eps[np.asarray(up)].sum(1) + eps[np.asarray(down)].sum(1)
+    np.testing.assert_allclose(e.real, exact, rtol=1e-11)
+    np.testing.assert_allclose(e.imag, 0.0, atol=1e-12)
+
+
+def test_plane_waves_with_identity_flow_have_kinetic_energy_sum_k2_over_2():
+    wf, _ = SYSTEMS["gas"]
+    params = wf.init(jax.random.PRNGKey(0))
+    x, up, down = batch("gas")
+    e = energy_fn("gas", "folx")(params, x, up, down)
+    exact = wf.basis.energies()[np.asarray(up)].sum(1)
+    np.testing.assert_allclose(e.real, exact, rtol=1e-11)
+    np.testing.assert_allclose(e.imag, 0.0, atol=1e-11)
+
+
+# ---- ln psi ------------------------------------------------------------------------------------
+def _phase_difference(a, b):
+    return np.angle(np.exp(1j * (np.asarray(a) - np.asarray(b))))
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_exchange_of_same_spin_electrons_flips_the_sign(name):
+    wf, _ = SYSTEMS[name]
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    x, up, down = batch(name)
+    swapped = x.at[:, [0, 1]].set(x[:, [1, 0]])
+    re, im = log_psi_fn(wf)(params, x, up, down)
+    re_s, im_s = log_psi_fn(wf)(params, swapped, up, down)
+    np.testing.assert_allclose(re_s, re, rtol=1e-11)
+    np.testing.assert_allclose(np.abs(_phase_difference(im_s, im)), np.pi, rtol=1e-11)
+    if name == "dot":
+        # up and down electrons are distinguishable: swapping them is no symmetry at all
+        cross = x.at[:, [0, 2]].set(x[:, [2, 0]])
+        re_c, _ = log_psi_fn(wf)(params, cross, up, down)
+        assert float(jnp.max(jnp.abs(re_c - re))) > 1e-2
+
+
+def _grid_norm(wf, params, up, down, grid, weight):
+    """int |psi|^2 on a tensor grid (rows of ``grid``: full configurations, flattened)."""
+    n = len(grid)
+    xs = grid.reshape(n, *wf.shape)
+    re, _ = log_psi_fn(wf)(params, xs, jnp.tile(up, (n, 1)), jnp.tile(down, (n, 1)))
+    return float(jnp.sum(jnp.exp(2 * re)) * weight), np.exp(2 * np.asarray(re))
+
+
+def _tensor_grid(axes):
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return jnp.asarray(np.stack([m.ravel() for m in mesh], axis=-1))
+
+
+CASES = {
+    # one electron in 2D (the spin-down species is empty), only the one-body term acts
+    "1e_2d_dot": (
+        SquareRootFlowWavefunction(HarmonicBasis(QN_2D, 1.0), Backflow(1, 0, 2, hidden=(8,))),
+        [1], [], "open",
+    ),
+    # two same-spin electrons in 1D: pair + one-body terms, antisymmetric determinant
+    "2e_1d_dot": (
+        SquareRootFlowWavefunction(
+            HarmonicBasis(np.arange(4)[:, None], 1.0), Backflow(2, 0, 1, hidden=(8,))
+        ),
+        [0, 2], [], "open",
+    ),
+    # one up and one down electron on a 1D ring: periodic pair backflow
+    "2e_1d_ring": (
+        SquareRootFlowWavefunction(
+            PlaneWaveBasis(2 * np.pi * (np.array([[0], [1], [-1]]) + 0.2) / L, L),
+            Backflow(1, 1, 1, kind="periodic", box_length=L, hidden=(8,)),
+        ),
+        [1], [2], "periodic",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_norm_is_one_with_a_nontrivial_backflow(case):
+    """The square-root flow keeps psi_n normalised for any bijective backflow."""
+    wf, up, down, geometry = CASES[case]
+    n_coord = wf.shape[0] * wf.shape[1]
+    if geometry == "open":
+        axis, dx = np.linspace(-6.5, 6.5, 131 if n_coord == 2 else 27, retstep=True)
+    else:  # periodic: the uniform grid is spectrally accurate
+        axis, dx = np.linspace(0.0, L, 64, endpoint=False, retstep=True)
+    grid = _tensor_grid([axis] * n_coord)
+    up, down = jnp.array(up, dtype=int), jnp.array(down, dtype=int)
+    params0 = wf.init(jax.random.PRNGKey(0))
+    params = perturbed(params0, jax.random.PRNGKey(1), 5.0)
+    norm0, dens0 = _grid_norm(wf, params0, up, down, grid, dx**n_coord)
+    norm, dens = _grid_norm(wf, params, up, down, grid, dx**n_coord)
+    np.testing.assert_allclose(norm0, 1.0, atol=1e-7)
+    np.testing.assert_allclose(norm, 1.0, atol=1e-7)
+    # the backflow really changed the density, so the norm check is not vacuous
+    assert np.max(np.abs(dens - dens0)) > 0.05 * np.max(dens0)
+
+
+def test_parameter_derivatives_of_re_and_im_match_finite_differences():
+    """What the engine differentiates for 2 Re E[(d ln psi)^* (E_loc - E)]: both parts of ln psi."""
+    wf, _ = SYSTEMS["gas"]
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    x, up, down = batch("gas", 1)
+    x, up, down = x[0], up[0], down[0]
+    direction = perturbed(jax.tree_util.tree_map(jnp.zeros_like, params), jax.random.PRNGKey(5), 1.0)
+
+    def along(t):
+        p = jax.tree_util.tree_map(lambda a, b: a + t * b, params, direction)
+        return jnp.stack(wf.log_psi(p, x, up, down))
+
+    # reverse mode, as the engine uses it (jax.grad / jax.vjp of each part)
+    grads = jax.jit(jax.jacrev(lambda p: jnp.stack(wf.log_psi(p, x, up, down))))(params)
+    via_grad = sum(
+        jnp.tensordot(g, d, axes=d.ndim)
+        for g, d in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction))
+    )
+    h = 1e-5
+    along_jit = jax.jit(along)
+    fd = (along_jit(h) - along_jit(-h)) / (2 * h)
+    np.testing.assert_allclose(via_grad, fd, rtol=1e-6)
+    assert np.all(np.abs(np.asarray(via_grad)) > 1e-6)
