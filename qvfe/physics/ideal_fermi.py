@@ -42,11 +42,12 @@ _LOG_ZERO = -1e30
 
 def _check_n(n: int, n_levels: int) -> None:
     if not 0 <= n <= n_levels:
-        raise ValueError(f"particle number must be in [0, {n_levels}] for {n_levels} levels, got {n}")
+        raise ValueError(f"particle number must be in [0, {n_levels}] for {n_levels} levels, "
+                         f"got {n}")
 
 
 def log_esp(log_x: ArrayLike, n_max: int) -> jax.Array:
-    """ln e_r(x_1..x_M) for r = 0..n_max, shape (n_max+1,), from ln x (shape (M,)) — JAX, differentiable.
+    """ln e_r(x_1..x_M) for r = 0..n_max, shape (n_max+1,), from ln x (shape (M,)); differentiable.
 
     Entries with r > M (no pattern) hold a huge negative number (~ -1e30) instead of -inf.
     """
@@ -88,7 +89,7 @@ def _shifted(energies: ArrayLike, beta: jax.Array) -> tuple[jax.Array, jax.Array
 
 
 def log_partition(energies: ArrayLike, n: int, T: ArrayLike) -> jax.Array:
-    """ln Z_N for ``n`` fermions on ``energies`` (shape (M,)) at temperature ``T`` > 0 (Hartree, k_B=1)."""
+    """ln Z_N for ``n`` fermions on ``energies`` (M,) at temperature ``T`` > 0 (Hartree, k_B=1)."""
     eps = jnp.asarray(energies)
     _check_n(n, eps.shape[0])
     beta = 1.0 / jnp.asarray(T, dtype=jnp.result_type(eps.dtype, float))

@@ -1,4 +1,4 @@
-"""Single-particle orbital lists: quantum numbers and energies, sorted by energy, cut where the user says.
+"""Single-particle orbital lists: quantum numbers and energies, sorted by energy, cut by the user.
 
 These lists are the "levels" everything discrete in qvfe is built on: the occupation model
 (``qvfe.autoregressive.occupations``) emits one occupied/empty decision per entry, the ideal-gas
@@ -11,10 +11,10 @@ float64 / int64 regardless of the JAX x64 flag.
 Tie order is deterministic and documented per function, so that the same spec always gives the
 same orbital index for the same state (checkpoints store occupation patterns by index).
 
-A cutoff ``n_orbitals`` that falls inside a degenerate shell keeps only part of that shell. Physically
-the cutoff truncates the one-body Hilbert space: the model then describes particles that may only
-occupy the listed orbitals, which breaks the shell's symmetry (e.g. rotations for the oscillator,
-cubic symmetry for plane waves) at energies around the cutoff. For thermodynamics choose a cutoff
+A cutoff ``n_orbitals`` that falls inside a degenerate shell keeps only part of that shell.
+Physically the cutoff truncates the one-body Hilbert space: the model then describes particles that
+may only occupy the listed orbitals, which breaks the shell's symmetry (e.g. rotations for the
+oscillator, cubic symmetry for plane waves) at energies around the cutoff. For thermodynamics choose a cutoff
 well above the Fermi level (Boltzmann factors of the dropped levels negligible) and preferably at a
 closed shell (``closed_shell_count``, ``plane_wave_closed_shells``).
 """
@@ -40,13 +40,13 @@ def _check_dim(dim: int, allowed: tuple[int, ...]) -> None:
 
 
 def harmonic_shell_degeneracy(dim: int, shell: int) -> int:
-    """Number of oscillator states with Σ n_i = ``shell`` in ``dim`` dimensions: C(shell+dim-1, dim-1)."""
+    """Number of oscillator states with Σ n_i = ``shell`` in ``dim`` dims: C(shell+dim-1, dim-1)."""
     _check_dim(dim, (1, 2, 3))
     return math.comb(shell + dim - 1, dim - 1)
 
 
 def closed_shell_count(dim: int, n_shells: int) -> int:
-    """Number of oscillator orbitals in the lowest ``n_shells`` complete shells: C(n_shells+dim-1, dim).
+    """Number of oscillator orbitals in the lowest ``n_shells`` full shells: C(n_shells+dim-1, dim).
 
     d=2: 1, 3, 6, 10, 15, ...; d=3: 1, 4, 10, 20, 35, ... (n_shells = 1, 2, 3, ...).
     """
@@ -65,13 +65,13 @@ def _compositions(total: int, parts: int) -> list[tuple[int, ...]]:
 
 
 def harmonic_orbitals(dim: int, omega: float, n_orbitals: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_orbitals`` lowest levels of an isotropic oscillator (unit mass) of frequency ``omega``.
+    """The ``n_orbitals`` lowest levels of an isotropic oscillator (unit mass), frequency ``omega``.
 
-    Returns ``(quantum_numbers, energies)``: int64 array (M, dim) of (n_x[, n_y[, n_z]]) ≥ 0 and float64
-    energies ε = ω (Σ n_i + dim/2), shape (M,). Order: by shell Σ n_i ascending; inside a shell, by the
-    quantum-number tuple in *descending* lexicographic order (d=2 shell 1: (1,0) then (0,1)).
-    A cutoff inside a shell keeps the first states of that shell in this order (a truncation of the
-    Hilbert space, see the module docstring).
+    Returns ``(quantum_numbers, energies)``: int64 array (M, dim) of (n_x[, n_y[, n_z]]) ≥ 0 and
+    float64 energies ε = ω (Σ n_i + dim/2), shape (M,). Order: by shell Σ n_i ascending; inside a
+    shell, by the quantum-number tuple in *descending* lexicographic order (d=2 shell 1: (1,0) then
+    (0,1)). A cutoff inside a shell keeps the first states of that shell in this order (a
+    truncation of the Hilbert space, see the module docstring).
 
     >>> qn, e = harmonic_orbitals(2, 1.0, 3)
     >>> qn.tolist(), e.tolist()
@@ -93,7 +93,7 @@ def harmonic_orbitals(dim: int, omega: float, n_orbitals: int) -> tuple[np.ndarr
 
 
 def _plane_wave_integers(dim: int, n_orbitals: int, twist: np.ndarray) -> np.ndarray:
-    """Integer vectors m of the ``n_orbitals`` smallest |m + twist|, ties broken deterministically."""
+    """Integer vectors m of the ``n_orbitals`` smallest |m + twist|, deterministic ties."""
     radius = 1
     while True:
         axes = [np.arange(-radius, radius + 1)] * dim
@@ -117,14 +117,14 @@ def _plane_wave_integers(dim: int, n_orbitals: int, twist: np.ndarray) -> np.nda
 def plane_wave_orbitals(
     dim: int, L: float, n_orbitals: int, twist: np.ndarray | tuple[float, ...] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_orbitals`` lowest plane waves e^{ik·r}/√V in a periodic square/cubic box of side ``L``.
+    """The ``n_orbitals`` lowest plane waves e^{ik·r}/√V in a periodic square/cubic box, side ``L``.
 
     k = 2π (m + twist) / L with m ∈ ℤ^dim and the twist given in units of 2π/L (zero by default;
     one twist for all orbitals). Returns ``(k_vectors, energies)``: float64 arrays (M, dim) and (M,)
     with ε = |k|²/2. Order: by |m + twist|² ascending (rounded to 1e-9 so symmetry-equivalent states
     tie exactly), ties by m in descending lexicographic order, e.g. d=2 at zero twist:
     (0,0), (1,0), (0,1), (0,-1), (-1,0), (1,1), ...
-    A cutoff inside a shell keeps part of it (a truncation of the Hilbert space; see module docstring).
+    A cutoff inside a shell keeps part of it (a truncation of the Hilbert space, see module doc).
 
     >>> k, e = plane_wave_orbitals(2, 2 * np.pi, 5)
     >>> e.tolist()
