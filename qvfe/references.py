@@ -4,9 +4,9 @@ One job: read the shipped CSV files (``data/README.md`` lists them with citation
 to Hartree where the source used another unit (saying which), and look rows up by their parameters.
 The physics behind the numbers lives elsewhere (``qvfe.physics.heg``, ``qvfe.physics.gdsmfb``).
 
-The data folder is found at ``$QVFE_DATA_DIR`` if set, else at ``<qvfe package>/../data`` (the layout
-of a source checkout and of an editable install). A missing folder raises ``FileNotFoundError``
-naming every place that was tried.
+The data folder is found at ``$QVFE_DATA_DIR`` if set, else at ``<qvfe package>/../data`` (the
+layout of a source checkout and of an editable install). A missing folder raises
+``FileNotFoundError`` naming every place that was tried.
 
 Example::
 
@@ -104,8 +104,8 @@ def data_dir() -> Path:
     tried.append(str(p))
     raise FileNotFoundError(
         "qvfe reference data not found (tried: " + ", ".join(tried) + "). The tables ship in the "
-        "repository's data/ folder: use a source checkout or an editable install (pip install -e .), "
-        "or point QVFE_DATA_DIR at a copy of data/.")
+        "repository's data/ folder: use a source checkout or an editable install "
+        "(pip install -e .), or point QVFE_DATA_DIR at a copy of data/.")
 
 
 def data_path(name: str) -> Path:
@@ -129,7 +129,7 @@ def _parse(value: str) -> Any:
 
 
 def read_csv(name: str) -> tuple[tuple[str, ...], list[Record], str]:
-    """Columns, rows (numbers parsed as float, empty cells as None) and ``#`` header of a data file."""
+    """Columns, rows (numbers as float, empty cells as None) and ``#`` header of a data file."""
     header_lines, body = [], []
     with data_path(name).open(newline="") as f:
         for line in f:
@@ -165,10 +165,11 @@ _BROWN_NOT_ENERGY = {"method", "xi", "N", "rs", "theta", "M", "sign", "sign_err"
 def load_brown2013(reduced: bool = False) -> Table:
     """Brown et al. PRL 110, 146405 (2013), 3D UEG PIMC: every energy column in Ha per electron.
 
-    Columns keep the file's names (E_N, K_N, V_N, ..., K0_T, Ex_T, ...), now in Ha (a name containing
-    "_Ry" has it replaced by "_Ha", e.g. the reduced file's Fxc_TL_GDSMFB_Ha(computed)), and each record
-    also has the tidy aliases E, E_err, K, K_err, V, V_err (= E_N, ...). theta is relative to the
-    T_F of the gas's own polarisation (xi = 1: polarised, N = 33; xi = 0: unpolarised, N = 66).
+    Columns keep the file's names (E_N, K_N, V_N, ..., K0_T, Ex_T, ...), now in Ha (a name
+    containing "_Ry" has it replaced by "_Ha", e.g. the reduced file's Fxc_TL_GDSMFB_Ha(computed)),
+    and each record also has the tidy aliases E, E_err, K, K_err, V, V_err (= E_N, ...). theta is
+    relative to the T_F of the gas's own polarisation (xi = 1: polarised, N = 33; xi = 0:
+    unpolarised, N = 66).
     """
     name = "brown2013_reduced_Ry.csv" if reduced else "brown2013_pimc_3dueg_Ry.csv"
     columns, rows, header = read_csv(name)
@@ -190,8 +191,9 @@ def load_brown2013(reduced: bool = False) -> Table:
         citation="Brown, Clark, DuBois, Ceperley, Phys. Rev. Lett. 110, 146405 (2013); "
                  "etano/3DHEG (Zenodo 10.5281/zenodo.13241)",
         unit="Ha", original_unit="Ry", rows=tuple(rows), converted=energy, header=header,
-        notes="Compare finite-N runs to E (= E_N), not E_fsc. E_N != K_N + V_N by a constant per rs: "
-              "trust E_N. RPIMC biased at rs = 1; signful PIMC meaningless at theta = 0.0625.",
+        notes="Compare finite-N runs to E (= E_N), not E_fsc. E_N != K_N + V_N by a constant "
+              "per rs: trust E_N. RPIMC biased at rs = 1; signful PIMC meaningless at "
+              "theta = 0.0625.",
         columns=tuple(columns) + tuple(aliases),
     )
 
@@ -199,8 +201,8 @@ def load_brown2013(reduced: bool = False) -> Table:
 def load_gdsmfb_checkvalues() -> Table:
     """GDSMFB f_xc check values, Ha per electron; theta_para relative to the paramagnetic T_F.
 
-    Tidy aliases: theta (= theta_para), fxc_xi0, fxc_xi1, fxc_xi05 (GDSMFB's own spin interpolation),
-    fxc_xi05_libxc.
+    Tidy aliases: theta (= theta_para), fxc_xi0, fxc_xi1, fxc_xi05 (GDSMFB's own spin
+    interpolation), fxc_xi05_libxc.
     """
     name = "gdsmfb_checkvalues_Ha.csv"
     columns, rows, header = read_csv(name)
@@ -277,12 +279,12 @@ def load_ueg3d_misc() -> Table:
         r["value_Ha"] = r["value"] * factor
         r["err_Ha"] = None if r["err"] is None else r["err"] * factor
         r["per"] = "cell" if "per cell" in unit else "electron"
-    return Table(name=name, citation="Ceperley & Alder PRL 45, 566 (1980) via VWN Can. J. Phys. 58, "
-                 "1200 (1980); Ruggeri et al. arXiv:1804.04938; QMCPACK tests/heg",
+    return Table(name=name, citation="Ceperley & Alder PRL 45, 566 (1980) via VWN Can. J. Phys. "
+                 "58, 1200 (1980); Ruggeri et al. arXiv:1804.04938; QMCPACK tests/heg",
                  unit="Ha", original_unit="per row (unit column)", rows=tuple(rows),
                  converted=("value", "err"), header=header,
-                 notes="QMCPACK N=14 values are per cell; E_total_HF is a VMC estimate (statistical "
-                       "error) of the plane-wave determinant's HF energy.",
+                 notes="QMCPACK N=14 values are per cell; E_total_HF is a VMC estimate "
+                       "(statistical error) of the plane-wave determinant's HF energy.",
                  columns=tuple(columns) + ("value_Ha", "err_Ha", "per"))
 
 
@@ -301,8 +303,9 @@ def load_ceimc_hydrogen() -> Table:
         for alias, key in aliases.items():
             r[alias] = r[key]
         r["T_Ha"] = r["T_K"] * ENERGY_UNITS["K"]
-    return Table(name=name, citation="CEIMC: Pierleoni et al., PNAS 113, 4953 (2016); (likely) Morales "
-                 "et al., PRE 81, 021202 (2010)", unit="Ha", original_unit="Ha", rows=tuple(rows),
+    return Table(name=name, citation="CEIMC: Pierleoni et al., PNAS 113, 4953 (2016); (likely) "
+                 "Morales et al., PRE 81, 021202 (2010)", unit="Ha", original_unit="Ha",
+                 rows=tuple(rows),
                  header=header, notes="no error bars; units inferred from use; mixed sources",
                  columns=tuple(columns) + tuple(aliases) + ("T_Ha",))
 

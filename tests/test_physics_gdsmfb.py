@@ -50,7 +50,7 @@ def test_spin_limits_and_brown_comparison_columns():
 
 def test_differentiable_in_theta():
     # e_xc = f_xc - theta df/dtheta (fixed rs): finite, and the derivative matches differences
-    f = lambda th: gdsmfb.fxc(2.0, th, 0.0)  # noqa: E731
+    f = jax.jit(lambda th: gdsmfb.fxc(2.0, th, 0.0))
     d = float(jax.jit(jax.grad(f))(1.0))
     h = 1e-5
     assert d == pytest.approx((float(f(1.0 + h)) - float(f(1.0 - h))) / (2 * h), rel=1e-7)

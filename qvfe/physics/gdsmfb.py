@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 __all__ = ["COEFFICIENTS", "SPIN_INTERPOLATION", "fxc", "fxc_zeta"]
 
-# Pade coefficients of GDSMFB (PRL 119, 135001, Table I), zeta = 0 (paramagnetic), 1 (ferromagnetic).
+# Pade coefficients of GDSMFB (PRL 119, 135001), zeta = 0 (paramagnetic), 1 (ferromagnetic).
 # b5 is not free: b5 = b3 sqrt(3/2) omega / lambda fixes the high-temperature (Debye-Hueckel) limit.
 COEFFICIENTS: dict[int, dict[str, float]] = {
     0: dict(b1=0.3436902, b2=7.82159531356, b3=0.300483986662, b4=15.8443467125,

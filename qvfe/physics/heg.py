@@ -10,7 +10,8 @@ reproduce in its limits, all in Hartree atomic units:
   always relative to the paramagnetic T_F (``polarized=False``). Only with the right choice are
   Brown's ideal-gas and exchange columns reproduced (tests/test_physics_heg.py does it);
 * the thermodynamic-limit ideal Fermi gas at finite T, per spin species (Fermi-Dirac integrals in
-  3D, closed forms in 2D) and for a gas of given polarisation, and its finite-T exchange energy (3D);
+  3D, closed forms in 2D) and for a gas of given polarisation, and its finite-T exchange energy
+  (3D);
 * the Hartree-Fock energy of a finite plane-wave determinant in a periodic cell with the Ewald
   interaction: the exact T -> 0 target of a calculation with the ground occupation and no flow.
 
@@ -68,7 +69,7 @@ def density(rs: float, dim: int = 3) -> float:
 
 
 def box_length(rs: float, n_particles: int, dim: int = 3) -> float:
-    """Side L of the cubic (square) cell holding N particles at rs: (4 pi N/3)^(1/3) rs, (pi N)^(1/2) rs."""
+    """Side L of the cubic (square) cell of N particles: (4 pi N/3)^(1/3) rs, (pi N)^(1/2) rs."""
     _check_dim(dim)
     return (4.0 * np.pi * n_particles / 3.0) ** (1.0 / 3.0) * rs if dim == 3 else (
         np.pi * n_particles) ** 0.5 * rs
@@ -131,7 +132,8 @@ def gas_temperature(theta: float, rs: float, n_up: int, n_down: int, dim: int = 
     elif reference in ("paramagnetic", "polarized"):
         polarized = reference == "polarized"
     else:
-        raise ValueError(f"reference must be 'own', 'paramagnetic' or 'polarized', got {reference!r}")
+        raise ValueError(
+            f"reference must be 'own', 'paramagnetic' or 'polarized', got {reference!r}")
     return temperature(theta, rs, dim, polarized=polarized)
 
 
@@ -172,7 +174,8 @@ def _fermi_dirac(j: float, eta: float) -> float:
 def _eta_3d(t: float) -> float:
     """Solve I_{1/2}(eta) = (2/3) t^(-3/2) (the density fixes mu)."""
     target = (2.0 / 3.0) * t**-1.5
-    # I_{1/2}(eta) <= Gamma(3/2) e^eta gives a lower bound; I_{1/2}(eta) >= (2/3) eta^(3/2) an upper.
+    # I_{1/2}(eta) <= Gamma(3/2) e^eta gives a lower bound on eta; I_{1/2}(eta) >= (2/3) eta^(3/2)
+    # an upper one.
     lo = math.log(target / special.gamma(1.5))
     hi = max(1.0 / t, lo + 1.0)
     return optimize.brentq(lambda e: math.log(_fermi_dirac(0.5, e)) - math.log(target), lo, hi,
@@ -180,7 +183,7 @@ def _eta_3d(t: float) -> float:
 
 
 def _neg_li2_neg_exp(eta: float) -> float:
-    """I_1(eta) = -Li_2(-e^eta), written to avoid overflow of e^eta (scipy: Li_2(1-z) = spence(z))."""
+    """I_1(eta) = -Li_2(-e^eta) without overflow of e^eta (scipy: Li_2(1-z) = spence(z))."""
     if eta > 0:
         return 0.5 * eta * eta + np.pi**2 / 6.0 + special.spence(1.0 + math.exp(-eta))
     return -special.spence(1.0 + math.exp(eta))
@@ -214,7 +217,7 @@ def ideal_fermi_species(t: float, dim: int = 3) -> IdealFermiSpecies:
 
 
 class IdealFermiGas(NamedTuple):
-    """Ideal electron gas of polarisation xi at temperature T: Ha per electron, S in k_B per electron."""
+    """Ideal electron gas of polarisation xi at temperature T: Ha per electron, S in k_B."""
 
     kinetic: float
     free_energy: float
@@ -230,7 +233,8 @@ def _species_densities(rs: float, xi: float, dim: int) -> tuple[float, float]:
     return 0.5 * n * (1 + xi), 0.5 * n * (1 - xi)
 
 
-def ideal_fermi_gas(rs: float, temperature: float, *, xi: float = 0.0, dim: int = 3) -> IdealFermiGas:
+def ideal_fermi_gas(rs: float, temperature: float, *, xi: float = 0.0,
+                    dim: int = 3) -> IdealFermiGas:
     """Thermodynamic-limit ideal gas at rs, k_B T (Ha), polarisation xi = (n_up - n_down)/n.
 
     Each species sits at its own t_sigma = T / E_F(n_sigma); results are density-weighted sums.
@@ -260,7 +264,8 @@ def exchange_ratio(t: float) -> float:
     With x = k/k_F and occupations f(x) = 1/(exp((x^2 - mu/E_F)/t) + 1),
         ex(t) / ex(0) = 2 J(t),  J = int int x y ln|(x+y)/(x-y)| f(x) f(y) dx dy,  J(0) = 1/2
     (the angular integral of 4 pi / |k - k'|^2 gives the logarithm). By symmetry J is twice the
-    y < x half; with y = x u the log singularity sits at u = 1, where QUADPACK's log weight takes it.
+    y < x half; with y = x u the log singularity sits at u = 1, where QUADPACK's log weight takes
+    it.
     """
     t = float(t)
     if t == 0:
@@ -278,7 +283,8 @@ def exchange_ratio(t: float) -> float:
 
     x_max = math.sqrt(max(mu, 0.0) + 60.0 * t)
     points = [math.sqrt(mu)] if 0 < mu < x_max**2 else None
-    j_half = integrate.quad(lambda x: x**3 * occ(x) * inner(x), 0.0, x_max, points=points, **opts)[0]
+    j_half = integrate.quad(lambda x: x**3 * occ(x) * inner(x), 0.0, x_max, points=points,
+                            **opts)[0]
     return 2.0 * (2.0 * j_half)
 
 
@@ -324,7 +330,8 @@ def ground_state_kvectors(lattice: np.ndarray, n: int, twist: np.ndarray | None 
     a_max = float(np.max(np.linalg.norm(lattice, axis=1)))
     m_max = 1
     while True:
-        m = np.array(list(itertools.product(range(-m_max, m_max + 1), repeat=dim)), dtype=np.float64)
+        m = np.array(list(itertools.product(range(-m_max, m_max + 1), repeat=dim)),
+                     dtype=np.float64)
         k = (m + twist) @ recip
         k2 = np.sum(k * k, axis=1)
         order = np.lexsort((*m.T[::-1], np.round(k2, 10)))
@@ -334,12 +341,13 @@ def ground_state_kvectors(lattice: np.ndarray, n: int, twist: np.ndarray | None 
             break
         m_max += 1
     if not allow_open_shell and abs(k2[n] - k2[n - 1]) < 1e-10 * max(k2[n], 1e-300):
-        raise ValueError(f"{n} particles do not fill a closed shell (open shell at |k|^2 = {k2[n]:.6g})")
+        raise ValueError(
+            f"{n} particles do not fill a closed shell (open shell at |k|^2 = {k2[n]:.6g})")
     return k[:n]
 
 
 class HFEnergy(NamedTuple):
-    """Hartree-Fock energy of a plane-wave determinant, Ha per cell: total = kinetic + exchange + madelung."""
+    """HF energy of a plane-wave determinant, Ha per cell: total = kinetic + exchange + madelung."""
 
     kinetic: float
     exchange: float
@@ -349,7 +357,7 @@ class HFEnergy(NamedTuple):
 
 def hf_energy(kvectors_by_spin: list[np.ndarray] | tuple[np.ndarray, ...],
               lattice: np.ndarray) -> HFEnergy:
-    """Exact HF energy per cell of the Slater determinants of the given plane waves, Ewald interaction.
+    """Exact HF energy per cell of the determinants of the given plane waves (Ewald interaction).
 
     For the Ewald pair potential psi (zero mean, Fourier coefficients 4 pi/(V G^2) in 3D and
     2 pi/(A G) in 2D) the Hartree term vanishes, the exchange between k != k' of the same spin is

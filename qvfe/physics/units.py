@@ -60,7 +60,8 @@ def convert(value, from_unit: str, to_unit: str):
     try:
         factor = ENERGY_UNITS[from_unit] / ENERGY_UNITS[to_unit]
     except KeyError as err:
-        raise ValueError(f"unknown energy unit {err.args[0]!r}; known: {sorted(ENERGY_UNITS)}") from None
+        known = sorted(ENERGY_UNITS)
+        raise ValueError(f"unknown energy unit {err.args[0]!r}; known: {known}") from None
     return value * factor
 
 
