@@ -10,10 +10,10 @@ layout of a source checkout and of an editable install). A missing folder raises
 
 Example::
 
-    >>> from qvfe import references as refs
-    >>> brown = refs.load_brown2013()
-    >>> row = refs.match_one(brown, method="RPIMC_fixed_node", rs=10, theta=1.0, xi=1)
-    >>> row["E"], row["E_err"]          # Ha per electron (the file has Ry)
+    from qvfe import references as refs
+    brown = refs.load_brown2013()
+    row = refs.match_one(brown, method="RPIMC_fixed_node", rs=10, theta=1.0, xi=1)
+    row["E"], row["E_err"]          # Ha per electron (the file has Ry)
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ tests/test_physics_gdsmfb.py checks against these constants).
 
 Example::
 
-    >>> fxc(1.0, 1.0, 0.0)        # -0.395056982 Ha per electron
+    fxc(1.0, 1.0, 0.0)        # -0.395056982 Ha per electron (rs = 1, theta = 1, xi = 0)
 """
 
 from __future__ import annotations
