@@ -17,8 +17,8 @@ Conventions
   the imaginary part has zero mean under |psi|^2 (a useful check) and is kept for the gradient.
 
 Normalisation: with orthonormal orbitals each determinant integrates to ``N_sigma!``; the
-``1/sqrt(N_up! N_down!)`` makes ``int |psi_n|^2 dX = 1`` exactly for any bijective backflow (change of
-variables), which is the point of the square-root flow. Electrons of different spin are
+``1/sqrt(N_up! N_down!)`` makes ``int |psi_n|^2 dX = 1`` exactly for any bijective backflow
+(change of variables), which is the point of the square-root flow. Electrons of different spin are
 distinguishable here (spin is a label on the rows), so ``psi`` is antisymmetric only under
 exchange of two same-spin electrons; exchanging an up and a down electron gives a different
 function, not a sign.

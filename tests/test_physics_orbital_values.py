@@ -18,7 +18,8 @@ def test_hermite_functions_match_textbook_definition():
     x = np.linspace(-4, 4, 17)
     h = np.asarray(hermite_functions(jnp.asarray(x), 6))
     for n in range(7):
-        ref = eval_hermite(n, x) * np.exp(-(x**2) / 2) / np.sqrt(2.0**n * factorial(n) * np.sqrt(np.pi))
+        norm = np.sqrt(2.0**n * factorial(n) * np.sqrt(np.pi))
+        ref = eval_hermite(n, x) * np.exp(-(x**2) / 2) / norm
         np.testing.assert_allclose(h[:, n], ref, rtol=1e-12, atol=1e-14)
 
 
@@ -50,7 +51,8 @@ def test_plane_waves_orthonormal_on_box_grid():
     g = np.arange(m_grid) * L / m_grid
     xx, yy = np.meshgrid(g, g, indexing="ij")
     z = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], axis=-1))
-    ms = np.array([[a, b] for a in range(-3, 4) for b in range(-3, 4)])  # |m| < m_grid / 2: no alias
+    # |m| < m_grid / 2: no aliasing on the grid
+    ms = np.array([[a, b] for a in range(-3, 4) for b in range(-3, 4)])
     k = 2 * np.pi * ms / L
     vals = plane_wave_orbital_values(z, jnp.asarray(k), L**2)
     phi = np.exp(np.asarray(vals.log_row))[:, None] * np.asarray(vals.matrix)

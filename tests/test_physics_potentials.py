@@ -1,4 +1,5 @@
-"""Open-boundary potentials against explicit loops; finite derivatives (no sqrt(0) on the diagonal)."""
+"""Open-boundary potentials against explicit loops; finite derivatives (no sqrt(0) on the diagonal).
+"""
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,8 @@ def _loop_coulomb(x, q):
 def test_potentials_match_explicit_sums():
     x = np.random.default_rng(0).normal(size=(5, 3))
     np.testing.assert_allclose(harmonic_trap(jnp.asarray(x), 1.7), 0.5 * 1.7**2 * np.sum(x**2))
-    np.testing.assert_allclose(coulomb_open(jnp.asarray(x), 0.4), 0.4 * _loop_coulomb(x, np.ones(5)))
+    ones = np.ones(5)
+    np.testing.assert_allclose(coulomb_open(jnp.asarray(x), 0.4), 0.4 * _loop_coulomb(x, ones))
     q = np.array([1.0, 1.0, -1.0, -1.0, 2.0])
     np.testing.assert_allclose(coulomb_charges(jnp.asarray(x), jnp.asarray(q)), _loop_coulomb(x, q))
     v = make_quantum_dot_potential(omega=0.5, coupling=2.0)

@@ -17,20 +17,20 @@ not) and a one-body term ``b`` (open variant only; it lets the trap density brea
   moves its ``z`` by exactly ``L e_a`` and leaves every other ``z`` unchanged. No one-body term
   (it would break translation invariance of the gas).
 
-Why it is a bijection, for every parameter value. Write one layer as ``Z = X + G(X)``. The weights
-of every MLP layer are projected into the unit Frobenius ball (``W / max(1, |W|_F)``), so the MLP is
-1-Lipschitz, and its output passes through ``a * tanh``, so ``|eta| <= a`` and ``eta`` is
-``a``-Lipschitz in the features. With the features above this bounds the spectral norm of each
-pair block ``d(eta v)/dD`` by ``k a`` (``k = 3`` open, ``1 + sqrt(d)`` periodic) and of the one-body
-block by ``3 a``. The Jacobian ``dG/dX`` is made of such blocks, ``2(n - 1)`` pair blocks plus one
-one-body block per block row and column, and ``a`` is chosen so that this sum is ``contraction < 1``
-(``|A|_2 <= sqrt(max row sum * max column sum)`` of the block norms). Hence ``|dG/dX|_2 < 1``: G is a
-contraction, so ``x = z - G(x)`` has exactly one solution for every ``z`` (Banach), i.e. the layer is
-a bijection of R^(n d), with ``det(I + dG/dX) > 0`` everywhere. For the periodic variant the same map
+Why it is a bijection, for every parameter value. Write one layer as ``Z = X + G(X)``. The
+weights of every MLP layer are projected into the unit Frobenius ball (``W / max(1, |W|_F)``), so
+the MLP is 1-Lipschitz, and its output passes through ``a * tanh``, so ``|eta| <= a`` and ``eta`` is
+``a``-Lipschitz in the features. With the features above this bounds the spectral norm of each pair
+block ``d(eta v)/dD`` by ``k a`` (``k = 3`` open, ``1 + sqrt(d)`` periodic) and of the one-body
+block by ``3 a``. Each block row and column of ``dG/dX`` holds ``2(n - 1)`` pair blocks plus one
+one-body block, and ``a`` is chosen so that this sum is ``contraction < 1``; since
+``|A|_2 <= sqrt(max row sum * max column sum)`` of the block norms, ``|dG/dX|_2 < 1``. So G is a
+contraction: ``x = z - G(x)`` has exactly one solution for every ``z`` (Banach), i.e. the layer is
+a bijection of R^(n d), and ``det(I + dG/dX) > 0`` everywhere. For the periodic variant the map
 commutes with lattice translations of any single particle, so it descends to a bijection of the
-torus (its lift is a bijection of R^(n d) mapping each lattice coset onto itself). Stacked layers
-compose bijections. ``inverse`` uses exactly this fixed-point iteration; the square-root flow itself
-only ever needs X -> Z.
+torus (its lift is a bijection of R^(n d) that maps each lattice coset onto itself). Stacked
+layers compose bijections. ``inverse`` uses exactly this fixed-point iteration; the square-root
+flow itself only ever needs X -> Z.
 
 The price of the guarantee is a worst-case bound: the per-pair amplitude shrinks like ``1/n``.
 The log-determinant is assembled from the ``(d, d)`` blocks of the analytical structure above (pair
@@ -56,7 +56,7 @@ _KINDS = ("open", "periodic")
 
 
 def _init_mlp(key: jax.Array, sizes: list[int]) -> list[tuple[jax.Array, jax.Array]]:
-    """Dense layers with LeCun-normal weights; the last layer is zero so the flow starts at identity."""
+    """Dense layers, LeCun-normal weights; the last layer is zero so the flow starts at identity."""
     layers = []
     keys = jax.random.split(key, len(sizes) - 1)
     for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
@@ -85,8 +85,8 @@ def _value_and_jacfwd(fn):
 def _unit_ball(w: jax.Array) -> jax.Array:
     """Project W into the unit Frobenius ball, which bounds its spectral norm by 1.
 
-    The squared norm is used inside ``max`` so the gradient stays finite at W = 0 (the zero-initialised
-    last layer), where ``|W|_F`` itself has no derivative.
+    The squared norm is used inside ``max`` so the gradient stays finite at W = 0 (the
+    zero-initialised last layer), where ``|W|_F`` itself has no derivative.
     """
     return w * jax.lax.rsqrt(jnp.maximum(1.0, jnp.sum(w**2)))
 
@@ -254,7 +254,7 @@ class Backflow:
         return x, logdet
 
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 60) -> jax.Array:
-        """X(Z) by the Banach fixed-point iteration x <- z - G(x), layer by layer (error ~ c^n_iter).
+        """X(Z) by the fixed-point iteration x <- z - G(x), layer by layer (error ~ c^n_iter).
 
         Not needed by the square-root flow; it exists to demonstrate and test bijectivity.
         """
@@ -272,5 +272,6 @@ class Backflow:
     def _check_shape(self, x: jax.Array) -> None:
         if x.shape != (self.n_particles, self.dim):
             raise ValueError(
-                f"Backflow expects one sample of shape {(self.n_particles, self.dim)}, got {x.shape}"
+                f"Backflow expects one sample of shape {(self.n_particles, self.dim)}, "
+                f"got {x.shape}"
             )

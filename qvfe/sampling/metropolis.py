@@ -144,7 +144,8 @@ def burn_in(
         x, lp, acc = _sweep(k, x, lp, width, log_prob_fn, box_length)
         return (x, lp, _adapt(width, acc, target, gain, max_width)), acc
 
-    (x, _, width), accs = jax.lax.scan(body, (x, lp, state.width), jax.random.split(k_run, n_sweeps))
+    keys = jax.random.split(k_run, n_sweeps)
+    (x, _, width), accs = jax.lax.scan(body, (x, lp, state.width), keys)
     return MetropolisState(key, x, width, accs[-1]), accs[-1]
 
 
