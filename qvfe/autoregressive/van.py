@@ -76,6 +76,15 @@ def make_van(n_sites: int, layers: int = 2, hidden: int = 4, z2_symmetric: bool 
     shapes += [(f"h{l}", h, h, False) for l in range(1, layers)]
     shapes += [("out", 1, h, False), ("skip", 1, 1, True)]
     masks = {name: _mask(n, fo, fi, ex) for name, fo, fi, ex in shapes}
+    # Hidden and output weights enter as w · mask / sqrt(fan-in of the row) with w = O(1): a fixed
+    # Adam step on w then moves each pre-activation by a similar amount for every lattice size, so
+    # one learning rate serves L = 4 and L = 16 (stored pre-scaled weights trained badly on L = 16
+    # with the L = 4 rate). The direct spin→logit connection stays unscaled: the couplings it has
+    # to learn are few and local (left and upper neighbours), and a fan-in of up to N would slow
+    # each of them down by √N.
+    scaled_masks = {name: m / np.sqrt(np.maximum(m.sum(axis=1, keepdims=True), 1))
+                    for name, m in masks.items()}
+    scaled_masks["skip"] = masks["skip"].astype(float)
     hidden_names = [name for name, *_ in shapes[:-2]]
 
     def init(key: jax.Array) -> Params:
@@ -92,16 +101,12 @@ def make_van(n_sites: int, layers: int = 2, hidden: int = 4, z2_symmetric: bool 
                 # starting point for β annealing, and ln q(s) = −N ln 2 exactly at step 0.
                 w = jnp.zeros(m.shape, dt)
             else:
-                # scale each row by its number of unmasked inputs so pre-activations are O(1)
-                # for the first site and the last one alike.
-                fan_in = np.maximum(m.sum(axis=1, keepdims=True), 1)
-                w = noise[start:start + m.size].reshape(m.shape) * jnp.asarray(
-                    1.0 / np.sqrt(fan_in), dt)
+                w = noise[start:start + m.size].reshape(m.shape)
             params[name] = {"w": w, "b": jnp.zeros((n * fo,), dt)}
         return params
 
     def _masked(params: Params) -> dict[str, jax.Array]:
-        return {name: params[name]["w"] * jnp.asarray(masks[name], params[name]["w"].dtype)
+        return {name: params[name]["w"] * jnp.asarray(scaled_masks[name], params[name]["w"].dtype)
                 for name in masks}
 
     def conditional_logits(params: Params, spins: jax.Array) -> jax.Array:

@@ -5,10 +5,13 @@ Builds a ``qvfe.problem.Problem`` from a spec with sections ``system`` (L, beta,
 ``eval`` (samples) and ``run`` (seed). Energies are in units of J, per site; S in k_B per site.
 
 Gradient: the score-function form ∇F_q = E_q[∇ ln q · (E + T ln q − b)] with a leave-one-out batch
-mean b, which keeps it unbiased (see ``score_surrogate``). The loss is
-β_eff F_q per site, dimensionless, so the Adam step size means the same thing at every temperature.
-β annealing (optional) ramps β_eff linearly from 0.1 β to β over ``anneal_steps``: at high
-temperature q learns the short-range order first, which avoids collapsing onto one ordered state.
+mean b, which keeps it unbiased (see ``score_surrogate``). The loss is β_eff F_q per site,
+dimensionless, so the Adam step size means the same thing at every temperature. The step size
+follows a cosine decay from ``optim.lr`` to 0 over ``optim.steps`` (a resumed run with more steps
+continues on the stretched schedule). β annealing (optional) ramps β_eff linearly from 0.1 β to β
+over ``anneal_steps``: at high temperature q learns the short-range order first, which keeps it
+from collapsing onto one ordered state (at L = 4, β = 0.6 without annealing, q starved the states
+whose first spin is the minority one and F_is missed exact by 7e-4).
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ def build(spec: Any) -> Problem:
     anneal_steps = int(getattr(spec.optim, "anneal_steps", 0))
     van = make_van(n, layers=int(spec.model.layers), hidden=int(spec.model.hidden),
                    z2_symmetric=bool(spec.model.z2_symmetric))
-    optimizer = optax.adam(float(spec.optim.lr))
+    # Cosine decay of the step size over optim.steps: with a constant rate the score-function noise
+    # sets a floor (L = 16, β = 0.3: F_q stuck 1% above exact at lr 1e-2), decay removes it.
+    optimizer = optax.adam(optax.cosine_decay_schedule(float(spec.optim.lr),
+                                                       max(int(spec.optim.steps), 1)))
 
     def init(key: jax.Array) -> dict:
         k_params, k_run = jax.random.split(key)
