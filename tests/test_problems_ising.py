@@ -1,4 +1,4 @@
-"""The Ising problem: contract fields, an unbiased gradient, estimators, and the L = 4 free energy."""
+"""The Ising problem: contract fields, unbiased gradient, estimators, and the L = 4 free energy."""
 
 import itertools
 import time

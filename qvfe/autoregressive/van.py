@@ -8,8 +8,9 @@ past (on an L×L torus with L ≲ 20 the correlation length near T_c is the latt
 convolution would need kernels as wide as the lattice plus wrap-around padding, which breaks the
 raster-order causality), the order is just a mask, and the layers cache exactly: the hidden features
 of site j depend only on s_<j, so ancestral sampling computes each site's features once and the N
-sequential steps together cost one forward pass, O(N² h²) per sample. That cost is fine up to a few
-hundred sites; a convolutional VAN is the choice for much larger lattices.
+sequential steps together cost about one forward pass, O(N² h²) per sample (see ``sample`` for the
+blocked schedule that makes this true on CPU). That cost is fine up to a few hundred sites; a
+convolutional VAN is the choice for much larger lattices.
 
 Layout: each of the ``layers`` hidden layers has ``hidden`` features per site. The first layer is
 exclusive (site i sees s_j, j < i), the following ones and the output are inclusive (site i sees the
@@ -46,7 +47,7 @@ class VAN(NamedTuple):
     log_prob(params, spins) -> ln q(s), shape (n,)
     conditional_logits(params, spins) -> ℓ (n, n_sites): log-odds of s_i = +1 given s_<i
         (without the Z2 mixture; it is what the autoregressive property is about)
-n_sites, n_params: sizes (n_params counts only the weights the masks let through, and biases)
+    n_sites, n_params: sizes (n_params counts only the weights the masks let through, and biases)
     """
 
     init: Callable[[jax.Array], Params]
@@ -67,7 +68,7 @@ def _mask(n: int, f_out: int, f_in: int, exclusive: bool) -> np.ndarray:
 
 def make_van(n_sites: int, layers: int = 2, hidden: int = 4, z2_symmetric: bool = False,
              dtype: Any = None) -> VAN:
-    """A VAN over ``n_sites`` spins with ``layers`` masked hidden layers of ``hidden`` features per site."""
+    """A VAN over ``n_sites`` spins: ``layers`` masked hidden layers, ``hidden`` features/site."""
     if n_sites < 1 or layers < 1 or hidden < 1:
         raise ValueError("n_sites, layers and hidden must all be >= 1")
     n, h = n_sites, hidden
@@ -90,7 +91,7 @@ def make_van(n_sites: int, layers: int = 2, hidden: int = 4, z2_symmetric: bool 
     def init(key: jax.Array) -> Params:
         dt = dtype or jnp.result_type(float)
         sizes = [masks[name].size for name, *_ in shapes]
-        # One draw for all weights: every separate jax.random call costs ~0.5 s of XLA compile on CPU.
+        # One draw for all weights: each separate jax.random call costs ~0.5 s of CPU compile.
         noise = jax.random.normal(key, (sum(sizes),), dt)
         offsets = np.cumsum([0] + sizes)
         params = {}
@@ -128,7 +129,7 @@ def make_van(n_sites: int, layers: int = 2, hidden: int = 4, z2_symmetric: bool 
             return _log_q(params, spins)
         return jnp.logaddexp(_log_q(params, spins), _log_q(params, -spins)) - jnp.log(2.0)
 
-    # Sampling goes block by block (blocks of ``block`` consecutive sites; a lattice row for n = L²).
+    # Sampling goes block by block (``block`` consecutive sites; one lattice row for n = L²).
     # At the start of a block, one matrix product per layer adds the contributions of all finished
     # blocks to the block's pre-activations; inside the block only the small diagonal weight blocks
     # and block-sized caches are touched. Updating full-size caches site by site instead was
