@@ -7,6 +7,7 @@ the allowed values, and exit status 2, before any computation starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +20,19 @@ examples:
   qvfe eval runs/i16 --samples 100000            final numbers with frozen parameters
   qvfe keys                                      every spec key, its default and range
 """
+
+
+# On jax 0.10.2 the XLA CPU runtime's concurrency-optimized scheduler lets two batched LAPACK
+# kernels (the determinant gradients of a walker batch) block both threads of a 2-core pool on
+# each other: a deadlock with idle CPU. The command is an application, so it sets the flag for its
+# own process before JAX starts; library users see a warning from the engine instead.
+CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+def _set_xla_flags() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " " + CPU_SCHEDULER_FLAG).strip()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +80,7 @@ def _parse(o: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    _set_xla_flags()
     args = _parser().parse_args(argv)
     from qvfe.checkpoint import CheckpointError
     from qvfe.spec import SpecError

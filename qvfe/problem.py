@@ -47,6 +47,13 @@ class Problem:
         Frozen-parameter sampling for the final estimates: one batch of per-sample values (each an
         array of shape (batch,)) keyed by observable name. Pure and jittable. The returned state only
         carries sampler state (walkers) forward; parameters must not change.
+    prepare(state) -> state
+        Optional, pure and jittable: run once on a fresh state before the first step (and before
+        evaluating a run of zero steps), e.g. Metropolis burn-in. Not run on resume.
+    state_sharding(state) -> pytree of jax.sharding.Sharding
+        Optional: where each leaf of the state lives (e.g. walkers split over devices, parameters
+        replicated). The driver places the state there and pins the jitted functions to it, so a
+        step's output has the same shardings as its input and nothing is compiled twice.
     summarize(samples) -> {name: Estimate}
         Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
         (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
@@ -61,4 +68,6 @@ class Problem:
     eval_batch: int
     summarize: Callable[[dict[str, np.ndarray]], dict[str, Estimate]] | None = None
     objective: str = "F"
+    prepare: Callable[[State], State] | None = None
+    state_sharding: Callable[[State], Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)

@@ -79,7 +79,7 @@ class Result:
             extra = "".join(f"  {e}={x:.4g}" for e, x in v.extra.items())
             lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {unit}/{self.per}{extra}")
         for k, v in self.info.items():
-            if isinstance(v, float) and not k.endswith("_err"):
+            if isinstance(v, float) and k.endswith(("_exact", "_ref")):
                 unit = "k_B" if k.startswith("S") else self.units
                 err = self.info.get(f"{k}_err")
                 kind = "exact" if k.endswith("_exact") else "reference"
@@ -200,8 +200,10 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
         rows = _read_log(out / "log.jsonl", step0)
         wall0 = rows[-1]["wall_s"] if rows else 0.0
         _write_lines(out / "log.jsonl", rows)
+    state, step_fn, prepare_fn, _ = _compiled(problem, state)
+    if step0 == 0 and prepare_fn is not None:
+        state = prepare_fn(state)
     steps = spec.optim.steps
-    step_fn = jax.jit(problem.step)
     bar = Progress(total=steps, start=step0, objective=problem.objective,
                    unit=f"{problem.units}/{problem.per}", enabled=progress,
                    print_every=spec.run.print_every)
@@ -246,10 +248,25 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     return result
 
 
+def _compiled(problem: Problem, state: Any):
+    """Place ``state`` and jit step, prepare and eval_chunk, pinned to the problem's shardings."""
+    if problem.state_sharding is None:
+        return (state, jax.jit(problem.step),
+                jax.jit(problem.prepare) if problem.prepare is not None else None,
+                jax.jit(problem.eval_chunk))
+    sh = problem.state_sharding(state)
+    state = jax.device_put(state, sh)
+    step = jax.jit(problem.step, in_shardings=(sh,), out_shardings=(sh, None))
+    prepare = (jax.jit(problem.prepare, in_shardings=(sh,), out_shardings=sh)
+               if problem.prepare is not None else None)
+    chunk = jax.jit(problem.eval_chunk, in_shardings=(sh, None), out_shardings=(sh, None))
+    return state, step, prepare, chunk
+
+
 def evaluate_state(problem: Problem, state: Any, key: jax.Array,
                    n_samples: int) -> tuple[dict[str, Estimate], int]:
     """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples."""
-    chunk = jax.jit(problem.eval_chunk)
+    state, _, _, chunk = _compiled(problem, state)
     n_chunks = max(1, math.ceil(n_samples / problem.eval_batch))
     stacked: dict[str, list[np.ndarray]] = {}
     for i in range(n_chunks):

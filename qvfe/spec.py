@@ -151,22 +151,24 @@ class IsingSystem:
 
 @dataclass(frozen=True)
 class IsingModel:
-    layers: int = opt(3, doc="masked hidden layers of the VAN", lo=1, hi=16)
-    hidden: int = opt(64, doc="hidden units per spin site factor of each layer", lo=1, hi=4096)
+    layers: int = opt(2, doc="masked hidden layers of the VAN", lo=1, hi=16)
+    hidden: int = opt(2, doc="hidden features per lattice site in each layer (width = hidden·L²)",
+                      lo=1, hi=64)
     z2_symmetric: bool = opt(True, doc="symmetrize q(s) under global spin flip")
 
 
 @dataclass(frozen=True)
 class IsingOptim:
-    steps: int = opt(1000, doc="optimization steps", lo=0)
-    method: str = opt("adam", doc="optimizer", choices=("adam",))
-    lr: float = opt(1e-3, doc="learning rate", lo=0.0, lo_open=True, hi=1.0)
+    steps: int = opt(2000, doc="optimization steps", lo=0)
+    method: str = opt("adam", doc="optimizer (learning rate decays by a cosine to 0)",
+                      choices=("adam",))
+    lr: float = opt(1e-2, doc="initial learning rate", lo=0.0, lo_open=True, hi=1.0)
     anneal_steps: int = opt(0, doc="steps of beta annealing from 0.1*beta to beta (0: off)", lo=0)
 
 
 @dataclass(frozen=True)
 class BatchSampler:
-    batch: int = opt(1024, doc="samples per optimization step", lo=2)
+    batch: int = opt(256, doc="samples per optimization step", lo=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,6 +215,54 @@ class FlowSampler:
 
 
 # ----------------------------------------------------------------------------------------------
+# quantum systems (shared engine)
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuantumDotSystem:
+    kind: str = opt(doc="system kind", choices=("quantum_dot",))
+    n_up: int = opt(doc="spin-up electrons", lo=0, hi=64)
+    n_down: int = opt(doc="spin-down electrons", lo=0, hi=64)
+    T: float = opt(doc="temperature in Hartree", lo=0.0, lo_open=True, hi=100.0)
+    dim: int = opt(2, doc="spatial dimension", lo=2, hi=3)
+    omega: float = opt(1.0, doc="trap frequency in Hartree", lo=0.0, lo_open=True, hi=100.0)
+    coupling: float = opt(1.0, doc="strength λ of the electron-electron Coulomb repulsion", lo=0.0,
+                          hi=100.0)
+    n_orbitals: int = opt(0, doc="oscillator orbitals per spin in the occupation model "
+                          "(0: closed shells up to 12 kT above the Fermi shell)", lo=0, hi=2000)
+
+
+@dataclass(frozen=True)
+class QuantumModel:
+    occupation_hidden: int = opt(64, doc="hidden units of the occupation MADE", lo=1, hi=4096)
+    occupation_joint: bool = opt(True, doc="down occupations conditioned on up ones")
+    backflow_layers: int = opt(1, doc="backflow layers of the √flow (0: identity)", lo=0, hi=16)
+    backflow_hidden: int = opt(16, doc="hidden units of each backflow network", lo=1, hi=1024)
+    laplacian: str = opt("folx", doc="kinetic energy by", choices=("folx", "hessian"))
+
+
+@dataclass(frozen=True)
+class QuantumOptim:
+    steps: int = opt(500, doc="optimization steps", lo=0)
+    method: str = opt("sr", doc="optimizer", choices=("sr", "adam"))
+    lr: float = opt(0.05, doc="learning rate", lo=0.0, lo_open=True, hi=10.0)
+    damping: float = opt(1e-3, doc="sr: diagonal damping of the metric", lo=0.0, lo_open=True)
+    max_norm: float = opt(0.0, doc="sr: cap on the metric length of a step (0: off)", lo=0.0)
+    clip_width: float = opt(5.0, doc="local energies clipped at median ± width·MAD for "
+                            "gradients only", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class QuantumSampler:
+    batch: int = opt(1024, doc="walkers (samples per step); a multiple of the device count",
+                     lo=2)
+    mcmc_sweeps: int = opt(10, doc="Metropolis sweeps per step", lo=1, hi=10000)
+    burn_in: int = opt(200, doc="Metropolis sweeps before the first step", lo=0)
+    init_width: float = opt(0.3, doc="initial Metropolis step width (bohr), then adapted",
+                            lo=0.0, lo_open=True)
+
+
+# ----------------------------------------------------------------------------------------------
 # registry
 # ----------------------------------------------------------------------------------------------
 
@@ -231,9 +281,11 @@ KINDS: dict[str, Kind] = {
     "ising": Kind(IsingSystem, IsingModel, IsingOptim, BatchSampler, "qvfe.problems.ising:build"),
     "coulomb_trap": Kind(CoulombTrapSystem, FlowModel, FlowOptim, FlowSampler,
                          "qvfe.problems.coulomb_trap:build"),
+    "quantum_dot": Kind(QuantumDotSystem, QuantumModel, QuantumOptim, QuantumSampler,
+                        "qvfe.problems.quantum_dot:build"),
 }
 
-PLANNED_KINDS = ("quantum_dot", "electron_gas", "hydrogen")
+PLANNED_KINDS = ("electron_gas", "hydrogen")
 
 
 @dataclass(frozen=True)
@@ -353,6 +405,13 @@ def load_spec(source: str | Path | Mapping[str, Any],
 
 def _check_consistency(spec: Spec) -> None:
     """Cross-key rules that a single key's range cannot express."""
+    if spec.kind == "quantum_dot":
+        if spec.system.n_up + spec.system.n_down < 1:
+            raise SpecError("system.n_up + system.n_down must be ≥ 1 (got 0 electrons)")
+        n_max = max(spec.system.n_up, spec.system.n_down)
+        if spec.system.n_orbitals and spec.system.n_orbitals < n_max:
+            raise SpecError(f"system.n_orbitals = {spec.system.n_orbitals} is invalid: must be 0 "
+                            f"(auto) or ≥ {n_max}, the larger spin population")
     if spec.kind == "coulomb_trap":
         if spec.system.n * spec.system.dim < 2 and spec.model.flow != "cnf":
             raise SpecError(f"model.flow = {spec.model.flow!r} needs n*dim ≥ 2 degrees of freedom; "

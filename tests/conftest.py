@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# see qvfe.cli.CPU_SCHEDULER_FLAG: avoids a deadlock of batched LAPACK kernels on 2-core CPUs
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 import jax  # noqa: E402
 

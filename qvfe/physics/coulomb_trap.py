@@ -74,7 +74,7 @@ def solid_angle(dim: int) -> float:
 
 
 def harmonic_free_energy(beta: float, n_particles: int, dim: int) -> float:
-    """Total F_0 = -(N d / (2 beta)) ln(pi / beta) of the trap with the Coulomb term switched off."""
+    """Total F_0 = -(N d / (2 beta)) ln(pi / beta): the trap with the Coulomb term switched off."""
     return -0.5 * n_particles * dim * math.log(math.pi / beta) / beta
 
 

@@ -1,0 +1,92 @@
+"""The variational density matrix ρ = Σ_n U|n⟩ p_φ(n) ⟨n|U†: occupations × √flow × base states.
+
+One job: put the occupation model p_φ(n) and the √flow wavefunction ψ_n(X) = ⟨X|U|n⟩ together
+under one parameter pytree ``{"phi": ..., "theta": ...}`` and give the engine what it needs per
+sample: exact samples and ln p of n, ln ψ_n(X) (real and imaginary parts), the local energy split
+into kinetic and potential parts, and per-sample log-derivatives for the natural gradient.
+
+Because U is a change of variables, the ψ_n are orthonormal, so p_φ(n) are exactly the eigenvalues
+of ρ and the entropy is S = −E_n ln p_φ(n) (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.wavefunction import SquareRootFlowWavefunction
+
+Params = Any
+Occupation = tuple[jax.Array, jax.Array]
+Potential = Callable[[jax.Array], jax.Array]
+
+
+@dataclass(frozen=True, eq=False)
+class DensityMatrix:
+    """ρ with ``params = {"phi": occupation-model params, "theta": wavefunction params}``.
+
+    Array conventions: occupation patterns are ``(occ_up, occ_down)`` int32 (batch, M); their
+    occupied-orbital indices ``(idx_up (batch, N↑), idx_down (batch, N↓))``; coordinates ``x``
+    are (N, d) per sample with spin-up rows first, batches (B, N, d).
+    """
+
+    occupations: SpinfulOccupations
+    wavefunction: SquareRootFlowWavefunction
+    potential: Potential
+
+    def init(self, key: jax.Array) -> Params:
+        k_phi, k_theta = jax.random.split(key)
+        return {"phi": self.occupations.init(k_phi), "theta": self.wavefunction.init(k_theta)}
+
+    # ---- occupations -------------------------------------------------------------------------
+    def sample_occupations(self, phi: Params, key: jax.Array, batch: int) -> Occupation:
+        return self.occupations.sample(phi, key, batch)
+
+    def log_prob(self, phi: Params, occ: Occupation) -> jax.Array:
+        return self.occupations.log_prob(phi, occ)
+
+    def indices(self, occ: Occupation) -> tuple[jax.Array, jax.Array]:
+        return self.occupations.occupied_indices(occ)
+
+    def log_prob_jacobian(self, phi: Params, occ: Occupation) -> Params:
+        """Per-sample ∇_φ ln p_φ(n_b): the phi pytree with a leading batch axis."""
+        def one(up: jax.Array, down: jax.Array) -> Params:
+            return jax.grad(lambda p: self.log_prob(p, (up[None], down[None]))[0])(phi)
+
+        return jax.vmap(one)(*occ)
+
+    # ---- wavefunction ------------------------------------------------------------------------
+    def log_psi(self, theta: Params, x: jax.Array, idx_up: jax.Array,
+                idx_down: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(ln|ψ_n(x)|, arg ψ_n(x)) for one sample."""
+        return self.wavefunction.log_psi(theta, x, idx_up, idx_down)
+
+    def log_abs2_batch(self, theta: Params, idx: tuple[jax.Array, jax.Array]
+                       ) -> Callable[[jax.Array], jax.Array]:
+        """X (B, N, d) -> ln|ψ_{n_b}(X_b)|² (B,), the Metropolis target of each walker's n_b."""
+        def fn(xs: jax.Array) -> jax.Array:
+            re = jax.vmap(lambda x, u, d: self.log_psi(theta, x, u, d)[0])(xs, *idx)
+            return 2.0 * re
+
+        return fn
+
+    def log_psi_jacobian(self, theta: Params, xs: jax.Array,
+                         idx: tuple[jax.Array, jax.Array]) -> Params:
+        """Per-sample complex ∇_θ ln ψ = ∇ Re ln ψ + i ∇ Im ln ψ (theta pytree, batch axis first)."""
+        def one(x, u, d):
+            g_re, g_im = jax.jacrev(lambda t: self.log_psi(t, x, u, d))(theta)
+            return jax.tree.map(lambda a, b: jax.lax.complex(a, b), g_re, g_im)
+
+        return jax.vmap(one)(xs, *idx)
+
+    def energies(self, theta: Params, xs: jax.Array, idx: tuple[jax.Array, jax.Array],
+                 laplacian: str = "folx") -> dict[str, jax.Array]:
+        """Per-sample kinetic (complex), potential (real) and local (complex) energy, each (B,)."""
+        kinetic = jax.vmap(lambda x, u, d: self.wavefunction.kinetic_energy(
+            theta, x, u, d, laplacian=laplacian))(xs, *idx)
+        potential = jax.vmap(self.potential)(xs)
+        return {"K": kinetic, "V": potential, "E": kinetic + potential}

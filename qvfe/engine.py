@@ -1,0 +1,200 @@
+"""The quantum engine: variational Monte Carlo of the density matrix, as a driver problem.
+
+One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, make the pure ``init``,
+``step`` and ``eval_chunk`` functions of a :class:`~qvfe.problem.Problem`. A step
+
+1. draws occupations n_b ~ p_φ exactly (one per walker),
+2. moves the walkers X_b by Metropolis on |ψ_{n_b}|² (walkers and step width kept across steps;
+   ``prepare`` equilibrates them for ``burn_in`` sweeps before the first step),
+3. estimates F = E_n[T ln p_φ(n) + E_loc] per particle with its parts,
+4. forms the gradients (DESIGN.md §3; b and Ē are batch means, which keeps them unbiased)
+   ∇_φ F = E[O^φ (f − b)], f = T ln p + Re E_loc, O^φ = ∇_φ ln p;
+   ∇_θ F = 2 Re E[(O^θ)* (E_loc − Ē)], O^θ = ∇_θ ln ψ,
+   with the local energy clipped around its median for the gradients only,
+5. updates the parameters by the natural gradient (classical Fisher for φ, real part of the quantum
+   geometric tensor for θ, each damped) or by Adam.
+
+The batch (walkers) is sharded over all visible devices along a 1-D mesh: the step constrains every
+per-walker array to ``NamedSharding(mesh, P("batch"))`` and XLA partitions the computation; the
+parameters are replicated. Nothing here assumes one device, and checkpoints (host arrays) resume on
+any device count.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from qvfe.density_matrix import DensityMatrix
+from qvfe.optim.clipping import clip_local_energy
+from qvfe.optim.sr import sr, sr_blocks
+from qvfe.problem import Problem
+from qvfe.sampling import metropolis
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Numbers the engine needs; the problem builders fill them from a spec."""
+
+    n_particles: int
+    T: float
+    batch: int
+    method: str = "sr"          # "sr" | "adam"
+    lr: float = 0.05
+    damping: float = 1e-3
+    max_norm: float | None = None
+    clip_width: float = 5.0
+    mcmc_sweeps: int = 10
+    burn_in: int = 200
+    init_width: float = 0.3
+    box_length: float | None = None
+    laplacian: str = "folx"
+
+
+def batch_mesh() -> Mesh:
+    """A 1-D mesh named "batch" over every visible device."""
+    return Mesh(np.array(jax.devices()), ("batch",))
+
+
+def _warn_cpu_scheduler() -> None:
+    """See qvfe.cli.CPU_SCHEDULER_FLAG: without it, batched determinant gradients can deadlock."""
+    if jax.default_backend() == "cpu" and "xla_cpu_enable_concurrency_optimized_scheduler" \
+            not in os.environ.get("XLA_FLAGS", ""):
+        warnings.warn("On CPU set XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false "
+                      "before importing jax: on jax 0.10.2 batched LAPACK calls in the local energy "
+                      "can otherwise deadlock (idle CPU, no error). The qvfe command sets it.",
+                      RuntimeWarning, stacklevel=3)
+
+
+def make_optimizer(cfg: EngineConfig) -> optax.GradientTransformationExtraArgs:
+    if cfg.method == "adam":
+        return optax.adam(cfg.lr)
+    natural = sr_blocks({"phi": sr(cfg.damping, max_norm=cfg.max_norm),
+                         "theta": sr(cfg.damping, max_norm=cfg.max_norm)},
+                        {"phi": "phi", "theta": "theta"})
+    return optax.chain(natural, optax.scale_by_learning_rate(cfg.lr))
+
+
+def _tree_mean_product(jac: Any, weights: jax.Array) -> Any:
+    """(1/B) Σ_b jac_b · w_b for every leaf (leading batch axis)."""
+    b = weights.shape[0]
+    return jax.tree.map(lambda o: jnp.tensordot(weights, o, axes=1) / b, jac)
+
+
+def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
+                         init_walkers: Callable[[jax.Array, int], jax.Array], *, system: str,
+                         per: str = "particle", info: dict | None = None,
+                         mesh: Mesh | None = None) -> Problem:
+    """The driver problem of a quantum system described by ``dm`` at temperature ``cfg.T``.
+
+    ``init_walkers(key, batch) -> (batch, N, d)`` places the initial walkers (e.g. a Gaussian
+    of the trap's width, or uniform in the box).
+    """
+    _warn_cpu_scheduler()
+    mesh = mesh or batch_mesh()
+    n_dev = mesh.devices.size
+    if cfg.batch % n_dev:
+        raise ValueError(f"sampler.batch = {cfg.batch} must be a multiple of the {n_dev} devices")
+    shard = NamedSharding(mesh, PartitionSpec("batch"))
+    optimizer = make_optimizer(cfg)
+    T, n, B = cfg.T, cfg.n_particles, cfg.batch
+
+    def constrain(tree):
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, shard), tree)
+
+    def sample(params, mc, key):
+        """Fresh n for every walker, then Metropolis on |ψ_n|²."""
+        occ = constrain(dm.sample_occupations(params["phi"], key, B))
+        idx = dm.indices(occ)
+        target = dm.log_abs2_batch(params["theta"], idx)
+        mc = mc._replace(walkers=constrain(mc.walkers))
+        mc, acc = metropolis.step(mc, target, cfg.mcmc_sweeps, box_length=cfg.box_length)
+        return occ, idx, mc, acc
+
+    def prepare(state: dict) -> dict:
+        """Burn-in before the first step: Metropolis sweeps on |ψ_n|² for freshly drawn n.
+
+        A separate jitted call rather than a ``lax.cond`` inside ``step``: on jax 0.10.2 a cond
+        whose branch holds the Metropolis scan deadlocked the XLA CPU runtime (idle threads) at
+        batch 256.
+        """
+        if cfg.burn_in == 0:
+            return state
+        params = state["params"]
+        key, k_occ = jax.random.split(state["key"])
+        occ = constrain(dm.sample_occupations(params["phi"], k_occ, B))
+        target = dm.log_abs2_batch(params["theta"], dm.indices(occ))
+        mc = state["mc"]._replace(walkers=constrain(state["mc"].walkers))
+        mc, _ = metropolis.burn_in(mc, target, cfg.burn_in, box_length=cfg.box_length)
+        return {**state, "mc": mc, "key": key}
+
+    def observables(params, occ, idx, xs):
+        logp = dm.log_prob(params["phi"], occ)
+        en = dm.energies(params["theta"], xs, idx, laplacian=cfg.laplacian)
+        e = jnp.real(en["E"])
+        return logp, en, {"F": (T * logp + e) / n, "E": e / n, "K": jnp.real(en["K"]) / n,
+                          "V": en["V"] / n, "S": -logp / n}
+
+    def init(key: jax.Array) -> dict:
+        k_params, k_walk, k_mc, k_run = jax.random.split(key, 4)
+        params = dm.init(k_params)
+        walkers = init_walkers(k_walk, B)
+        mc = metropolis.init(k_mc, walkers, cfg.init_width)
+        return {"params": params, "opt_state": optimizer.init(params), "mc": mc, "key": k_run,
+                "step": jnp.zeros((), jnp.int32)}
+
+    def step(state: dict) -> tuple[dict, dict]:
+        params = state["params"]
+        key, k_occ = jax.random.split(state["key"])
+        occ, idx, mc, acc = sample(params, state["mc"], k_occ)
+        xs = mc.walkers
+        logp, en, per_sample = observables(params, occ, idx, xs)
+        e_clip = clip_local_energy(jnp.real(en["E"]), cfg.clip_width)
+        e_im = jnp.imag(en["E"])
+        f = T * logp + e_clip
+        o_phi = dm.log_prob_jacobian(params["phi"], occ)
+        o_theta = dm.log_psi_jacobian(params["theta"], xs, idx)
+        g_phi = _tree_mean_product(o_phi, f - jnp.mean(f))
+        # 2 Re E[O* (E − Ē)] with O = O_re + i O_im: 2 E[O_re ΔRe E + O_im Im E]
+        de = e_clip - jnp.mean(e_clip)
+        g_theta = jax.tree.map(
+            lambda o: 2.0 * (jnp.tensordot(de, jnp.real(o), axes=1)
+                             + jnp.tensordot(e_im, jnp.imag(o), axes=1)) / B, o_theta)
+        grads = {"phi": g_phi, "theta": g_theta}
+        if cfg.method == "sr":
+            updates, opt_state = optimizer.update(grads, state["opt_state"], params,
+                                                  jacobian={"phi": o_phi, "theta": o_theta})
+        else:
+            updates, opt_state = optimizer.update(grads, state["opt_state"], params)
+        params = optax.apply_updates(params, updates)
+        metrics = {k: jnp.mean(v) for k, v in per_sample.items()}
+        metrics["F_err"] = jnp.std(per_sample["F"]) / jnp.sqrt(B)
+        metrics["acceptance"] = acc
+        metrics["width"] = mc.width
+        return {"params": params, "opt_state": opt_state, "mc": mc, "key": key,
+                "step": state["step"] + 1}, metrics
+
+    def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
+        params = state["params"]
+        occ, idx, mc, _ = sample(params, state["mc"], key)
+        _, _, per_sample = observables(params, occ, idx, mc.walkers)
+        return {**state, "mc": mc}, per_sample
+
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def state_sharding(state: dict) -> dict:
+        sh = jax.tree.map(lambda _: replicated, state)
+        sh["mc"] = sh["mc"]._replace(walkers=shard)
+        return sh
+
+    return Problem(system=system, units="hartree", per=per, init=init, step=step,
+                   eval_chunk=eval_chunk, eval_batch=B, objective="F", info=dict(info or {}),
+                   prepare=prepare, state_sharding=state_sharding)

@@ -1,0 +1,86 @@
+"""Electrons in a harmonic trap (quantum dot) at temperature T, on the quantum engine.
+
+H = Σ_i (−½∇_i² + ½ω² r_i²) + λ Σ_{i<j} 1/r_ij for N↑ + N↓ electrons in d = 2 or 3. Base states are
+Slater determinants (one per spin) of oscillator orbitals from an energy-ordered list; the occupation
+model starts at the exact non-interacting Boltzmann distribution over that list and the √flow is an
+open-boundary backflow, the identity at the start. Results per electron in Hartree.
+
+Exact references put in ``info``: at λ = 0 the canonical ideal gas on the same orbital list (the
+optimum is then reachable exactly); for 1↑ + 1↓ the exact diagonalization of the relative motion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.density_matrix import DensityMatrix
+from qvfe.engine import EngineConfig, make_quantum_problem
+from qvfe.flows.backflow import Backflow
+from qvfe.physics.dot_exact import two_electron_dot_free_energy
+from qvfe.physics.ideal_fermi import spinful_thermo
+from qvfe.physics.orbital_values import HarmonicBasis
+from qvfe.physics.orbitals import closed_shell_count, harmonic_orbitals
+from qvfe.physics.potentials import make_quantum_dot_potential
+from qvfe.problem import Problem
+from qvfe.wavefunction import SquareRootFlowWavefunction
+
+MAX_ORBITALS = 2000
+
+
+def auto_orbital_count(dim: int, n_max: int, T: float, omega: float) -> int:
+    """Closed oscillator shells from the Fermi shell up to 12 kT above it (Boltzmann weight of the
+    first omitted shell relative to the Fermi shell ≤ e^-12 ≈ 6e-6)."""
+    fermi_shell = 0
+    while closed_shell_count(dim, fermi_shell + 1) < n_max:
+        fermi_shell += 1
+    extra = math.ceil(12.0 * T / omega) + 1
+    return closed_shell_count(dim, fermi_shell + 1 + extra)
+
+
+def build(spec: Any) -> Problem:
+    s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
+    n_up, n_down, dim = s.n_up, s.n_down, s.dim
+    n_max = max(n_up, n_down, 1)
+    n_orb = s.n_orbitals or auto_orbital_count(dim, n_max, s.T, s.omega)
+    if n_orb > MAX_ORBITALS:
+        from qvfe.spec import SpecError
+
+        raise SpecError(f"system.T = {s.T} needs {n_orb} orbitals per spin (> {MAX_ORBITALS}); "
+                        "set system.n_orbitals explicitly or lower the temperature")
+    qn, energies = harmonic_orbitals(dim, s.omega, n_orb)
+    occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
+                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    backflow = Backflow(n_up, n_down, dim, kind="open", length_scale=1.0 / math.sqrt(s.omega),
+                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+    wf = SquareRootFlowWavefunction(HarmonicBasis(qn, s.omega), backflow)
+    dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
+    n = n_up + n_down
+    cfg = EngineConfig(n_particles=n, T=s.T, batch=smp.batch, method=o.method, lr=o.lr,
+                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
+                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
+                       init_width=smp.init_width, laplacian=m.laplacian)
+    width = 1.0 / math.sqrt(s.omega)
+
+    def init_walkers(key: jax.Array, batch: int) -> jax.Array:
+        return width * jax.random.normal(key, (batch, n, dim))
+
+    info: dict[str, float] = {"n_orbitals": n_orb}
+    if s.coupling == 0.0:
+        ex = spinful_thermo(np.asarray(energies), n_up, n_down, s.T)
+        info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
+                     "S_exact": float(ex["S"]) / n})
+    elif (n_up, n_down) == (1, 1):
+        ex = two_electron_dot_free_energy(s.omega, s.coupling, s.T, dim)
+        info.update({"F_exact": ex["F"] / 2, "E_exact": ex["E"] / 2, "S_exact": ex["S"] / 2})
+    from qvfe.spec import SpecError
+
+    try:
+        return make_quantum_problem(dm, cfg, init_walkers, system="quantum_dot",
+                                    per="electron", info=info)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
