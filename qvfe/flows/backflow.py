@@ -10,7 +10,13 @@ with a scalar pair amplitude ``eta`` from a tiny MLP of pair features (``s_ij`` 
 not) and a one-body term ``b`` (open variant only; it lets the trap density breathe).
 
 * ``open`` (quantum dot, free space): ``v(D) = D``; features ``ln(1 + |D/l|^2)`` and
-  ``1/(1 + |D/l|^2)`` are functions of ``|D|^2``, hence smooth at coincidence ``D = 0``.
+  ``1/(1 + |D/l|^2)`` are functions of ``|D|^2``, hence smooth at coincidence ``D = 0``; the cusp
+  feature ``rho/(1 + rho)``, ``rho = |D|/(c l)`` (``c = cusp_scale``), is linear in ``|D|`` there, so
+  ``ln psi`` can acquire the ``|r_ij|`` term of the electron-electron cusp (a function of ``|D|^2``
+  alone cannot, and without it the local energy keeps a ``1/r_ij`` divergence whose variance is
+  infinite in 2D). Its slope at ``D = 0`` is up to ``a/(c l)``, but ``|D| d/d|D|`` of it is
+  ``<= 1/4`` at any scale, so the bound below is unchanged: ``|D| |grad_|D| f|_2 < 2`` for the three
+  features together (sup approached as ``|D| -> infinity``), hence ``k = 3``.
   ``b(x) = eta_1(x) x`` with the same kind of features of ``x``.
 * ``periodic`` (box of side ``L``): features ``sin, cos(2 pi D_a / L)`` and
   ``v(D) = (L / 2 pi) sin(2 pi D / L)``; both are periodic, so moving one particle by ``L e_a``
@@ -53,6 +59,7 @@ __all__ = ["Backflow"]
 Params = Any  # {"layers": [{"pair": mlp, "one": mlp (open only)}, ...]}; mlp = [(W, b), ...]
 
 _KINDS = ("open", "periodic")
+_CUSP_EPS = 1e-12  # (|D|/length_scale)^2 added under the square root of the cusp feature
 
 
 def _init_mlp(key: jax.Array, sizes: list[int]) -> list[tuple[jax.Array, jax.Array]]:
@@ -112,6 +119,7 @@ class Backflow:
         length_scale: unit of distance in the open features (e.g. ``1/sqrt(omega)`` in a trap).
         hidden: widths of the hidden MLP layers.
         n_layers: number of stacked backflow layers.
+        cusp_scale: range of the open variant's cusp feature, in units of ``length_scale``.
         contraction: bound (< 1) on the spectral norm of each layer's displacement Jacobian.
 
     Example:
@@ -132,6 +140,7 @@ class Backflow:
     hidden: tuple[int, ...] = (16,)
     n_layers: int = 1
     contraction: float = 0.9
+    cusp_scale: float = 0.125
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -159,7 +168,7 @@ class Backflow:
 
     @property
     def _n_pair_features(self) -> int:
-        return 3 if self.kind == "open" else 2 * self.dim + 1
+        return 4 if self.kind == "open" else 2 * self.dim + 1
 
     @property
     def _amplitude(self) -> float:
@@ -192,7 +201,10 @@ class Backflow:
         a = self._amplitude
         if self.kind == "open":
             r2 = jnp.sum((delta / self.length_scale) ** 2)
-            feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), same_spin])
+            # cusp feature rho/(1+rho), rho = |D|/l_c: linear in |D| at coalescence (eps only
+            # keeps the masked self-pair D = 0 free of 0/0 in its derivatives)
+            rho = jnp.sqrt(r2 + _CUSP_EPS) / self.cusp_scale
+            feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), rho / (1.0 + rho), same_spin])
             return a * _bounded_mlp(mlp, feats) * delta
         angle = (2 * np.pi / self.box_length) * delta
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
