@@ -3,7 +3,8 @@
 One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, make the pure ``init``,
 ``step`` and ``eval_chunk`` functions of a :class:`~qvfe.problem.Problem`. A step
 
-1. draws occupations n_b ~ p_φ exactly (one per walker),
+1. proposes occupations n'_b ~ p_φ exactly (one per walker) and accepts each by Metropolis–Hastings
+   on the joint p_φ(n)|ψ_n(X)|² (ratio |ψ_n'(X_b)|²/|ψ_n(X_b)|²), so X_b stays equilibrated for its n_b,
 2. moves the walkers X_b by Metropolis on |ψ_{n_b}|² (walkers and step width kept across steps;
    ``prepare`` equilibrates them for ``burn_in`` sweeps before the first step),
 3. estimates F = E_n[T ln p_φ(n) + E_loc] per particle with its parts,
@@ -34,6 +35,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from qvfe.density_matrix import DensityMatrix
+from qvfe.estimators import covariance_gradient, score_function_gradient
 from qvfe.optim.clipping import clip_local_energy
 from qvfe.optim.sr import sr, sr_blocks
 from qvfe.problem import Problem
@@ -83,12 +85,6 @@ def make_optimizer(cfg: EngineConfig) -> optax.GradientTransformationExtraArgs:
     return optax.chain(natural, optax.scale_by_learning_rate(cfg.lr))
 
 
-def _tree_mean_product(jac: Any, weights: jax.Array) -> Any:
-    """(1/B) Σ_b jac_b · w_b for every leaf (leading batch axis)."""
-    b = weights.shape[0]
-    return jax.tree.map(lambda o: jnp.tensordot(weights, o, axes=1) / b, jac)
-
-
 def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                          init_walkers: Callable[[jax.Array, int], jax.Array], *, system: str,
                          per: str = "particle", info: dict | None = None,
@@ -110,14 +106,31 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     def constrain(tree):
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, shard), tree)
 
-    def sample(params, mc, key):
-        """Fresh n for every walker, then Metropolis on |ψ_n|²."""
-        occ = constrain(dm.sample_occupations(params["phi"], key, B))
+    def sample(params, mc, occ_prev, key):
+        """n by an independence Metropolis–Hastings move on the joint p_φ(n)|ψ_n(X)|², then
+        Metropolis on X | n.
+
+        The proposal n' ~ p_φ is exact; it is accepted with min(1, |ψ_n'(X)|²/|ψ_n(X)|²) at the
+        walker's current X (the p_φ factors cancel against the proposal). Handing every walker a
+        fresh n unconditionally would leave X distributed as |ψ_{n_old}|² for a state n_new,
+        and a few sweeps do not relax that: at T = 0.5 the estimates of the interacting dot then
+        drifted upwards while being optimized (excited states evaluated on ground-state-shaped
+        walkers look cheap to the φ gradient).
+        """
+        k_occ, k_acc = jax.random.split(key)
+        theta = params["theta"]
+        walkers = constrain(mc.walkers)
+        prop = constrain(dm.sample_occupations(params["phi"], k_occ, B))
+        occ_prev = constrain(occ_prev)
+        log_ratio = (dm.log_abs2_batch(theta, dm.indices(prop))(walkers)
+                     - dm.log_abs2_batch(theta, dm.indices(occ_prev))(walkers))
+        accept = jnp.log(jax.random.uniform(k_acc, (B,))) < log_ratio
+        occ = jax.tree.map(lambda a, b: jnp.where(accept[:, None], a, b), prop, occ_prev)
         idx = dm.indices(occ)
-        target = dm.log_abs2_batch(params["theta"], idx)
-        mc = mc._replace(walkers=constrain(mc.walkers))
+        target = dm.log_abs2_batch(theta, idx)
+        mc = mc._replace(walkers=walkers)
         mc, acc = metropolis.step(mc, target, cfg.mcmc_sweeps, box_length=cfg.box_length)
-        return occ, idx, mc, acc
+        return occ, idx, mc, acc, jnp.mean(accept)
 
     def prepare(state: dict) -> dict:
         """Burn-in before the first step: Metropolis sweeps on |ψ_n|² for freshly drawn n.
@@ -134,7 +147,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         target = dm.log_abs2_batch(params["theta"], dm.indices(occ))
         mc = state["mc"]._replace(walkers=constrain(state["mc"].walkers))
         mc, _ = metropolis.burn_in(mc, target, cfg.burn_in, box_length=cfg.box_length)
-        return {**state, "mc": mc, "key": key}
+        return {**state, "mc": mc, "occ": occ, "key": key}
 
     def observables(params, occ, idx, xs):
         logp = dm.log_prob(params["phi"], occ)
@@ -144,17 +157,18 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                           "V": en["V"] / n, "S": -logp / n}
 
     def init(key: jax.Array) -> dict:
-        k_params, k_walk, k_mc, k_run = jax.random.split(key, 4)
+        k_params, k_walk, k_mc, k_run, k_occ = jax.random.split(key, 5)
         params = dm.init(k_params)
+        occ = dm.sample_occupations(params["phi"], k_occ, B)
         walkers = init_walkers(k_walk, B)
         mc = metropolis.init(k_mc, walkers, cfg.init_width)
-        return {"params": params, "opt_state": optimizer.init(params), "mc": mc, "key": k_run,
-                "step": jnp.zeros((), jnp.int32)}
+        return {"params": params, "opt_state": optimizer.init(params), "mc": mc, "occ": occ,
+                "key": k_run, "step": jnp.zeros((), jnp.int32)}
 
     def step(state: dict) -> tuple[dict, dict]:
         params = state["params"]
         key, k_occ = jax.random.split(state["key"])
-        occ, idx, mc, acc = sample(params, state["mc"], k_occ)
+        occ, idx, mc, acc, acc_n = sample(params, state["mc"], state["occ"], k_occ)
         xs = mc.walkers
         logp, en, per_sample = observables(params, occ, idx, xs)
         e_clip = clip_local_energy(jnp.real(en["E"]), cfg.clip_width)
@@ -162,12 +176,8 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         f = T * logp + e_clip
         o_phi = dm.log_prob_jacobian(params["phi"], occ)
         o_theta = dm.log_psi_jacobian(params["theta"], xs, idx)
-        g_phi = _tree_mean_product(o_phi, f - jnp.mean(f))
-        # 2 Re E[O* (E − Ē)] with O = O_re + i O_im: 2 E[O_re ΔRe E + O_im Im E]
-        de = e_clip - jnp.mean(e_clip)
-        g_theta = jax.tree.map(
-            lambda o: 2.0 * (jnp.tensordot(de, jnp.real(o), axes=1)
-                             + jnp.tensordot(e_im, jnp.imag(o), axes=1)) / B, o_theta)
+        g_phi = score_function_gradient(o_phi, f)
+        g_theta = covariance_gradient(o_theta, jax.lax.complex(e_clip, e_im))
         grads = {"phi": g_phi, "theta": g_theta}
         if cfg.method == "sr":
             updates, opt_state = optimizer.update(grads, state["opt_state"], params,
@@ -178,21 +188,23 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         metrics = {k: jnp.mean(v) for k, v in per_sample.items()}
         metrics["F_err"] = jnp.std(per_sample["F"]) / jnp.sqrt(B)
         metrics["acceptance"] = acc
+        metrics["acceptance_n"] = acc_n
         metrics["width"] = mc.width
-        return {"params": params, "opt_state": opt_state, "mc": mc, "key": key,
+        return {"params": params, "opt_state": opt_state, "mc": mc, "occ": occ, "key": key,
                 "step": state["step"] + 1}, metrics
 
     def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
         params = state["params"]
-        occ, idx, mc, _ = sample(params, state["mc"], key)
+        occ, idx, mc, _, _ = sample(params, state["mc"], state["occ"], key)
         _, _, per_sample = observables(params, occ, idx, mc.walkers)
-        return {**state, "mc": mc}, per_sample
+        return {**state, "mc": mc, "occ": occ}, per_sample
 
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def state_sharding(state: dict) -> dict:
         sh = jax.tree.map(lambda _: replicated, state)
         sh["mc"] = sh["mc"]._replace(walkers=shard)
+        sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
         return sh
 
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
