@@ -205,6 +205,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         sh = jax.tree.map(lambda _: replicated, state)
         sh["mc"] = sh["mc"]._replace(walkers=shard)
         sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
+        sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
         return sh
 
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
