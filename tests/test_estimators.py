@@ -73,8 +73,8 @@ def test_covariance_gradient_matches_quadrature_gradient():
     theta = _perturb(wf.init(jax.random.PRNGKey(3)), jax.random.PRNGKey(4), 0.5)
     potential = make_quantum_dot_potential(1.0, 0.0)
     occ_up, occ_dn = jnp.array([1]), jnp.array([], dtype=jnp.int32)
-    h = 0.1
-    g1 = jnp.arange(-5.0, 5.0, h) + h / 2
+    h = 0.125
+    g1 = jnp.arange(-4.5, 4.5, h) + h / 2
     grid = jnp.stack(jnp.meshgrid(g1, g1, indexing="ij"), -1).reshape(-1, 1, 2)
 
     def re_log_psi(t, x):
@@ -89,7 +89,7 @@ def test_covariance_gradient_matches_quadrature_gradient():
     exact = _flatten(jax.grad(energy)(theta))
     w = jnp.exp(2 * jax.vmap(lambda x: re_log_psi(theta, x))(grid)) * h * h
     assert abs(float(w.sum()) - 1.0) < 1e-6  # the √flow keeps ψ normalized
-    B = 8000
+    B = 5000
     idx = jax.random.choice(jax.random.PRNGKey(5), len(grid), (B,), p=w / w.sum())
     xs = grid[idx]
     e_loc = jax.vmap(lambda x: wf.local_energy(theta, x, occ_up, occ_dn, potential))(xs)

@@ -70,37 +70,36 @@ TWO_DEVICE_SCRIPT = r"""
 import json, sys, jax
 import qvfe
 spec = qvfe.load_spec(json.loads(sys.argv[1]))
+out = {"devices": jax.device_count()}
 res = qvfe.run(spec, out=sys.argv[2], progress=False)
-print(json.dumps({"devices": jax.device_count(),
-                  "F": [res.observables["F"].mean, res.observables["F"].error],
-                  "E": [res.observables["E"].mean, res.observables["E"].error],
-                  "F_exact": res.info["F_exact"], "E_exact": res.info["E_exact"]}))
+out["F"] = [res.observables["F"].mean, res.observables["F"].error]
+out["E"] = [res.observables["E"].mean, res.observables["E"].error]
+out["F_exact"] = res.info["F_exact"]
+# a run checkpointed on one device, resumed and extended here
+moved = qvfe.run(spec.replace(**{"optim.steps": spec.optim.steps + 2}), out=sys.argv[3],
+                 progress=False)
+out["moved_steps"] = moved.steps
+print(json.dumps(out))
 """
 
 
-def _run_with_devices(n_dev, spec_dict, out):
+def test_two_devices_agree_with_one_and_checkpoints_move_between_them(tmp_path):
+    spec = _spec(2, 1, T=0.5, steps=4, batch=128)
+    one = qvfe.run(spec, out=tmp_path / "one", progress=False)
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={n_dev}").strip()
-    r = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT, json.dumps(spec_dict), str(out)],
+                        " --xla_force_host_platform_device_count=2").strip()
+    r = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT, json.dumps(spec.to_dict()),
+                        str(tmp_path / "two"), str(tmp_path / "one")],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def test_two_devices_agree_with_one_and_checkpoints_move_between_them(tmp_path):
-    spec = _spec(2, 1, T=0.5, steps=4, batch=128).to_dict()
-    one = _run_with_devices(1, spec, tmp_path / "one")
-    two = _run_with_devices(2, spec, tmp_path / "two")
-    assert (one["devices"], two["devices"]) == (1, 2)
-    for res in (one, two):
-        mean, err = res["F"]
-        assert res["F_exact"] - 3 * err - 1e-9 <= mean < res["F_exact"] + 1e-3, res
-    e1, e2 = one["E"], two["E"]
-    assert abs(e1[0] - e2[0]) <= 3 * (e1[1] ** 2 + e2[1] ** 2) ** 0.5
-    # a run checkpointed on 1 device resumes (and extends) on 2 devices
-    longer = dict(spec, optim=dict(spec["optim"], steps=6))
-    moved = _run_with_devices(2, longer, tmp_path / "one")
-    assert moved["devices"] == 2
+    two = json.loads(r.stdout.strip().splitlines()[-1])
+    assert two["devices"] == 2
+    f_exact = one.info["F_exact"]
+    for mean, err in ((one.observables["F"].mean, one.observables["F"].error), two["F"]):
+        assert f_exact - 3 * err - 1e-9 <= mean < f_exact + 1e-3
+    e1, e2 = one.observables["E"], two["E"]
+    assert abs(e1.mean - e2[0]) <= 3 * (e1.error ** 2 + e2[1] ** 2) ** 0.5
+    assert two["moved_steps"] == 6
     log = (tmp_path / "one" / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in log] == list(range(1, 7))
