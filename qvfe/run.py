@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,9 @@ class _StopFlag:
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
-        if threading_main():
+        # signal handlers can only be installed from the main thread (a notebook's worker thread
+        # or a user's thread pool runs without them)
+        if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)
         return self
@@ -115,12 +118,6 @@ class _StopFlag:
     def __exit__(self, *exc) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _prepare_dir(spec: Spec, out: Path, overwrite: bool) -> None:
