@@ -82,32 +82,46 @@ def test_same_spec_resumes_and_different_spec_is_refused(tmp_path):
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints")][0] == 15
 
 
+def _kill_after_checkpoint(spec, out, at_least):
+    """Start a run and SIGKILL it once a checkpoint at or after `at_least` steps exists.
+
+    Returns the newest checkpoint's step, or None when the run finished before the kill landed
+    (steps take about a millisecond, so a descheduled poller can miss the window)."""
+    victim = _cli("run", str(spec), "--out", str(out))
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        found = checkpoint.list_checkpoints(out / "checkpoints")
+        if found and found[0][0] >= at_least:
+            break
+        if victim.poll() is not None:
+            break
+        time.sleep(0.01)
+    os.kill(victim.pid, signal.SIGKILL)
+    finished = victim.wait() == 0
+    return None if finished else checkpoint.list_checkpoints(out / "checkpoints")[0][0]
+
+
 def test_sigkill_then_resume_gives_the_same_result(tmp_path):
-    spec = _spec(tmp_path, steps=80, every=10)
+    steps = 400
+    spec = _spec(tmp_path, steps=steps, every=10)
     ref = _cli("run", str(spec), "--out", str(tmp_path / "ref"))
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
 
-    victim = _cli("run", str(spec), "--out", str(tmp_path / "kill"))
-    ckpts = tmp_path / "kill" / "checkpoints"
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        found = checkpoint.list_checkpoints(ckpts)
-        if found and found[0][0] >= 30:
+    for attempt in range(3):
+        killed = tmp_path / f"kill{attempt}"
+        killed_at = _kill_after_checkpoint(spec, killed, at_least=30)
+        if killed_at is not None:
             break
-        assert victim.poll() is None, "run finished before it could be killed"
-        time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    killed_at = checkpoint.list_checkpoints(ckpts)[0][0]
-    assert killed_at < 80
-    resumed = _cli("run", str(tmp_path / "kill"))
+    assert killed_at is not None, "the run finished three times before it could be killed"
+    assert 30 <= killed_at < steps
+    resumed = _cli("run", str(killed))
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
-    a, b = _observables(tmp_path / "ref"), _observables(tmp_path / "kill")
+    a, b = _observables(tmp_path / "ref"), _observables(killed)
     for k in a:
         assert a[k]["mean"] == b[k]["mean"] and a[k]["error"] == b[k]["error"], k
     log_a = [json.loads(x) for x in (tmp_path / "ref" / "log.jsonl").read_text().splitlines()]
-    log_b = [json.loads(x) for x in (tmp_path / "kill" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log_b] == list(range(1, 81))
+    log_b = [json.loads(x) for x in (killed / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_b] == list(range(1, steps + 1))
     assert [r["F"] for r in log_a] == [r["F"] for r in log_b]
 
 
