@@ -88,11 +88,16 @@ def make_optimizer(cfg: EngineConfig) -> optax.GradientTransformationExtraArgs:
 def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                          init_walkers: Callable[[jax.Array, int], jax.Array], *, system: str,
                          per: str = "particle", info: dict | None = None,
-                         mesh: Mesh | None = None) -> Problem:
+                         mesh: Mesh | None = None,
+                         derived: Callable[[dict], dict] | None = None,
+                         observable_units: dict[str, str] | None = None,
+                         also_in: tuple[str, ...] = ()) -> Problem:
     """The driver problem of a quantum system described by ``dm`` at temperature ``cfg.T``.
 
     ``init_walkers(key, batch) -> (batch, N, d)`` places the initial walkers (e.g. a Gaussian
-    of the trap's width, or uniform in the box).
+    of the trap's width, or uniform in the box). ``derived(per_sample) -> {name: (B,) array}``
+    adds per-sample observables computed from F, E, K, V, S per particle (e.g. the virial
+    pressure), whose units ``observable_units`` names.
     """
     _warn_cpu_scheduler()
     mesh = mesh or batch_mesh()
@@ -153,8 +158,11 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         logp = dm.log_prob(params["phi"], occ)
         en = dm.energies(params["theta"], xs, idx, laplacian=cfg.laplacian)
         e = jnp.real(en["E"])
-        return logp, en, {"F": (T * logp + e) / n, "E": e / n, "K": jnp.real(en["K"]) / n,
-                          "V": en["V"] / n, "S": -logp / n}
+        per_sample = {"F": (T * logp + e) / n, "E": e / n, "K": jnp.real(en["K"]) / n,
+                      "V": en["V"] / n, "S": -logp / n}
+        if derived is not None:
+            per_sample.update(derived(per_sample))
+        return logp, en, per_sample
 
     def init(key: jax.Array) -> dict:
         k_params, k_walk, k_mc, k_run, k_occ = jax.random.split(key, 5)
@@ -205,9 +213,9 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         sh = jax.tree.map(lambda _: replicated, state)
         sh["mc"] = sh["mc"]._replace(walkers=shard)
         sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
-        sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
         return sh
 
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
                    eval_chunk=eval_chunk, eval_batch=B, objective="F", info=dict(info or {}),
-                   prepare=prepare, state_sharding=state_sharding)
+                   prepare=prepare, state_sharding=state_sharding,
+                   observable_units=dict(observable_units or {}), also_in=tuple(also_in))

@@ -54,6 +54,11 @@ class Problem:
         Optional: where each leaf of the state lives (e.g. walkers split over devices, parameters
         replicated). The driver places the state there and pins the jitted functions to it, so a
         step's output has the same shardings as its input and nothing is compiled twice.
+    observable_units
+        Units of the observables that are not energies per ``per`` (e.g. {"P": "Ha/bohr^3"}).
+    also_in
+        Further energy units (e.g. ("Ry",)) the result table also prints its energies in, for
+        comparison with reference tables that use them.
     summarize(samples) -> {name: Estimate}
         Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
         (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
@@ -71,3 +76,5 @@ class Problem:
     prepare: Callable[[State], State] | None = None
     state_sharding: Callable[[State], Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    observable_units: dict[str, str] = field(default_factory=dict)
+    also_in: tuple[str, ...] = ()

@@ -26,6 +26,7 @@ import numpy as np
 
 import qvfe
 from qvfe import checkpoint
+from qvfe.physics import units
 from qvfe.problem import Estimate, Problem
 from qvfe.progress import Progress
 from qvfe.spec import KINDS, Spec, SpecError, load_spec
@@ -51,12 +52,21 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
     run_dir: str | None = None
     qvfe_version: str = qvfe.__version__
+    observable_units: dict[str, str] = field(default_factory=dict)
+    also_in: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = {"system": self.system, "units": self.units, "per": self.per,
              "observables": {k: v.as_dict() for k, v in self.observables.items()},
              "n_samples": self.n_samples, "steps": self.steps, "seed": self.seed,
              "wall_time_s": round(self.wall_time_s, 3), "qvfe_version": self.qvfe_version}
+        if self.observable_units:
+            d["observable_units"] = dict(self.observable_units)
+        if self.also_in:
+            d["also_in"] = {u: {k: {"mean": units.convert(v.mean, self.units, u),
+                                    "error": units.convert(v.error, self.units, u)}
+                                for k, v in self.observables.items() if self._is_energy(k)}
+                            for u in self.also_in}
         if self.info:
             d["reference"] = self.info
         return d
@@ -69,23 +79,42 @@ class Result:
                for k, v in d["observables"].items()}
         return cls(d["system"], d["units"], d["per"], obs, d["n_samples"], d["steps"], d["seed"],
                    d["wall_time_s"], d.get("reference", {}), str(Path(path).parent),
-                   d.get("qvfe_version", "?"))
+                   d.get("qvfe_version", "?"), d.get("observable_units", {}),
+                   tuple(d.get("also_in", {})))
+
+    def _is_energy(self, key: str) -> bool:
+        return key != "S" and key not in self.observable_units
+
+    def unit_of(self, key: str) -> str:
+        """The unit an observable is reported in (energies per ``per``, S in k_B per ``per``)."""
+        if key in self.observable_units:
+            return self.observable_units[key]
+        return f"{'k_B' if key == 'S' else self.units}/{self.per}"
 
     def table(self) -> str:
         """A plain-text table of the observables with units."""
         lines = [f"{self.system}: {self.steps} steps, {self.n_samples} evaluation samples, "
                  f"seed {self.seed}, {self.wall_time_s:.1f} s"]
         for k, v in self.observables.items():
-            unit = "k_B" if k == "S" else self.units
             extra = "".join(f"  {e}={x:.4g}" for e, x in v.extra.items())
-            lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {unit}/{self.per}{extra}")
+            also = ""
+            if self._is_energy(k):
+                also = "".join(f"  ({units.convert(v.mean, self.units, u): .8f} ± "
+                               f"{units.convert(v.error, self.units, u):.8f} {u})"
+                               for u in self.also_in)
+            elif self.unit_of(k) == "Ha/bohr^3":
+                also = (f"  ({units.pressure_to_gpa(v.mean):.6g} ± "
+                        f"{units.pressure_to_gpa(v.error):.2g} GPa)")
+            lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {self.unit_of(k)}"
+                         f"{also}{extra}")
+        kinds = {"_exact": "exact", "_ref": "reference", "_HF": "Hartree-Fock of the ground "
+                 "determinant, the T -> 0 limit without flow"}
         for k, v in self.info.items():
-            if isinstance(v, float) and k.endswith(("_exact", "_ref")):
-                unit = "k_B" if k.startswith("S") else self.units
+            suffix = next((x for x in kinds if k.endswith(x)), None)
+            if isinstance(v, float) and suffix:
                 err = self.info.get(f"{k}_err")
-                kind = "exact" if k.endswith("_exact") else "reference"
                 lines.append(f"  {k:<5} = {v: .8f}" + (f" ± {err:.8f}" if err else "")
-                             + f" {unit}/{self.per}  ({kind})")
+                             + f" {self.unit_of(k[:-len(suffix)])}  ({kinds[suffix]})")
         return "\n".join(lines)
 
 
@@ -237,9 +266,8 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     t_eval = time.perf_counter()
     n = eval_samples if eval_samples is not None else spec.eval.samples
     observables, n_done = evaluate_state(problem, state, eval_key, n)
-    result = Result(problem.system, problem.units, problem.per, observables, n_done, step,
-                    spec.run.seed, train_wall + time.perf_counter() - t_eval,
-                    info=dict(problem.info), run_dir=str(out) if out else None)
+    result = _result(problem, observables, n_done, step, spec.run.seed,
+                     train_wall + time.perf_counter() - t_eval, out)
     if out is not None:
         write_result(out, result)
     return result
@@ -275,6 +303,13 @@ def evaluate_state(problem: Problem, state: Any, key: jax.Array,
     return summarize(arrays), n_chunks * problem.eval_batch
 
 
+def _result(problem: Problem, observables: dict[str, Estimate], n_samples: int, step: int,
+            seed: int, wall: float, out: Path | None) -> Result:
+    return Result(problem.system, problem.units, problem.per, observables, n_samples, step, seed,
+                  wall, info=dict(problem.info), run_dir=str(out) if out else None,
+                  observable_units=dict(problem.observable_units), also_in=problem.also_in)
+
+
 def write_result(out: Path, result: Result) -> None:
     tmp = out / "result.json.tmp"
     tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -300,8 +335,7 @@ def evaluate(run_dir: str | Path, samples: int | None = None) -> Result:
         observables, n_done = evaluate_state(problem, state, eval_key, n)
         rows = _read_log(out / "log.jsonl", step)
         wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
-        result = Result(problem.system, problem.units, problem.per, observables, n_done, step,
-                        spec.run.seed, wall, info=dict(problem.info), run_dir=str(out))
+        result = _result(problem, observables, n_done, step, spec.run.seed, wall, out)
         write_result(out, result)
         return result
 

@@ -262,6 +262,35 @@ class QuantumSampler:
                             lo=0.0, lo_open=True)
 
 
+@dataclass(frozen=True)
+class ElectronGasSystem:
+    kind: str = opt(doc="system kind", choices=("electron_gas",))
+    n_up: int = opt(doc="spin-up electrons", lo=0, hi=128)
+    n_down: int = opt(doc="spin-down electrons", lo=0, hi=128)
+    rs: float = opt(doc="Wigner-Seitz radius in bohr", lo=0.0, lo_open=True, hi=200.0)
+    theta: float = opt(doc="reduced temperature Θ = T/T_F", lo=0.0, lo_open=True, hi=64.0)
+    dim: int = opt(3, doc="spatial dimension (2: square box, 3: cubic box)", lo=2, hi=3)
+    theta_reference: str = opt("own", doc="which T_F defines Θ: 'own' (the gas's own "
+                               "polarisation, Brown et al. 2013), 'paramagnetic' (GDSMFB) or "
+                               "'polarized'", choices=("own", "paramagnetic", "polarized"))
+    twist: tuple[float, ...] = opt((), doc="Bloch twist of the k-grid in units of 2π/L, one "
+                                   "number per dimension (empty: Γ point)", lo=-0.5, hi=0.5)
+    coupling: float = opt(1.0, doc="strength λ of the electron-electron Coulomb (Ewald) "
+                          "interaction (0: ideal gas)", lo=0.0, hi=100.0)
+    n_orbitals: int = opt(0, doc="plane waves per spin in the occupation model (0: closed "
+                          "shells up to 12 kT above the Fermi level)", lo=0, hi=4000)
+
+
+@dataclass(frozen=True)
+class ElectronGasSampler:
+    batch: int = opt(1024, doc="walkers (samples per step); a multiple of the device count",
+                     lo=2)
+    mcmc_sweeps: int = opt(10, doc="Metropolis sweeps per step", lo=1, hi=10000)
+    burn_in: int = opt(200, doc="Metropolis sweeps before the first step", lo=0)
+    init_width: float = opt(0.5, doc="initial Metropolis step width in units of rs, then "
+                            "adapted", lo=0.0, lo_open=True, hi=100.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # registry
 # ----------------------------------------------------------------------------------------------
@@ -283,9 +312,11 @@ KINDS: dict[str, Kind] = {
                          "qvfe.problems.coulomb_trap:build"),
     "quantum_dot": Kind(QuantumDotSystem, QuantumModel, QuantumOptim, QuantumSampler,
                         "qvfe.problems.quantum_dot:build"),
+    "electron_gas": Kind(ElectronGasSystem, QuantumModel, QuantumOptim, ElectronGasSampler,
+                         "qvfe.problems.electron_gas:build"),
 }
 
-PLANNED_KINDS = ("electron_gas", "hydrogen")
+PLANNED_KINDS = ("hydrogen",)
 
 
 @dataclass(frozen=True)
@@ -412,6 +443,24 @@ def _check_consistency(spec: Spec) -> None:
         if spec.system.n_orbitals and spec.system.n_orbitals < n_max:
             raise SpecError(f"system.n_orbitals = {spec.system.n_orbitals} is invalid: must be 0 "
                             f"(auto) or ≥ {n_max}, the larger spin population")
+    if spec.kind == "electron_gas":
+        s = spec.system
+        if s.n_up + s.n_down < 1:
+            raise SpecError("system.n_up + system.n_down must be ≥ 1 (got 0 electrons)")
+        if s.twist and len(s.twist) != s.dim:
+            raise SpecError(f"system.twist = {list(s.twist)} is invalid: must be empty (Γ point) "
+                            f"or have system.dim = {s.dim} components")
+        if s.theta_reference == "own" and s.n_up and s.n_down and s.n_up != s.n_down:
+            raise SpecError(f"system.theta_reference = 'own' is ambiguous for a partially "
+                            f"polarised gas (n_up = {s.n_up}, n_down = {s.n_down}): must be "
+                            "'paramagnetic' or 'polarized'")
+        n_max = max(s.n_up, s.n_down)
+        if s.n_orbitals and s.n_orbitals < n_max:
+            raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 "
+                            f"(auto) or ≥ {n_max}, the larger spin population")
+        if not spec.run.x64:
+            raise SpecError("run.x64 = false is invalid for electron_gas: the Ewald energy "
+                            "needs float64 (must be true)")
     if spec.kind == "coulomb_trap":
         if spec.system.n * spec.system.dim < 2 and spec.model.flow != "cnf":
             raise SpecError(f"model.flow = {spec.model.flow!r} needs n*dim ≥ 2 degrees of freedom; "

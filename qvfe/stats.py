@@ -34,6 +34,10 @@ def mean_and_error(chains: np.ndarray) -> Estimate:
         n = x.size
         err = x.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
         return Estimate(float(x.mean()), float(err))
+    if np.all(x == x.flat[0]):
+        # a constant (e.g. S of a single allowed occupation, V of the ideal gas): exact, and
+        # netket's autocorrelation time would be 0/0
+        return Estimate(float(x.flat[0]), 0.0)
     if x.shape[1] < 4:
         # too short to see an autocorrelation: treat all entries as independent
         return mean_and_error(x.reshape(-1))

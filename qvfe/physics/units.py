@@ -44,6 +44,7 @@ BOHR_IN_ANGSTROM = 0.529177210903  # CODATA 2018
 # energies (k_B = 1), so "K" is here too.
 ENERGY_UNITS: dict[str, float] = {
     "Ha": 1.0,
+    "hartree": 1.0,  # the name result.json uses (DESIGN.md section 7)
     "mHa": 1e-3,
     "Ry": HA_PER_RY,
     "mRy": 1e-3 * HA_PER_RY,

@@ -1,0 +1,127 @@
+"""The uniform electron gas (jellium) at finite temperature, on the quantum engine.
+
+N↑ + N↓ electrons in a periodic cubic (3D) or square (2D) box of side L(rs, N) with a uniform
+neutralising background, H = Σ_i −½∇_i² + λ V_Ewald(X) (electron–electron, electron–background and
+background–background terms, with the Madelung self-image term). Temperature from Θ = T/T_F with
+T_F of the gas's own polarisation by default (Brown et al. 2013; see ``qvfe.physics.heg``).
+
+Base states are Slater determinants (one per spin) of plane waves e^{ik·z}/√V, k = 2π(m + twist)/L,
+from an energy-ordered list; the occupation model starts at the exact non-interacting Boltzmann
+distribution over that list and the √flow is a periodic backflow, the identity at the start.
+Results per electron in Hartree (Rydberg also written, as in Brown's tables); the pressure by the
+virial relation P = (2K + V)/(d V_cell) (Coulomb energies scale as 1/L), in Ha/bohr³.
+
+Exact references put in ``info``: at λ = 0 the canonical ideal gas on the same k-list (the optimum
+is then reachable exactly); whenever the ground occupation closes its shells, its Hartree–Fock
+energy ``E_HF`` (the T → 0 value of a run with the identity flow).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.density_matrix import DensityMatrix
+from qvfe.engine import EngineConfig, make_quantum_problem
+from qvfe.flows.backflow import Backflow
+from qvfe.physics import heg
+from qvfe.physics.ewald import make_ewald
+from qvfe.physics.ideal_fermi import spinful_thermo
+from qvfe.physics.orbital_values import PlaneWaveBasis
+from qvfe.physics.orbitals import plane_wave_orbitals
+from qvfe.problem import Problem
+from qvfe.spec import SpecError
+from qvfe.wavefunction import SquareRootFlowWavefunction
+
+MAX_ORBITALS = 4000
+BOLTZMANN_WINDOW = 12.0  # levels up to 12 kT above the Fermi level: weight e^-12 ≈ 6e-6
+
+
+def auto_orbital_count(dim: int, L: float, n_max: int, T: float,
+                       twist: np.ndarray | None) -> int:
+    """Plane waves per spin with ε ≤ ε_F + 12 kT, ε_F the n_max-th lowest level; whole shells."""
+    m = max(2 * n_max, 8)
+    while True:
+        _, e = plane_wave_orbitals(dim, L, m, twist)
+        cut = e[n_max - 1] + BOLTZMANN_WINDOW * T
+        if e[-1] > cut * (1 + 1e-9) or m > MAX_ORBITALS:
+            return int(np.sum(e <= cut * (1 + 1e-9)))
+        m *= 2
+
+
+def hartree_fock_reference(k_vectors: np.ndarray, energies: np.ndarray, n_up: int, n_down: int,
+                           L: float, coupling: float) -> float | None:
+    """E_HF per electron of the ground occupation, or None if a spin species has an open shell."""
+    for n_s in (n_up, n_down):
+        if 0 < n_s < len(energies) and energies[n_s] - energies[n_s - 1] < 1e-9 * energies[n_s]:
+            return None
+    dim = k_vectors.shape[1]
+    hf = heg.hf_energy([k_vectors[:n_up], k_vectors[:n_down]], L * np.eye(dim))
+    return (hf.kinetic + coupling * (hf.exchange + hf.madelung)) / (n_up + n_down)
+
+
+def build(spec: Any) -> Problem:
+    s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
+    n_up, n_down, dim = s.n_up, s.n_down, s.dim
+    n = n_up + n_down
+    n_max = max(n_up, n_down)
+    L = heg.box_length(s.rs, n, dim)
+    volume = L**dim
+    T = heg.gas_temperature(s.theta, s.rs, n_up, n_down, dim, reference=s.theta_reference)
+    twist = np.asarray(s.twist, dtype=np.float64) if s.twist else np.zeros(dim)
+    n_orb = s.n_orbitals or auto_orbital_count(dim, L, n_max, T, twist)
+    if n_orb > MAX_ORBITALS:
+        raise SpecError(f"system.theta = {s.theta} needs {n_orb} plane waves per spin "
+                        f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly or lower Θ")
+    k_vectors, energies = plane_wave_orbitals(dim, L, n_orb, twist)
+    occupations = SpinfulOccupations(energies, n_up, n_down, T,
+                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    backflow = Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
+                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+    wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow)
+
+    if s.coupling == 0.0:
+        def potential(x: jax.Array) -> jax.Array:
+            return jnp.zeros((), x.dtype)
+    else:
+        ewald = make_ewald(L * np.eye(dim), n_particles=n)
+
+        def potential(x: jax.Array) -> jax.Array:
+            return s.coupling * ewald.energy(x)
+
+    dm = DensityMatrix(occupations, wf, potential)
+    cfg = EngineConfig(n_particles=n, T=T, batch=smp.batch, method=o.method, lr=o.lr,
+                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
+                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
+                       init_width=smp.init_width * s.rs, box_length=L, laplacian=m.laplacian)
+
+    def init_walkers(key: jax.Array, batch: int) -> jax.Array:
+        return L * jax.random.uniform(key, (batch, n, dim))
+
+    def virial_pressure(per_sample: dict) -> dict:
+        """P V = (2K + V)/d for kinetic plus Coulomb energies (both homogeneous in 1/L)."""
+        return {"P": n * (2.0 * per_sample["K"] + per_sample["V"]) / (dim * volume)}
+
+    info: dict[str, Any] = {"n_orbitals": n_orb, "T": T, "box_length": L, "rs": s.rs,
+                            "theta": s.theta, "theta_reference": s.theta_reference,
+                            "n_up": n_up, "n_down": n_down, "dim": dim,
+                            "twist": [float(t) for t in twist]}
+    if s.coupling == 0.0:
+        ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
+        info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
+                     "S_exact": float(ex["S"]) / n,
+                     "P_exact": 2.0 * float(ex["E"]) / (dim * volume)})
+    e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
+    if e_hf is not None:
+        info["E_HF"] = e_hf
+    try:
+        return make_quantum_problem(dm, cfg, init_walkers, system="electron_gas",
+                                    per="electron", info=info, derived=virial_pressure,
+                                    observable_units={"P": "Ha/bohr^3"}, also_in=("Ry",))
+    except ValueError as e:
+        raise SpecError(str(e)) from None
