@@ -19,6 +19,7 @@ examples:
   qvfe run runs/i16                              resume from the newest checkpoint
   qvfe eval runs/i16 --samples 100000            final numbers with frozen parameters
   qvfe keys                                      every spec key, its default and range
+  qvfe compare runs/heg_* --plot heg.png         electron gas vs Brown et al. (2013) RPIMC
 """
 
 
@@ -61,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("spec", nargs="?", help="spec file or run directory (default: embedded default)")
     s.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE")
+    c = sub.add_parser("compare", help="compare finished electron-gas runs with a reference "
+                       "table: a text table and a PNG plot",
+                       description="Match each run to the reference rows at the same (rs, Θ, ξ, "
+                       "N), Θ taken relative to the gas's own T_F (Brown et al.), and print qvfe "
+                       "vs reference for E, K, V per electron (Ha and Ry) with the difference in "
+                       "units of the combined standard error. Also writes a plot of E and F vs Θ "
+                       "(or vs rs when the runs share one Θ).")
+    c.add_argument("rundirs", nargs="+", help="run directories (with spec.toml and result.json)")
+    c.add_argument("--ref", help="reference table: 'brown2013' (default) or the path of "
+                   "data/brown2013_pimc_3dueg_Ry.csv")
+    c.add_argument("--plot", default="compare.png", help="PNG to write (default: compare.png)")
+    c.add_argument("--method", default="RPIMC_fixed_node",
+                   choices=("RPIMC_fixed_node", "PIMC_signful"), help="which reference rows")
     return p
 
 
@@ -93,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "spec":
             print(_load(args.spec, args.overrides).to_toml(), end="")
+            return 0
+        if args.command == "compare":
+            from qvfe import compare
+
+            print(compare.format_table(compare.compare_runs(args.rundirs, args.ref,
+                                                            args.method)))
+            path = compare.plot(args.rundirs, args.plot, args.ref, args.method)
+            print(f"wrote {path}")
             return 0
         if args.command == "eval":
             if args.samples is not None and args.samples < 1:

@@ -77,6 +77,9 @@ class DensityMatrix:
     def log_psi_jacobian(self, theta: Params, xs: jax.Array,
                          idx: tuple[jax.Array, jax.Array]) -> Params:
         """Per-sample complex ∇_θ ln ψ = ∇ Re ln ψ + i ∇ Im ln ψ (theta pytree, batch axis first)."""
+        if not jax.tree.leaves(theta):
+            return theta  # the identity flow (no backflow layers) has no parameters
+
         def one(x, u, d):
             g_re, g_im = jax.jacrev(lambda t: self.log_psi(t, x, u, d))(theta)
             return jax.tree.map(lambda a, b: jax.lax.complex(a, b), g_re, g_im)

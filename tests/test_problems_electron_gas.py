@@ -80,3 +80,9 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
                                           rel=1e-10)
     text = result.table()
     assert "Ry" in text and "Ha/bohr^3" in text and "GPa" in text
+
+
+def test_identity_flow_trains_the_occupations_only():
+    """backflow_layers = 0 leaves no flow parameters: the steps must still run (SR on φ alone)."""
+    result = qvfe.run(_spec(3, 0, dim=2, layers=0, steps=2, batch=64), progress=False)
+    _check_exact(result, keys=("F",))

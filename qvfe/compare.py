@@ -1,0 +1,224 @@
+"""Compare finished runs with published reference tables: a text table and a plot.
+
+One job: read run directories (``spec.toml`` + ``result.json``), find the reference rows at the same
+conditions, and report the differences in units of the combined standard error. For the electron
+gas the reference is Brown et al. (2013) RPIMC at matching (rs, Θ, ξ, N) — Θ converted to the T_F
+of the gas's own polarisation, Brown's convention, whatever ``system.theta_reference`` the run
+used — compared on E (and K, V) per electron. F has no finite-N reference in that table; the plot
+shows the thermodynamic-limit F = F_ideal + f_xc(GDSMFB) as a line for orientation, labelled so.
+
+Energies are in Hartree per electron in the table, with Rydberg (Brown's unit) alongside.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from qvfe import references as refs
+from qvfe.physics import heg, units
+from qvfe.physics.gdsmfb import fxc
+from qvfe.run import Result
+from qvfe.spec import Spec, SpecError, load_spec
+
+__all__ = ["Comparison", "compare_runs", "format_table", "plot", "REFERENCE_TABLES"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One observable of one run against one reference row (energies in Ha per electron)."""
+
+    run_dir: str
+    conditions: dict[str, Any]       # rs, theta (own T_F), xi, N, dim
+    key: str                         # observable: E, K or V
+    value: float
+    error: float
+    ref_value: float | None
+    ref_error: float | None
+    ref_label: str
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.ref_value is None else self.value - self.ref_value
+
+    @property
+    def sigma(self) -> float | None:
+        """Difference over the combined standard error (None without a reference error)."""
+        if self.ref_value is None:
+            return None
+        combined = math.hypot(self.error, self.ref_error or 0.0)
+        return self.difference / combined if combined > 0 else math.inf
+
+
+def _brown() -> refs.Table:
+    return refs.load_brown2013()
+
+
+# Reference tables by name; --ref accepts a name or the path of the shipped file.
+REFERENCE_TABLES: dict[str, tuple[str, Callable[[], refs.Table]]] = {
+    "brown2013": ("brown2013_pimc_3dueg_Ry.csv", _brown),
+}
+
+
+def resolve_reference(name_or_path: str | None) -> str:
+    """The table name for ``--ref`` (a name, or a path/file name of a shipped table)."""
+    if name_or_path is None:
+        return "brown2013"
+    stem = Path(name_or_path).name
+    for name, (file_name, _) in REFERENCE_TABLES.items():
+        if stem in (name, file_name) or Path(file_name).stem.startswith(Path(stem).stem):
+            return name
+    known = ", ".join(f"{n} ({f})" for n, (f, _) in REFERENCE_TABLES.items())
+    raise SpecError(f"--ref = {name_or_path!r} is invalid: must be one of {known}")
+
+
+def run_conditions(spec: Spec) -> dict[str, Any]:
+    """rs, Θ relative to the run's own T_F (Brown's convention), ξ, N and d of an electron-gas run."""
+    s = spec.system
+    n = s.n_up + s.n_down
+    xi = (s.n_up - s.n_down) / n
+    T = heg.gas_temperature(s.theta, s.rs, s.n_up, s.n_down, s.dim,
+                            reference=s.theta_reference)
+    own = None
+    if abs(xi) == 1.0 or xi == 0.0:
+        own = heg.theta(T, s.rs, s.dim, polarized=abs(xi) == 1.0)
+    return {"rs": s.rs, "theta": own, "xi": xi, "N": n, "dim": s.dim, "T": T,
+            "twist": tuple(s.twist)}
+
+
+def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, dict, Result]]:
+    """(run dir, conditions, result) of each electron-gas run; anything else is an error."""
+    runs = []
+    for d in run_dirs:
+        run_dir = Path(d)
+        if not (run_dir / "spec.toml").is_file():
+            raise SpecError(f"{run_dir} is not a qvfe run directory (no spec.toml)")
+        if not (run_dir / "result.json").is_file():
+            raise SpecError(f"{run_dir} has no result.json: finish the run (or `qvfe eval` it)")
+        spec = load_spec(run_dir / "spec.toml")
+        if spec.kind != "electron_gas":
+            raise SpecError(f"{run_dir}: system.kind = {spec.kind!r} has no reference table in "
+                            f"{table_name} (must be 'electron_gas')")
+        result = Result.from_json(run_dir / "result.json")
+        runs.append((str(run_dir), run_conditions(spec), result))
+    return runs
+
+
+def _reference_row(table: refs.Table, cond: dict[str, Any], method: str) -> dict | None:
+    if cond["dim"] != 3 or cond["theta"] is None or any(cond["twist"]):
+        return None
+    rows = refs.match(table, rel=1e-6, method=method, rs=cond["rs"], theta=cond["theta"],
+                      xi=int(abs(cond["xi"])), N=cond["N"])
+    return rows[0] if rows else None
+
+
+def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
+                 method: str = "RPIMC_fixed_node") -> list[Comparison]:
+    """E, K and V of every run against the reference rows at the same conditions.
+
+    Runs that are not electron-gas runs raise; runs without a matching row (2D, other N or Θ,
+    a twist) are listed with ``ref_value`` None so that nothing is silently dropped.
+    """
+    name = resolve_reference(ref)
+    table = REFERENCE_TABLES[name][1]()
+    out = []
+    for run_dir, cond, result in _load_runs(run_dirs, name):
+        row = _reference_row(table, cond, method)
+        for key in ("E", "K", "V"):
+            if key not in result.observables:
+                continue
+            est = result.observables[key]
+            out.append(Comparison(
+                run_dir, cond, key, est.mean, est.error,
+                None if row is None else row[key], None if row is None else row[f"{key}_err"],
+                f"{name} {method}" if row is not None else "no reference row"))
+    return out
+
+
+def format_table(comparisons: list[Comparison]) -> str:
+    """A plain-text table: conditions, qvfe and reference in Ha and Ry per electron, Δ, Δ/σ."""
+    head = (f"{'run':<24} {'rs':>5} {'Θ':>7} {'ξ':>3} {'N':>4} {'obs':>3} "
+            f"{'qvfe (Ha/e)':>22} {'reference (Ha/e)':>22} {'Δ (mHa/e)':>10} {'Δ/σ':>6} "
+            f"{'qvfe (Ry/e)':>12} {'ref (Ry/e)':>12}")
+    lines = [head, "-" * len(head)]
+    for c in comparisons:
+        k = c.conditions
+        theta = f"{k['theta']:.4g}" if k["theta"] is not None else "-"
+        ours = f"{c.value: .6f} ± {c.error:.6f}"
+        ry = f"{units.convert(c.value, 'Ha', 'Ry'): .6f}"
+        if c.ref_value is None:
+            ref = diff = sig = ry_ref = "-"
+        else:
+            ref = f"{c.ref_value: .6f} ± {c.ref_error:.6f}"
+            diff = f"{1e3 * c.difference:+.3f}"
+            sig = f"{c.sigma:+.1f}"
+            ry_ref = f"{units.convert(c.ref_value, 'Ha', 'Ry'): .6f}"
+        name = Path(c.run_dir).name[-24:]
+        lines.append(f"{name:<24} {k['rs']:>5g} {theta:>7} {k['xi']:>3g} {k['N']:>4} {c.key:>3} "
+                     f"{ours:>22} {ref:>22} {diff:>10} {sig:>6} {ry:>12} {ry_ref:>12}")
+    refs_used = sorted({c.ref_label for c in comparisons if c.ref_value is not None})
+    lines.append("Θ = T/T_F of each gas's own polarisation (Brown et al.); Δ = qvfe − reference; "
+                 "σ = combined standard error.")
+    if refs_used:
+        lines.append("reference: Brown, Clark, DuBois, Ceperley, PRL 110, 146405 (2013) "
+                     f"({', '.join(refs_used)}), finite-N E_N, K_N, V_N")
+    return "\n".join(lines)
+
+
+def _tl_free_energy(rs: float, theta_own: float, xi: float) -> float:
+    """Thermodynamic-limit F per electron (Ha): ideal gas + GDSMFB f_xc (paramagnetic θ)."""
+    T = heg.temperature(theta_own, rs, 3, polarized=abs(xi) == 1.0)
+    theta_para = heg.theta(T, rs, 3, polarized=False)
+    return heg.ideal_fermi_gas(rs, T, xi=xi).free_energy + float(fxc(rs, theta_para, xi))
+
+
+def plot(run_dirs: list[str | Path], path: str | Path, ref: str | None = None,
+         method: str = "RPIMC_fixed_node") -> Path:
+    """PNG of E and F per electron (Ha) vs Θ (or vs rs when all runs share one Θ): the runs with
+    error bars, the reference E_N rows of the same (rs, ξ, N) series, and the TL F line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    name = resolve_reference(ref)
+    table = REFERENCE_TABLES[name][1]()
+    runs = _load_runs(run_dirs, name)
+    thetas = {cond["theta"] for _, cond, _ in runs}
+    x_key = "theta" if len(thetas) > 1 else "rs"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    # one reference series per (ξ, N) and fixed other axis: rs when plotting vs Θ, Θ vs rs
+    other = "rs" if x_key == "theta" else "theta"
+    series = {(c["xi"], c["N"], c[other]) for _, c, _ in runs if c["theta"] is not None}
+    for ax, key in zip(axes, ("E", "F")):
+        for xi, n, fixed in sorted(series):
+            rows = sorted(refs.match(table, rel=1e-6, method=method, xi=int(abs(xi)), N=n,
+                                     **{other: fixed}), key=lambda r: r[x_key])
+            label = f"ξ={xi:g}, " + (f"rs={fixed:g}" if other == "rs" else f"Θ={fixed:g}")
+            if key == "E" and rows:
+                ax.errorbar([r[x_key] for r in rows], [r["E"] for r in rows],
+                            [r["E_err"] for r in rows], fmt="s", mfc="none", capsize=2,
+                            label=f"Brown 2013 E_N (N={n}, {label})")
+            if key == "F" and rows:
+                lo, hi = rows[0][x_key], rows[-1][x_key]
+                xs = np.geomspace(lo, hi, 60) if x_key == "theta" else np.linspace(lo, hi, 60)
+                ys = [_tl_free_energy(fixed, x, xi) if x_key == "theta"
+                      else _tl_free_energy(x, fixed, xi) for x in xs]
+                ax.plot(xs, ys, "-", lw=1, label=f"thermodynamic limit: ideal + f_xc GDSMFB "
+                        f"({label})")
+        pts = [(c[x_key], res.observables[key]) for _, c, res in runs
+               if key in res.observables and c[x_key] is not None]
+        if pts:
+            ax.errorbar([p[0] for p in pts], [p[1].mean for p in pts],
+                        [p[1].error for p in pts], fmt="o", capsize=2, color="k", label="qvfe")
+        ax.set_xscale("log" if x_key == "theta" else "linear")
+        ax.set_xlabel("Θ = T/T_F (own polarisation)" if x_key == "theta" else "rs (bohr)")
+        ax.set_ylabel(f"{key} (Ha per electron)")
+        ax.legend(fontsize=7)
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

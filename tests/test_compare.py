@@ -1,0 +1,99 @@
+"""``qvfe compare``: matching runs to Brown et al. (2013) rows, the table arithmetic, the plot.
+
+The fixtures are run directories with a real spec and a result.json whose numbers are set relative
+to the reference row, so that the expected difference and Δ/σ are known exactly.
+"""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+import qvfe
+from qvfe import compare
+from qvfe import references as refs
+from qvfe.problem import Estimate
+from qvfe.run import Result, write_result
+
+BROWN = refs.load_brown2013()
+
+
+def _brown_row(rs, theta, xi=1, n=33):
+    return refs.match_one(BROWN, method="RPIMC_fixed_node", rs=rs, theta=theta, xi=xi, N=n)
+
+
+def _run_dir(path, system, observables):
+    path.mkdir(parents=True)
+    spec = qvfe.load_spec({"system": {"kind": "electron_gas", **system}})
+    (path / "spec.toml").write_text(spec.to_toml())
+    obs = {k: Estimate(m, e) for k, (m, e) in observables.items()}
+    write_result(path, Result("electron_gas", "hartree", "electron", obs, 1000, 10, 0, 1.0))
+    return path
+
+
+def _polarized_33(path, rs, theta, shift=0.0, err=5e-4, row_theta=None, **system):
+    row = _brown_row(rs, row_theta or theta)
+    obs = {"E": (row["E"] + shift, err), "K": (row["K"], err), "V": (row["V"], err),
+           "F": (row["E"] - 0.01, err)}
+    return _run_dir(path, {"n_up": 33, "n_down": 0, "rs": rs, "theta": theta, **system}, obs)
+
+
+def test_difference_and_sigma_against_the_matching_row(tmp_path):
+    d = _polarized_33(tmp_path / "a", 10.0, 0.0625, shift=1e-3)
+    (e, k, v) = compare.compare_runs([d])
+    row = _brown_row(10.0, 0.0625)
+    assert (e.key, k.key, v.key) == ("E", "K", "V")
+    assert e.ref_value == row["E"] and e.ref_error == row["E_err"]
+    assert e.difference == pytest.approx(1e-3, abs=1e-12)
+    assert e.sigma == pytest.approx(1e-3 / math.hypot(5e-4, row["E_err"]), rel=1e-9)
+    assert k.sigma == pytest.approx(0.0, abs=1e-9)
+    # Brown's E_N = -0.104151(127) Ry per electron at rs = 10, Θ = 0.0625 (the issue's number)
+    assert 2 * row["E"] == pytest.approx(-0.104151, abs=1e-6)
+
+
+def test_theta_is_converted_to_the_gas_own_fermi_temperature(tmp_path):
+    # a polarised gas at Θ_para = 0.0625 · 2^(2/3) is Brown's Θ_own = 0.0625
+    d = _polarized_33(tmp_path / "p", 4.0, 0.0625 * 2 ** (2 / 3), row_theta=0.0625,
+                      theta_reference="paramagnetic")
+    e = compare.compare_runs([d])[0]
+    assert e.conditions["theta"] == pytest.approx(0.0625, rel=1e-12)
+    assert e.ref_value == _brown_row(4.0, 0.0625)["E"]
+
+
+def test_runs_without_a_reference_row_are_listed_not_dropped(tmp_path):
+    d2 = _run_dir(tmp_path / "two_d", {"n_up": 13, "n_down": 0, "dim": 2, "rs": 5.0,
+                                       "theta": 0.15}, {"E": (-0.1, 1e-3)})
+    (e,) = compare.compare_runs([d2])
+    assert e.ref_value is None and e.sigma is None
+    assert " - " in compare.format_table([e])
+
+
+def test_non_electron_gas_runs_and_unknown_tables_are_refused(tmp_path):
+    d = tmp_path / "dot"
+    d.mkdir()
+    spec = qvfe.load_spec({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.5}})
+    (d / "spec.toml").write_text(spec.to_toml())
+    write_result(d, Result("quantum_dot", "hartree", "electron", {"E": Estimate(1.0, 0.1)}, 1, 1,
+                           0, 1.0))
+    with pytest.raises(qvfe.SpecError, match="system.kind = 'quantum_dot'"):
+        compare.compare_runs([d])
+    with pytest.raises(qvfe.SpecError, match="--ref"):
+        compare.resolve_reference("ceperley1980.csv")
+    assert compare.resolve_reference("data/brown2013_pimc_3dueg_Ry.csv") == "brown2013"
+    assert compare.resolve_reference("data/brown2013_pimc_3dueg.csv") == "brown2013"
+
+
+def test_cli_prints_the_table_and_writes_a_png(tmp_path):
+    dirs = [_polarized_33(tmp_path / f"t{theta}", 10.0, theta, shift=2e-3)
+            for theta in (0.0625, 0.125, 0.25)]
+    png = tmp_path / "cmp.png"
+    p = subprocess.run([sys.executable, "-m", "qvfe.cli", "compare", *map(str, dirs),
+                        "--plot", str(png)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "Brown, Clark, DuBois, Ceperley" in p.stdout
+    assert p.stdout.count("+2.000") == 3  # ΔE in mHa per electron, one line per run
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([sys.executable, "-m", "qvfe.cli", "compare", str(tmp_path / "nope")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no spec.toml" in bad.stderr
