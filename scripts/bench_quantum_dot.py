@@ -22,50 +22,24 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 
-def spec_for(args: argparse.Namespace, T: float, **over):
-    import qvfe
-
+def raw_spec(args: argparse.Namespace, T: float, **over) -> dict:
     raw = {"system": {"kind": "quantum_dot", "n_up": 3, "n_down": 3, "dim": 2, "T": T,
-                      "omega": 1.0, "coupling": 1.0}}
-    settings = {"model.backflow_layers": args.layers, "model.backflow_hidden": args.hidden,
-                "model.occupation_hidden": args.occ_hidden, "optim.steps": args.steps,
-                "optim.lr": args.lr, "optim.damping": args.damping,
-                "optim.max_norm": args.max_norm, "sampler.batch": args.batch,
-                "sampler.mcmc_sweeps": args.sweeps, "sampler.burn_in": args.burn_in,
-                "eval.samples": args.samples, "run.print_every": max(1, args.steps // 5)}
-    settings.update(over)
-    return qvfe.load_spec(raw, overrides=settings)
-
-
-def speed(args: argparse.Namespace, laplacian: str, batch: int) -> dict:
-    """samples × steps / s of one jitted step (after compile and one warm step)."""
-    import jax
-
-    import qvfe
-
-    spec = spec_for(args, args.temps[0], **{"model.laplacian": laplacian,
-                                            "sampler.batch": batch})
-    with jax.enable_x64(spec.run.x64):
-        problem = qvfe.build_problem(spec)
-        state = problem.init(jax.random.PRNGKey(0))
-        step = jax.jit(problem.step)
-        t0 = time.perf_counter()
-        state, m = step(state)
-        jax.block_until_ready(m)
-        t_compile = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(args.speed_steps):
-            state, m = step(state)
-        jax.block_until_ready(m)
-        dt = (time.perf_counter() - t0) / args.speed_steps
-    return {"laplacian": laplacian, "batch": batch, "s_per_step": dt,
-            "samples_steps_per_s": batch / dt, "compile_s": t_compile}
+                      "omega": 1.0, "coupling": 1.0},
+           "model": {"backflow_layers": args.layers, "backflow_hidden": args.hidden,
+                     "occupation_hidden": args.occ_hidden},
+           "optim": {"steps": args.steps, "lr": args.lr, "damping": args.damping,
+                     "max_norm": args.max_norm},
+           "sampler": {"batch": args.batch, "mcmc_sweeps": args.sweeps,
+                       "burn_in": args.burn_in},
+           "eval": {"samples": args.samples},
+           "run": {"print_every": max(1, args.steps // 5)}}
+    for key, value in over.items():
+        section, name = key.split(".")
+        raw[section][name] = value
+    return raw
 
 
 def main() -> None:
@@ -86,34 +60,25 @@ def main() -> None:
     ap.add_argument("--speed-steps", type=int, default=5)
     ap.add_argument("--hessian-timeout", type=float, default=300.0)
     ap.add_argument("--skip-train", action="store_true")
-    ap.add_argument("--speed-only", nargs=2, metavar=("LAPLACIAN", "BATCH"),
-                    help=argparse.SUPPRESS)  # internal: one timing in a child process
     args = ap.parse_args()
 
-    if args.speed_only:
-        print("SPEED " + json.dumps(speed(args, args.speed_only[0], int(args.speed_only[1]))))
-        return
-
     import qvfe
+    from qvfe.benchmark import step_throughput_isolated
 
     rows = []
     if not args.skip_train:
         for T in args.temps:
             t0 = time.perf_counter()
-            res = qvfe.run(spec_for(args, T), progress=False)
+            res = qvfe.run(qvfe.load_spec(raw_spec(args, T)), progress=False)
             o = res.observables
             rows.append((T, o["F"], o["E"], o["S"], res.steps, time.perf_counter() - t0,
                          res.info.get("n_orbitals")))
 
     def timed(laplacian: str, batch: int) -> dict | str:
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--speed-only", laplacian, str(batch)]
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True,
-                                 timeout=args.hessian_timeout).stdout
-        except subprocess.TimeoutExpired:
-            return f"timed out after {args.hessian_timeout:.0f} s (hung?)"
-        line = [x for x in out.splitlines() if x.startswith("SPEED ")]
-        return json.loads(line[-1][6:]) if line else "failed"
+        raw = raw_spec(args, args.temps[0], **{"model.laplacian": laplacian,
+                                               "sampler.batch": batch})
+        r = step_throughput_isolated(raw, args.speed_steps, args.hessian_timeout)
+        return {**r, "laplacian": laplacian} if isinstance(r, dict) else f"{laplacian}: {r}"
 
     speeds = [timed("folx", args.batch), timed("folx", args.speed_batch),
               timed("hessian", args.speed_batch)]

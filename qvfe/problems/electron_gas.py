@@ -18,7 +18,6 @@ energy ``E_HF`` (the T → 0 value of a run with the identity flow).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax

@@ -1,0 +1,72 @@
+"""Throughput of one optimization step of a spec: samples × steps per second, compile excluded.
+
+One job, shared by ``scripts/bench_*.py``: build the problem, run ``prepare`` (burn-in), time the
+first jitted step (compile) and then ``n_steps`` more. ``step_throughput_isolated`` does the same
+in a child process under a timeout, for paths that can hang or exhaust memory (a vmapped
+``jax.hessian`` Laplacian at large N or batch on jax 0.10.2), so one bad case cannot stop a sweep.
+
+    python -m qvfe.benchmark '{"system": {...}, ...}' 5      # prints one JSON line
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Mapping
+
+__all__ = ["step_throughput", "step_throughput_isolated"]
+
+
+def step_throughput(spec: Any, n_steps: int = 5) -> dict[str, Any]:
+    """Seconds per step and samples·steps/s of ``spec`` on the default devices."""
+    import jax
+
+    from qvfe.run import _compiled, build_problem
+
+    with jax.enable_x64(spec.run.x64):
+        problem = build_problem(spec)
+        state, step, prepare, _ = _compiled(problem, problem.init(jax.random.PRNGKey(0)))
+        if prepare is not None:
+            state = prepare(state)
+        t0 = time.perf_counter()
+        state, metrics = step(state)
+        jax.block_until_ready(metrics)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(n_steps):
+            state, metrics = step(state)
+        jax.block_until_ready(metrics)
+        dt = (time.perf_counter() - t0) / n_steps
+    return {"batch": problem.eval_batch, "s_per_step": dt,
+            "samples_steps_per_s": problem.eval_batch / dt, "compile_s": compile_s,
+            "devices": jax.device_count(), "backend": jax.default_backend()}
+
+
+def step_throughput_isolated(raw_spec: Mapping[str, Any], n_steps: int = 5,
+                             timeout: float = 600.0) -> dict[str, Any] | str:
+    """``step_throughput`` in a child process; a string saying why when it fails or times out."""
+    flag = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+    env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()}
+    cmd = [sys.executable, "-m", "qvfe.benchmark", json.dumps(raw_spec), str(n_steps)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:.0f} s"
+    lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {p.returncode}): {tail[:200]}"
+    return json.loads(lines[-1])
+
+
+def _main(argv: list[str]) -> None:
+    from qvfe.spec import load_spec
+
+    print(json.dumps(step_throughput(load_spec(json.loads(argv[0])), int(argv[1]))))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -1,0 +1,97 @@
+"""Benchmark: the 3D spin-polarised electron gas, N = 33, Θ = 0.0625, at rs = 10 and 4, vs Brown 2013.
+
+Trains each point through ``qvfe.run`` from the shipped specs
+(``systems/electron_gas_3d_n33_rs{10,4}_theta0.0625.toml``, with the overrides given here), then
+prints ``qvfe compare``'s table against Brown et al.'s RPIMC E_N (target: |E − E_N| ≤ 2 mRy per
+electron), F and S per electron with their errors, the steps, samples and wall time, and the speed
+of one optimization step (samples × steps per second, compile excluded) with the forward Laplacian
+(folx) and with ``jax.hessian`` at a small batch, each in a child process under a timeout.
+
+    .venv/bin/python scripts/bench_electron_gas.py --steps 2000 --batch 256 --out runs/bench_heg
+    .venv/bin/python scripts/bench_electron_gas.py --speed-only       # the step timings alone
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import tomllib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
+
+
+def raw_spec(rs: float, args: argparse.Namespace, **over) -> dict:
+    raw = tomllib.loads((SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml").read_text())
+    settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
+                "model.backflow_layers": args.layers, "eval.samples": args.samples,
+                "run.print_every": max(1, args.steps // 10), **over}
+    for key, value in settings.items():
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+    return raw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rs", type=float, nargs="+", default=[10.0, 4.0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=2, help="backflow layers")
+    ap.add_argument("--samples", type=int, default=20000)
+    ap.add_argument("--out", default="runs/bench_electron_gas")
+    ap.add_argument("--speed-batch", type=int, default=32)
+    ap.add_argument("--speed-steps", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=900.0, help="per step timing (s)")
+    ap.add_argument("--speed-only", action="store_true")
+    args = ap.parse_args()
+
+    import qvfe
+    from qvfe import compare
+    from qvfe.benchmark import step_throughput_isolated
+
+    dirs, walls = [], {}
+    if not args.speed_only:
+        for rs in args.rs:
+            out = Path(args.out) / f"n33_rs{rs:g}"
+            t0 = time.perf_counter()
+            qvfe.run(qvfe.load_spec(raw_spec(rs, args)), out=out, progress=False)
+            walls[str(out)] = time.perf_counter() - t0
+            dirs.append(out)
+        print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {args.steps} steps, batch "
+              f"{args.batch}, backflow {args.layers} layers, {args.samples} eval samples")
+        print(compare.format_table(compare.compare_runs(dirs)))
+        print(f"\n{'run':<14} {'F (Ha/e)':>22} {'S (k_B/e)':>20} {'E−E_N (mRy/e)':>14} "
+              f"{'wall s':>8}")
+        for c in compare.compare_runs(dirs):
+            if c.key != "E":
+                continue
+            res = qvfe.Result.from_json(Path(c.run_dir) / "result.json")
+            f, s = res.observables["F"], res.observables["S"]
+            d = f"{2e3 * c.difference:+.2f}" if c.difference is not None else "-"
+            print(f"{Path(c.run_dir).name:<14} {f.mean:>11.6f} ± {f.error:.6f} "
+                  f"{s.mean:>9.4f} ± {s.error:.4f} {d:>14} {walls[c.run_dir]:>8.0f}")
+        compare.plot(dirs, Path(args.out) / "compare.png")
+
+    print(f"\nOne optimization step, rs = {args.rs[0]:g}, batch {args.speed_batch}, "
+          f"{args.layers} backflow layers (compile excluded):")
+    for laplacian in ("folx", "hessian"):
+        r = step_throughput_isolated(
+            raw_spec(args.rs[0], args, **{"model.laplacian": laplacian,
+                                          "sampler.batch": args.speed_batch}),
+            args.speed_steps, args.timeout)
+        if isinstance(r, dict):
+            print(f"  {laplacian:<8} {r['s_per_step']:.2f} s/step, "
+                  f"{r['samples_steps_per_s']:.1f} samples·steps/s on {r['devices']} "
+                  f"{r['backend']} device(s) (compile {r['compile_s']:.0f} s)")
+        else:
+            print(f"  {laplacian:<8} {r}")
+
+
+if __name__ == "__main__":
+    main()
