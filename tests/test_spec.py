@@ -5,6 +5,7 @@ import pytest
 from qvfe.spec import SpecError, default_spec, describe_kinds, load_spec, parse_override
 
 ISING = {"system": {"kind": "ising", "L": 4, "beta": 0.44}}
+HEG = {"system": {"kind": "electron_gas", "n_up": 3, "n_down": 0, "rs": 4.0, "theta": 0.5}}
 
 
 def _err(raw, overrides=None) -> str:
@@ -39,6 +40,16 @@ def test_defaults_fill_in_and_round_trip(tmp_path):
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),
     ({"system": {"kind": "coulomb_trap", "n": 1, "dim": 1, "beta": 1.0}}, None,
      "model.flow = 'realnvp' needs n*dim ≥ 2"),
+    (HEG, {"system.twist": [0.1, 0.2]}, "system.twist = [0.1, 0.2] is invalid: must be empty"),
+    (HEG, {"system.twist": [0.1, 0.2, 0.7]}, "system.twist = [0.1, 0.2, 0.7] is invalid: must "
+     "be a list of numbers in [-0.5, 0.5]"),
+    (HEG, {"system.n_down": 2}, "system.theta_reference = 'own' is ambiguous"),
+    (HEG, {"system.theta": 0.0}, "system.theta = 0.0 is invalid: must be a number in (0.0, 64"),
+    (HEG, {"system.rs": -1.0}, "system.rs = -1.0 is invalid"),
+    (HEG, {"run.x64": False}, "run.x64 = false is invalid for electron_gas"),
+    (HEG, {"system.n_orbitals": 2}, "system.n_orbitals = 2 is invalid: must be 0 (auto) or ≥ 3"),
+    (HEG, {"sampler.init_width": 0.0}, "sampler.init_width = 0.0 is invalid"),
+    (HEG, {"system.omega": 1.0}, "system.omega is not a known key"),
 ])
 def test_bad_input_names_the_key(raw, overrides, needle):
     assert needle in _err(raw, overrides)
