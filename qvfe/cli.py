@@ -29,6 +29,12 @@ examples:
 # own process before JAX starts; library users see a warning from the engine instead.
 CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
+# A hung XLA computation (see qvfe.watchdog) is restarted by re-executing the command on the run
+# directory, which resumes exactly; a few restarts in a row mean something else is wrong.
+DEFAULT_STALL_TIMEOUT = 900.0
+MAX_STALL_RESTARTS = 3
+RESTARTS_ENV = "QVFE_STALL_RESTARTS"
+
 
 def _set_xla_flags() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
@@ -54,9 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="delete an existing run in --out and start afresh")
     r.add_argument("--no-progress", action="store_true", help="plain progress lines, no bar")
+    r.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="S",
+                   help="restart from the newest checkpoint when no step has finished for S "
+                   "seconds (and 20× the slowest step so far); 0: never (default: %(default)g)")
     e = sub.add_parser("eval", help="re-evaluate a run's newest checkpoint with frozen parameters")
     e.add_argument("rundir", help="run directory")
     e.add_argument("--samples", type=int, help="number of evaluation samples (default: eval.samples)")
+    e.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="S",
+                   help="restart when no evaluation chunk has finished for S seconds; 0: never")
     sub.add_parser("keys", help="list every spec key per system kind with its default and range")
     s = sub.add_parser("spec", help="print the resolved spec (defaults filled in) and exit")
     s.add_argument("spec", nargs="?", help="spec file or run directory (default: embedded default)")
@@ -93,6 +104,42 @@ def _parse(o: str):
     return parse_override(o)
 
 
+def restart_argv(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    """The command that resumes this invocation on its run directory (never with --overwrite)."""
+    argv = [sys.executable, "-m", "qvfe.cli", args.command, str(run_dir)]
+    if args.command == "eval" and args.samples is not None:
+        argv += ["--samples", str(args.samples)]
+    if getattr(args, "no_progress", False):
+        argv.append("--no-progress")
+    return argv + ["--stall-timeout", f"{args.stall_timeout:g}"]
+
+
+def _watchdog(args: argparse.Namespace, run_dir: Path):
+    """A StallWatchdog that re-executes the command on ``run_dir``, or a no-op context."""
+    import contextlib
+
+    from qvfe.watchdog import StallWatchdog
+
+    if not args.stall_timeout or args.stall_timeout <= 0:
+        return contextlib.nullcontext(None)
+    restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+
+    def on_stall(idle: float) -> None:
+        msg = (f"qvfe: no progress for {idle:.0f} s (a stalled XLA computation, see "
+               f"qvfe/watchdog.py)")
+        if restarts >= MAX_STALL_RESTARTS:
+            print(f"{msg}; giving up after {restarts} restarts. Resume with "
+                  f"`qvfe run {run_dir}`", file=sys.stderr, flush=True)
+            os._exit(75)
+        print(f"{msg}; restarting from the newest checkpoint in {run_dir} "
+              f"({restarts + 1}/{MAX_STALL_RESTARTS})", file=sys.stderr, flush=True)
+        os.environ[RESTARTS_ENV] = str(restarts + 1)
+        argv = restart_argv(args, run_dir)
+        os.execv(argv[0], argv)
+
+    return StallWatchdog(args.stall_timeout, on_stall)
+
+
 def main(argv: list[str] | None = None) -> int:
     _set_xla_flags()
     args = _parser().parse_args(argv)
@@ -121,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SpecError(f"--samples = {args.samples} is invalid: must be an integer ≥ 1")
             from qvfe.run import evaluate
 
-            result = evaluate(args.rundir, samples=args.samples)
+            with _watchdog(args, Path(args.rundir)) as dog:
+                result = evaluate(args.rundir, samples=args.samples,
+                                  heartbeat=dog.beat if dog else None)
             print(result.table())
             print(f"wrote {Path(args.rundir) / 'result.json'}")
             return 0
@@ -136,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             out = Path("runs") / (Path(args.spec).stem if args.spec else "default")
         print(f"qvfe: {spec.kind} run in {out}", file=sys.stderr)
         try:
-            result = run(spec, out, overwrite=args.overwrite,
-                         progress=False if args.no_progress else None)
+            with _watchdog(args, out) as dog:
+                result = run(spec, out, overwrite=args.overwrite,
+                             progress=False if args.no_progress else None,
+                             heartbeat=dog.beat if dog else None)
         except RunInterrupted as e:
             print(f"qvfe: {e}", file=sys.stderr)
             return 130

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -194,11 +194,14 @@ def _scalars(metrics: dict) -> dict[str, float]:
 
 
 def run(spec: Spec | str | Path, out: str | Path | None = None, *, overwrite: bool = False,
-        progress: bool | None = None, eval_samples: int | None = None) -> Result:
+        progress: bool | None = None, eval_samples: int | None = None,
+        heartbeat: Callable[[], None] | None = None) -> Result:
     """Optimize, checkpoint and evaluate ``spec``; write the run directory ``out``; return the result.
 
     ``spec`` may be a :class:`Spec`, a spec file, or an existing run directory (which is resumed).
     With ``out=None`` nothing is written and no checkpoint is kept (library use in a notebook).
+    ``heartbeat()`` is called after every step and every evaluation chunk (e.g. to feed a
+    :class:`qvfe.watchdog.StallWatchdog`).
     """
     if not isinstance(spec, Spec):
         p = Path(spec)
@@ -209,10 +212,15 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, *, overwrite: bo
     if out_dir is not None:
         _prepare_dir(spec, out_dir, overwrite)
     with jax.enable_x64(spec.run.x64):
-        return _run(spec, out_dir, progress, eval_samples)
+        return _run(spec, out_dir, progress, eval_samples, heartbeat or _no_heartbeat)
 
 
-def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int | None) -> Result:
+def _no_heartbeat() -> None:
+    pass
+
+
+def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int | None,
+         heartbeat: Callable[[], None]) -> Result:
     problem = build_problem(spec)
     root = jax.random.PRNGKey(spec.run.seed)
     init_key, eval_key = jax.random.split(root)
@@ -247,6 +255,7 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
                     log_fh.write(json.dumps({"step": step, "wall_s": round(wall, 4), **m}) + "\n")
                     log_fh.flush()
                 bar.update(step, m)
+                heartbeat()
                 if not all(math.isfinite(v) for v in m.values()):
                     raise FloatingPointError(
                         f"step {step}: non-finite metrics {m}; lower optim.lr or check the spec")
@@ -265,7 +274,7 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     train_wall = wall0 + time.perf_counter() - t0
     t_eval = time.perf_counter()
     n = eval_samples if eval_samples is not None else spec.eval.samples
-    observables, n_done = evaluate_state(problem, state, eval_key, n)
+    observables, n_done = evaluate_state(problem, state, eval_key, n, heartbeat)
     result = _result(problem, observables, n_done, step, spec.run.seed,
                      train_wall + time.perf_counter() - t_eval, out)
     if out is not None:
@@ -288,8 +297,9 @@ def _compiled(problem: Problem, state: Any):
     return state, step, prepare, chunk
 
 
-def evaluate_state(problem: Problem, state: Any, key: jax.Array,
-                   n_samples: int) -> tuple[dict[str, Estimate], int]:
+def evaluate_state(problem: Problem, state: Any, key: jax.Array, n_samples: int,
+                   heartbeat: Callable[[], None] = _no_heartbeat
+                   ) -> tuple[dict[str, Estimate], int]:
     """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples."""
     state, _, _, chunk = _compiled(problem, state)
     n_chunks = max(1, math.ceil(n_samples / problem.eval_batch))
@@ -298,6 +308,7 @@ def evaluate_state(problem: Problem, state: Any, key: jax.Array,
         state, samples = chunk(state, jax.random.fold_in(key, i))
         for k, v in jax.device_get(samples).items():
             stacked.setdefault(k, []).append(np.asarray(v))
+        heartbeat()
     arrays = {k: np.stack(v) for k, v in stacked.items()}
     summarize = problem.summarize or summarize_chunks
     return summarize(arrays), n_chunks * problem.eval_batch
@@ -316,7 +327,8 @@ def write_result(out: Path, result: Result) -> None:
     os.replace(tmp, out / "result.json")
 
 
-def evaluate(run_dir: str | Path, samples: int | None = None) -> Result:
+def evaluate(run_dir: str | Path, samples: int | None = None,
+             heartbeat: Callable[[], None] | None = None) -> Result:
     """Re-evaluate a run's newest checkpoint with frozen parameters; rewrites result.json."""
     out = Path(run_dir)
     if not (out / "spec.toml").is_file():
@@ -332,7 +344,8 @@ def evaluate(run_dir: str | Path, samples: int | None = None) -> Result:
             raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
         step, state = restored
         n = samples if samples is not None else spec.eval.samples
-        observables, n_done = evaluate_state(problem, state, eval_key, n)
+        observables, n_done = evaluate_state(problem, state, eval_key, n,
+                                             heartbeat or _no_heartbeat)
         rows = _read_log(out / "log.jsonl", step)
         wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
         result = _result(problem, observables, n_done, step, spec.run.seed, wall, out)

@@ -1,0 +1,69 @@
+"""Detect a run that has stopped making progress, so the command can restart it from a checkpoint.
+
+One job: a daemon thread that is fed a heartbeat after every step (and evaluation chunk) and calls
+``on_stall`` once when none has come for ``max(timeout, factor × longest interval seen)`` seconds.
+
+Why: on jax 0.10.2 the XLA CPU runtime occasionally loses a wake-up and a jitted step never
+finishes, with every worker thread idle (seen with 33-electron gas steps, a few steps into a run,
+with ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` already set). The hung computation
+cannot be cancelled in-process, but a run resumes exactly from its checkpoints, so the ``qvfe``
+command re-executes itself on the run directory (``qvfe.cli``): the result is the same as that of
+an uninterrupted run and only the steps since the last checkpoint are repeated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+__all__ = ["StallWatchdog"]
+
+
+class StallWatchdog:
+    """``with StallWatchdog(timeout, on_stall) as dog: ... dog.beat() ...``
+
+    Args:
+        timeout: seconds without a heartbeat that count as a stall at least (the first interval
+            includes compilation, so keep it well above a compile time).
+        on_stall: called once, from the watchdog thread, with the seconds since the last beat.
+        factor: a stall is also only declared after ``factor`` times the longest interval between
+            two beats seen so far (slow steps of a large system are not stalls).
+        poll: seconds between checks.
+    """
+
+    def __init__(self, timeout: float, on_stall: Callable[[float], None], *, factor: float = 20.0,
+                 poll: float = 1.0) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout}")
+        self.timeout, self.on_stall, self.factor, self.poll = timeout, on_stall, factor, poll
+        self._last = time.monotonic()
+        self._longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="qvfe-watchdog", daemon=True)
+        self.stalled = False
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        self._longest = max(self._longest, now - self._last)
+        self._last = now
+
+    def limit(self) -> float:
+        return max(self.timeout, self.factor * self._longest)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll):
+            idle = time.monotonic() - self._last
+            if idle > self.limit():
+                self.stalled = True
+                self.on_stall(idle)
+                return
+
+    def __enter__(self) -> "StallWatchdog":
+        self._last = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,67 @@
+"""Stall detection and the command's restart on the run directory."""
+
+import os
+import subprocess
+import sys
+import time
+
+import qvfe
+from qvfe.cli import _parser, restart_argv
+from qvfe.watchdog import StallWatchdog
+
+SPEC = {"system": {"kind": "coulomb_trap", "n": 2, "dim": 2, "beta": 1.0},
+        "model": {"flow": "realnvp", "layers": 2, "hidden": 4},
+        "optim": {"steps": 6}, "sampler": {"batch": 16}, "eval": {"samples": 64}}
+
+
+def test_regular_beats_keep_it_quiet_and_a_pause_is_reported_once():
+    stalls = []
+    with StallWatchdog(0.3, stalls.append, factor=3.0, poll=0.02) as dog:
+        for _ in range(10):
+            time.sleep(0.05)
+            dog.beat()
+        assert stalls == []
+        assert dog.limit() == 0.3  # 3 × 0.05 s < timeout
+        time.sleep(0.6)
+    assert len(stalls) == 1 and stalls[0] > 0.3 and dog.stalled
+
+
+def test_slow_steps_raise_the_limit():
+    stalls = []
+    with StallWatchdog(0.1, stalls.append, factor=4.0, poll=0.02) as dog:
+        time.sleep(0.08)
+        dog.beat()
+        assert dog.limit() >= 0.32  # 4 × the longest interval, not the 0.1 s floor
+        time.sleep(0.2)
+        dog.beat()
+    assert stalls == []
+
+
+def test_driver_beats_after_every_step_and_evaluation_chunk():
+    beats = []
+    qvfe.run(qvfe.load_spec(SPEC), progress=False, heartbeat=lambda: beats.append(1))
+    assert len(beats) == 6 + 64 // 16
+
+
+def test_restart_resumes_the_run_directory_and_never_overwrites(tmp_path):
+    args = _parser().parse_args(["run", "spec.toml", "--out", str(tmp_path), "--overwrite",
+                                 "--no-progress", "--stall-timeout", "60"])
+    argv = restart_argv(args, tmp_path)
+    assert argv[1:5] == ["-m", "qvfe.cli", "run", str(tmp_path)]
+    assert "--overwrite" not in argv and "spec.toml" not in argv
+    assert argv[-3:] == ["--no-progress", "--stall-timeout", "60"]
+
+
+def test_a_command_that_keeps_stalling_restarts_then_gives_up(tmp_path):
+    """A 0.5 s limit declares a stall during the first compile: the command re-executes itself on
+    the run directory, and after the allowed restarts exits 75 with the resume command."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(qvfe.load_spec(SPEC).to_toml())
+    env = {**os.environ, "QVFE_STALL_RESTARTS": "2"}
+    p = subprocess.run([sys.executable, "-m", "qvfe.cli", "run", str(spec), "--out",
+                        str(tmp_path / "r"), "--no-progress", "--stall-timeout", "0.5"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 75, p.stderr
+    assert "restarting from the newest checkpoint" in p.stderr and "(3/3)" in p.stderr
+    assert "giving up after 3 restarts" in p.stderr
+    assert f"qvfe run {tmp_path / 'r'}" in p.stderr
