@@ -31,7 +31,7 @@ CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 # A hung XLA computation (see qvfe.watchdog) is restarted by re-executing the command on the run
 # directory, which resumes exactly; a few restarts in a row mean something else is wrong.
-DEFAULT_STALL_TIMEOUT = 900.0
+DEFAULT_STALL_TIMEOUT = 300.0
 MAX_STALL_RESTARTS = 3
 RESTARTS_ENV = "QVFE_STALL_RESTARTS"
 
@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="plain progress lines, no bar")
     r.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="S",
                    help="restart from the newest checkpoint when no step has finished for S "
-                   "seconds (and 20× the slowest step so far); 0: never (default: %(default)g)")
+                   "seconds and 20× the slowest step so far (4×S before the first step, which "
+                   "compiles); 0: never (default: %(default)g)")
     e = sub.add_parser("eval", help="re-evaluate a run's newest checkpoint with frozen parameters")
     e.add_argument("rundir", help="run directory")
     e.add_argument("--samples", type=int, help="number of evaluation samples (default: eval.samples)")

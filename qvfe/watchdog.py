@@ -1,7 +1,8 @@
 """Detect a run that has stopped making progress, so the command can restart it from a checkpoint.
 
 One job: a daemon thread that is fed a heartbeat after every step (and evaluation chunk) and calls
-``on_stall`` once when none has come for ``max(timeout, factor × longest interval seen)`` seconds.
+``on_stall`` once when none has come for ``max(timeout, factor × longest interval seen)`` seconds
+(``first_timeout`` before the first beat, which has to wait for compilation and burn-in).
 
 Why: on jax 0.10.2 the XLA CPU runtime occasionally loses a wake-up and a jitted step never
 finishes, with every worker thread idle (seen with 33-electron gas steps, a few steps into a run,
@@ -24,19 +25,22 @@ class StallWatchdog:
     """``with StallWatchdog(timeout, on_stall) as dog: ... dog.beat() ...``
 
     Args:
-        timeout: seconds without a heartbeat that count as a stall at least (the first interval
-            includes compilation, so keep it well above a compile time).
+        timeout: seconds without a heartbeat that count as a stall at least.
         on_stall: called once, from the watchdog thread, with the seconds since the last beat.
+        first_timeout: the limit before the first beat (compilation and burn-in come first);
+            default 4 × timeout.
         factor: a stall is also only declared after ``factor`` times the longest interval between
             two beats seen so far (slow steps of a large system are not stalls).
         poll: seconds between checks.
     """
 
     def __init__(self, timeout: float, on_stall: Callable[[float], None], *, factor: float = 20.0,
-                 poll: float = 1.0) -> None:
+                 first_timeout: float | None = None, poll: float = 1.0) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0, got {timeout}")
         self.timeout, self.on_stall, self.factor, self.poll = timeout, on_stall, factor, poll
+        self.first_timeout = 4.0 * timeout if first_timeout is None else first_timeout
+        self._beats = 0
         self._last = time.monotonic()
         self._longest = 0.0
         self._stop = threading.Event()
@@ -45,10 +49,14 @@ class StallWatchdog:
 
     def beat(self) -> None:
         now = time.monotonic()
-        self._longest = max(self._longest, now - self._last)
+        if self._beats:  # the first interval holds compilation: not a step time
+            self._longest = max(self._longest, now - self._last)
+        self._beats += 1
         self._last = now
 
     def limit(self) -> float:
+        if not self._beats:
+            return self.first_timeout
         return max(self.timeout, self.factor * self._longest)
 
     def _watch(self) -> None:

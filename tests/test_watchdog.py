@@ -17,6 +17,7 @@ SPEC = {"system": {"kind": "coulomb_trap", "n": 2, "dim": 2, "beta": 1.0},
 def test_regular_beats_keep_it_quiet_and_a_pause_is_reported_once():
     stalls = []
     with StallWatchdog(0.3, stalls.append, factor=3.0, poll=0.02) as dog:
+        assert dog.limit() == 1.2  # before the first beat: 4 × timeout (compilation)
         for _ in range(10):
             time.sleep(0.05)
             dog.beat()
@@ -29,6 +30,7 @@ def test_regular_beats_keep_it_quiet_and_a_pause_is_reported_once():
 def test_slow_steps_raise_the_limit():
     stalls = []
     with StallWatchdog(0.1, stalls.append, factor=4.0, poll=0.02) as dog:
+        dog.beat()
         time.sleep(0.08)
         dog.beat()
         assert dog.limit() >= 0.32  # 4 × the longest interval, not the 0.1 s floor
@@ -53,13 +55,14 @@ def test_restart_resumes_the_run_directory_and_never_overwrites(tmp_path):
 
 
 def test_a_command_that_keeps_stalling_restarts_then_gives_up(tmp_path):
-    """A 0.5 s limit declares a stall during the first compile: the command re-executes itself on
-    the run directory, and after the allowed restarts exits 75 with the resume command."""
+    """A 0.1 s limit (0.4 s before the first step) declares a stall during the first compile: the
+    command re-executes itself on the run directory, and after the allowed restarts exits 75 with
+    the resume command."""
     spec = tmp_path / "s.toml"
     spec.write_text(qvfe.load_spec(SPEC).to_toml())
     env = {**os.environ, "QVFE_STALL_RESTARTS": "2"}
     p = subprocess.run([sys.executable, "-m", "qvfe.cli", "run", str(spec), "--out",
-                        str(tmp_path / "r"), "--no-progress", "--stall-timeout", "0.5"],
+                        str(tmp_path / "r"), "--no-progress", "--stall-timeout", "0.1"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 75, p.stderr
     assert "restarting from the newest checkpoint" in p.stderr and "(3/3)" in p.stderr
