@@ -21,8 +21,9 @@ def test_help_lists_commands():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["run", "--set", "system.L=5"], "system.L = 5 is invalid: must be an even integer in [2, 64]"),
-    (["run", "--set", "system.beta=-1"], "system.beta = -1 is invalid"),
+    (["run", "--set", "system.n_up=-1"], "system.n_up = -1 is invalid: must be an integer in [0, 64]"),
+    (["run", "--set", "system.T=-1"], "system.T = -1 is invalid"),
+    (["run", "--set", "system.L=8"], "system.L is not a known key"),
     (["run", "--set", "optim.nope=1"], "optim.nope is not a known key"),
     (["run", "--set", "steps"], "expected section.key=value"),
     (["run", "missing.toml"], "spec file 'missing.toml' does not exist"),
@@ -51,7 +52,8 @@ def test_spec_and_keys_commands(capsys):
     assert main(["spec", "--set", "optim.steps=3"]) == 0
     assert "steps = 3" in capsys.readouterr().out
     assert main(["keys"]) == 0
-    assert "system.beta" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "system.beta" in out and "system.rs" in out and "system.omega" in out
 
 
 def test_existing_non_run_directory_is_refused(tmp_path, capsys):

@@ -20,4 +20,6 @@ def test_spec_validates(path):
 
 
 def test_default_spec_validates():
-    assert default_spec().kind in ("ising", "coulomb_trap", "quantum_dot")
+    spec = default_spec()
+    # the quick start's calculation is a quantum system with an exact reference
+    assert spec.kind == "quantum_dot" and (spec.system.n_up, spec.system.n_down) == (1, 1)
