@@ -8,10 +8,15 @@ One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, m
 2. moves the walkers X_b by Metropolis on |ψ_{n_b}|² (walkers and step width kept across steps;
    ``prepare`` equilibrates them for ``burn_in`` sweeps before the first step),
 3. estimates F = E_n[T ln p_φ(n) + E_loc] per particle with its parts,
-4. forms the gradients (DESIGN.md §3; b and Ē are batch means, which keeps them unbiased)
+4. forms the gradients (DESIGN.md §3; b is a batch mean, which keeps them unbiased)
    ∇_φ F = E[O^φ (f − b)], f = T ln p + Re E_loc, O^φ = ∇_φ ln p;
-   ∇_θ F = 2 Re E[(O^θ)* (E_loc − Ē)], O^θ = ∇_θ ln ψ,
-   with the local energy clipped around its median for the gradients only,
+   ∇_θ F = 2 Re E[(O^θ)* (f − b + i Im E_loc)], O^θ = ∇_θ ln ψ,
+   with f clipped around its median for the gradients only. In ∇_θ, f − b stands for E_loc − Ē:
+   any baseline that depends on n alone leaves it unbiased, because every ψ_n stays normalized
+   (E_{X∼|ψ_n|²}[Re O^θ] = 0), and −T ln p_φ(n) + const is the best one near the optimum, where
+   T ln p_φ(n) + E_n is the same for all n: the spread of the state energies E_n (about 1 Ha
+   per electron at T = ω/2) then drops out of the θ gradient, leaving the fluctuations of E_loc
+   within each state. With the batch mean Ē the θ noise grows with the number of states mixed.
 5. updates the parameters by the natural gradient (classical Fisher for φ, real part of the quantum
    geometric tensor for θ, each damped) or by Adam.
 
@@ -179,13 +184,15 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         occ, idx, mc, acc, acc_n = sample(params, state["mc"], state["occ"], k_occ)
         xs = mc.walkers
         logp, en, per_sample = observables(params, occ, idx, xs)
-        e_clip = clip_local_energy(jnp.real(en["E"]), cfg.clip_width)
+        # f = T ln p + E_loc serves both gradients (see the module docstring, step 4), clipped
+        # around its median: at the optimum it is flat across states, so the window catches
+        # outlying samples rather than states of high energy.
+        f = clip_local_energy(T * logp + jnp.real(en["E"]), cfg.clip_width)
         e_im = jnp.imag(en["E"])
-        f = T * logp + e_clip
         o_phi = dm.log_prob_jacobian(params["phi"], occ)
         o_theta = dm.log_psi_jacobian(params["theta"], xs, idx)
         g_phi = score_function_gradient(o_phi, f)
-        g_theta = covariance_gradient(o_theta, jax.lax.complex(e_clip, e_im))
+        g_theta = covariance_gradient(o_theta, jax.lax.complex(f, e_im))
         grads = {"phi": g_phi, "theta": g_theta}
         if cfg.method == "sr":
             updates, opt_state = optimizer.update(grads, state["opt_state"], params,

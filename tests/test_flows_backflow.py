@@ -125,3 +125,23 @@ def test_invalid_configurations_are_rejected():
     with pytest.raises(ValueError, match="shape"):
         Backflow(2, 0, 2).forward_and_log_det(Backflow(2, 0, 2).init(jax.random.PRNGKey(0)),
                                               jnp.zeros((3, 2)))
+
+
+def test_species_rotation_is_orthogonal_and_makes_centre_of_mass_and_relative_coordinates():
+    """At t = pi/4 (1 up + 1 down, no layers) Z = (rel, CM) up to sqrt(2): orthogonal, no log-det;
+    with layers it commutes with same-spin permutations and inverts."""
+    flow = Backflow(1, 1, 2, n_layers=0, species_rotation=np.pi / 4)
+    x = jnp.array([[0.3, -1.2], [0.7, 0.4]])
+    z, logdet = flow.forward_and_log_det(flow.init(jax.random.PRNGKey(0)), x)
+    np.testing.assert_allclose(z[0], (x[0] - x[1]) / np.sqrt(2), atol=1e-12)
+    np.testing.assert_allclose(z[1], (x[0] + x[1]) / np.sqrt(2), atol=1e-12)
+    assert float(logdet) == pytest.approx(0.0, abs=1e-12)
+    flow = Backflow(2, 1, 2, hidden=(8,), n_layers=2, species_rotation=0.3)
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    x = jax.random.normal(jax.random.PRNGKey(2), (3, 2))
+    z, _ = flow.forward_and_log_det(params, x)
+    np.testing.assert_allclose(flow.forward(params, x[jnp.array([1, 0, 2])]),
+                               z[jnp.array([1, 0, 2])], atol=1e-10)
+    np.testing.assert_allclose(flow.inverse(params, z, n_iter=200), x, atol=1e-8)
+    with pytest.raises(ValueError):
+        Backflow(2, 0, 2, species_rotation=0.3)

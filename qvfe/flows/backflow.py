@@ -121,6 +121,8 @@ class Backflow:
         n_layers: number of stacked backflow layers.
         cusp_scale: range of the open variant's cusp feature, in units of ``length_scale``.
         contraction: bound (< 1) on the spectral norm of each layer's displacement Jacobian.
+        species_rotation: ``None`` (default) or a fixed angle ``t``: the orthogonal map ``R_t``
+            applied after the layers (open variant, both species present), see ``_rotate``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -141,6 +143,7 @@ class Backflow:
     n_layers: int = 1
     contraction: float = 0.9
     cusp_scale: float = 0.125
+    species_rotation: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -156,6 +159,10 @@ class Backflow:
             raise ValueError("Backflow needs n_up, n_down >= 0 and at least one particle")
         if self.n_layers < 0:
             raise ValueError("Backflow.n_layers must be >= 0")
+        if self.species_rotation is not None and (self.kind != "open" or not self.n_up
+                                                  or not self.n_down):
+            raise ValueError("Backflow.species_rotation needs kind='open' and both spin species "
+                             "(a rotation of the species means is not periodic)")
 
     # ---- static structure -------------------------------------------------------------------
     @property
@@ -194,6 +201,33 @@ class Backflow:
                 layer["one"] = _init_mlp(k_one, [3, *self.hidden, 1])
             layers.append(layer)
         return {"layers": layers}
+
+    # ---- species rotation -------------------------------------------------------------------
+    def _rotate(self, x: jax.Array, sign: float = 1.0) -> jax.Array:
+        """R_t x: rotate the normalised species sums u_s = sum_{i in s} x_i / sqrt(N_s) into each
+        other by the angle t (per Cartesian component), leave the rest of x unchanged.
+
+        ``e_up``, ``e_down`` (1/sqrt(N_s) on the rows of species s) are orthonormal and invariant
+        under permutations within a species, so R_t is orthogonal (ln|det| = 0, |x| preserved),
+        commutes with same-spin permutations, and is the identity at t = 0. Why: the layers move
+        both electrons of a pair by opposite amounts (the pair term) or each by a function of its
+        own position, so they cannot turn a product of one-electron orbitals of x_up and x_down into
+        the exchange-(anti)symmetric combinations that are the eigenstates (for 1 up + 1 down in a
+        harmonic trap at t = pi/4 the base states become centre-of-mass x relative oscillator
+        states, which the interaction does not mix; without it an excited product state is stuck
+        at the mean energy of its singlet and triplet components). The angle is fixed, not learned:
+        as a parameter it random-walked far from pi/4 under the noise of the gradient at T = 0.5.
+        """
+        if self.species_rotation is None:
+            return x
+        t = sign * self.species_rotation
+        up = jnp.asarray(self._spin, x.dtype)[:, None]
+        down = 1.0 - up
+        u_up = jnp.sum(up * x, axis=0) / np.sqrt(self.n_up)
+        u_down = jnp.sum(down * x, axis=0) / np.sqrt(self.n_down)
+        c, s = np.cos(t) - 1.0, np.sin(t)
+        return (x + up * (c * u_up - s * u_down) / np.sqrt(self.n_up)
+                + down * (c * u_down + s * u_up) / np.sqrt(self.n_down))
 
     # ---- one layer ----------------------------------------------------------------------------
     def _pair_displacement(self, mlp, delta: jax.Array, same_spin: jax.Array) -> jax.Array:
@@ -254,7 +288,7 @@ class Backflow:
         """Z(X) for one sample; x has shape (n, d)."""
         for layer in params["layers"]:
             x, _ = self._layer(layer, x, with_jacobian=False)
-        return x
+        return self._rotate(x)
 
     def forward_and_log_det(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(Z, ln|det dZ/dX|) for one sample; the Jacobian is the full (n d, n d) one."""
@@ -263,7 +297,7 @@ class Backflow:
         for layer in params["layers"]:
             x, ld = self._layer(layer, x, with_jacobian=True)
             logdet = logdet + ld
-        return x, logdet
+        return self._rotate(x), logdet  # the rotation is orthogonal: no log-det
 
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 60) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - G(x), layer by layer (error ~ c^n_iter).
@@ -271,6 +305,7 @@ class Backflow:
         Not needed by the square-root flow; it exists to demonstrate and test bijectivity.
         """
         self._check_shape(z)
+        z = self._rotate(z, sign=-1.0)
         for layer in reversed(params["layers"]):
             target = z
 

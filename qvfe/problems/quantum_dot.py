@@ -55,8 +55,14 @@ def build(spec: Any) -> Problem:
     qn, energies = harmonic_orbitals(dim, s.omega, n_orb)
     occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    # 1 up + 1 down: start the flow in the centre-of-mass x relative basis (rotation by pi/4, which
+    # leaves the oscillator Hamiltonian and hence the exact λ = 0 start unchanged); the
+    # interaction does not mix those states, whereas product states |a up, b down> of an
+    # excited shell are singlet-triplet mixtures the backflow layers cannot separate.
+    rotation = math.pi / 4 if (n_up, n_down) == (1, 1) else None
     backflow = Backflow(n_up, n_down, dim, kind="open", length_scale=1.0 / math.sqrt(s.omega),
-                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
+                        species_rotation=rotation)
     wf = SquareRootFlowWavefunction(HarmonicBasis(qn, s.omega), backflow)
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
