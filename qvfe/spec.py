@@ -282,11 +282,9 @@ class ElectronGasSystem:
 
 
 @dataclass(frozen=True)
-class ElectronGasSampler:
-    batch: int = opt(1024, doc="walkers (samples per step); a multiple of the device count",
-                     lo=2)
-    mcmc_sweeps: int = opt(10, doc="Metropolis sweeps per step", lo=1, hi=10000)
-    burn_in: int = opt(200, doc="Metropolis sweeps before the first step", lo=0)
+class ElectronGasSampler(QuantumSampler):
+    """The quantum sampler with the initial step width in units of rs (the box scales with rs)."""
+
     init_width: float = opt(0.5, doc="initial Metropolis step width in units of rs, then "
                             "adapted", lo=0.0, lo_open=True, hi=100.0)
 
