@@ -32,6 +32,11 @@ class DensityMatrix:
     Array conventions: occupation patterns are ``(occ_up, occ_down)`` int32 (batch, M); their
     occupied-orbital indices ``(idx_up (batch, N↑), idx_down (batch, N↓))``; coordinates ``x``
     are (N, d) per sample with spin-up rows first, batches (B, N, d).
+
+    Classical context. For hydrogen the "occupations" model is joint over n and the proton
+    positions S (``qvfe.problems.hydrogen``): patterns are ``(occ_up, occ_down, S)``, ln p is
+    ln p(n) + ln q(S), ``indices`` passes S through as a third entry, and S reaches the
+    wavefunction (``log_psi(..., S)``) and the potential (``potential(x, S)``) as context.
     """
 
     occupations: SpinfulOccupations
@@ -54,22 +59,22 @@ class DensityMatrix:
 
     def log_prob_jacobian(self, phi: Params, occ: Occupation) -> Params:
         """Per-sample ∇_φ ln p_φ(n_b): the phi pytree with a leading batch axis."""
-        def one(up: jax.Array, down: jax.Array) -> Params:
-            return jax.grad(lambda p: self.log_prob(p, (up[None], down[None]))[0])(phi)
+        def one(*parts: jax.Array) -> Params:
+            return jax.grad(lambda p: self.log_prob(p, tuple(a[None] for a in parts))[0])(phi)
 
         return jax.vmap(one)(*occ)
 
     # ---- wavefunction ------------------------------------------------------------------------
     def log_psi(self, theta: Params, x: jax.Array, idx_up: jax.Array,
-                idx_down: jax.Array) -> tuple[jax.Array, jax.Array]:
+                idx_down: jax.Array, *context: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(ln|ψ_n(x)|, arg ψ_n(x)) for one sample."""
-        return self.wavefunction.log_psi(theta, x, idx_up, idx_down)
+        return self.wavefunction.log_psi(theta, x, idx_up, idx_down, *context)
 
     def log_abs2_batch(self, theta: Params, idx: tuple[jax.Array, jax.Array]
                        ) -> Callable[[jax.Array], jax.Array]:
         """X (B, N, d) -> ln|ψ_{n_b}(X_b)|² (B,), the Metropolis target of each walker's n_b."""
         def fn(xs: jax.Array) -> jax.Array:
-            re = jax.vmap(lambda x, u, d: self.log_psi(theta, x, u, d)[0])(xs, *idx)
+            re = jax.vmap(lambda x, *i: self.log_psi(theta, x, *i)[0])(xs, *idx)
             return 2.0 * re
 
         return fn
@@ -80,8 +85,8 @@ class DensityMatrix:
         if not jax.tree.leaves(theta):
             return theta  # the identity flow (no backflow layers) has no parameters
 
-        def one(x, u, d):
-            g_re, g_im = jax.jacrev(lambda t: self.log_psi(t, x, u, d))(theta)
+        def one(x, *i):
+            g_re, g_im = jax.jacrev(lambda t: self.log_psi(t, x, *i))(theta)
             return jax.tree.map(lambda a, b: jax.lax.complex(a, b), g_re, g_im)
 
         return jax.vmap(one)(xs, *idx)
@@ -89,7 +94,7 @@ class DensityMatrix:
     def energies(self, theta: Params, xs: jax.Array, idx: tuple[jax.Array, jax.Array],
                  laplacian: str = "folx") -> dict[str, jax.Array]:
         """Per-sample kinetic (complex), potential (real) and local (complex) energy, each (B,)."""
-        kinetic = jax.vmap(lambda x, u, d: self.wavefunction.kinetic_energy(
-            theta, x, u, d, laplacian=laplacian))(xs, *idx)
-        potential = jax.vmap(self.potential)(xs)
+        kinetic = jax.vmap(lambda x, *i: self.wavefunction.kinetic_energy(
+            theta, x, *i, laplacian=laplacian))(xs, *idx)
+        potential = jax.vmap(lambda x, *i: self.potential(x, *i[2:]))(xs, *idx)
         return {"K": kinetic, "V": potential, "E": kinetic + potential}

@@ -135,7 +135,9 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         log_ratio = (dm.log_abs2_batch(theta, dm.indices(prop))(walkers)
                      - dm.log_abs2_batch(theta, dm.indices(occ_prev))(walkers))
         accept = jnp.log(jax.random.uniform(k_acc, (B,))) < log_ratio
-        occ = jax.tree.map(lambda a, b: jnp.where(accept[:, None], a, b), prop, occ_prev)
+        occ = jax.tree.map(
+            lambda a, b: jnp.where(accept.reshape((B,) + (1,) * (a.ndim - 1)), a, b),
+            prop, occ_prev)
         idx = dm.indices(occ)
         target = dm.log_abs2_batch(theta, idx)
         mc = mc._replace(walkers=walkers)

@@ -289,6 +289,44 @@ class ElectronGasSampler(QuantumSampler):
                             "adapted", lo=0.0, lo_open=True, hi=100.0)
 
 
+@dataclass(frozen=True)
+class HydrogenSystem:
+    kind: str = opt(doc="system kind", choices=("hydrogen",))
+    n_protons: int = opt(doc="protons (= atoms)", lo=1, hi=256)
+    T_kelvin: float = opt(doc="temperature in kelvin", lo=0.0, lo_open=True, hi=1e7)
+    boundary: str = opt("periodic", doc="'periodic' (cubic box at density rs, classical "
+                        "protons from a flow) or 'isolated' (open space, protons clamped at "
+                        "proton_positions)", choices=("periodic", "isolated"))
+    rs: float = opt(0.0, doc="Wigner-Seitz radius per proton in bohr (periodic; 0 when "
+                    "isolated)", lo=0.0, hi=100.0)
+    proton_positions: tuple[float, ...] = opt((), doc="isolated: x, y, z of every proton in "
+                                              "bohr, one flat list of 3·n_protons numbers",
+                                              lo=-1000.0, hi=1000.0)
+    n_up: int = opt(-1, doc="spin-up electrons (-1: ceil(n_protons/2))", lo=-1, hi=256)
+    n_down: int = opt(-1, doc="spin-down electrons (-1: floor(n_protons/2))", lo=-1, hi=256)
+    coupling: float = opt(1.0, doc="strength λ of all Coulomb interactions (0: ideal gases)",
+                          lo=0.0, hi=100.0)
+    twist: tuple[float, ...] = opt((), doc="periodic: Bloch twist of the k-grid in units of "
+                                   "2π/L, three numbers (empty: Γ point)", lo=-0.5, hi=0.5)
+    n_orbitals: int = opt(0, doc="base orbitals per spin in the occupation model (0: automatic)",
+                          lo=0, hi=4000)
+
+
+@dataclass(frozen=True)
+class HydrogenModel(QuantumModel):
+    """The quantum model plus the proton flow and the electron-nucleus layers."""
+
+    proton_layers: int = opt(1, doc="layers of the proton flow q(S) (0: uniform protons)",
+                             lo=0, hi=16)
+    proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
+    nuclei_layers: int = opt(1, doc="electron-nucleus layers of the √flow (0: none)", lo=0,
+                             hi=16)
+    nuclei_hidden: int = opt(16, doc="hidden units of each electron-nucleus network", lo=1,
+                             hi=1024)
+    cusp_scale: float = opt(0.5, doc="range of the electron-nucleus cusp feature in bohr",
+                            lo=0.0, lo_open=True, hi=10.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # registry
 # ----------------------------------------------------------------------------------------------
@@ -312,9 +350,11 @@ KINDS: dict[str, Kind] = {
                         "qvfe.problems.quantum_dot:build"),
     "electron_gas": Kind(ElectronGasSystem, QuantumModel, QuantumOptim, ElectronGasSampler,
                          "qvfe.problems.electron_gas:build"),
+    "hydrogen": Kind(HydrogenSystem, HydrogenModel, QuantumOptim, QuantumSampler,
+                     "qvfe.problems.hydrogen:build"),
 }
 
-PLANNED_KINDS = ("hydrogen",)
+PLANNED_KINDS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -459,6 +499,8 @@ def _check_consistency(spec: Spec) -> None:
         if not spec.run.x64:
             raise SpecError("run.x64 = false is invalid for electron_gas: the Ewald energy "
                             "needs float64 (must be true)")
+    if spec.kind == "hydrogen":
+        _check_hydrogen(spec)
     if spec.kind == "coulomb_trap":
         if spec.system.n * spec.system.dim < 2 and spec.model.flow != "cnf":
             raise SpecError(f"model.flow = {spec.model.flow!r} needs n*dim ≥ 2 degrees of freedom; "
@@ -466,6 +508,43 @@ def _check_consistency(spec: Spec) -> None:
         if spec.optim.objective == "flow_matching" and spec.model.flow != "cnf":
             raise SpecError("optim.objective = 'flow_matching' needs model.flow = 'cnf' "
                             f"(got model.flow = {spec.model.flow!r})")
+
+
+def _check_hydrogen(spec: Spec) -> None:
+    s = spec.system
+    if (s.n_up < 0) != (s.n_down < 0):
+        raise SpecError(f"system.n_up = {s.n_up} and system.n_down = {s.n_down} are invalid: "
+                        "give both (≥ 0) or neither (-1: split n_protons evenly)")
+    if s.n_up >= 0 and s.n_up + s.n_down != s.n_protons:
+        raise SpecError(f"system.n_up + system.n_down = {s.n_up + s.n_down} is invalid: must "
+                        f"equal system.n_protons = {s.n_protons} (neutral hydrogen)")
+    if s.boundary == "periodic":
+        if s.rs <= 0:
+            raise SpecError(f"system.rs = {s.rs} is invalid: must be > 0 for "
+                            "system.boundary = 'periodic'")
+        if s.proton_positions:
+            raise SpecError("system.proton_positions is invalid for system.boundary = "
+                            "'periodic': must be empty (the protons are sampled)")
+        if s.twist and len(s.twist) != 3:
+            raise SpecError(f"system.twist = {list(s.twist)} is invalid: must be empty (Γ point) "
+                            "or have 3 components")
+    else:
+        if len(s.proton_positions) != 3 * s.n_protons:
+            raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "
+                            f"must have 3·n_protons = {3 * s.n_protons} for system.boundary = "
+                            "'isolated'")
+        if s.rs != 0.0 or s.twist:
+            raise SpecError("system.rs and system.twist are invalid for system.boundary = "
+                            "'isolated': must be left out (0 and empty)")
+        pos = [s.proton_positions[i:i + 3] for i in range(0, len(s.proton_positions), 3)]
+        for i in range(len(pos)):
+            for j in range(i):
+                if math.dist(pos[i], pos[j]) < 1e-3:
+                    raise SpecError(f"system.proton_positions: protons {j} and {i} coincide "
+                                    "(must be ≥ 0.001 bohr apart)")
+    if not spec.run.x64:
+        raise SpecError("run.x64 = false is invalid for hydrogen: the Coulomb energies need "
+                        "float64 (must be true)")
 
 
 def default_spec_text() -> str:

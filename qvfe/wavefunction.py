@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from qvfe.flows.backflow import Backflow
+from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
 __all__ = ["SquareRootFlowWavefunction"]
@@ -56,10 +57,13 @@ class SquareRootFlowWavefunction:
     Attributes:
         basis: orbital table (``HarmonicBasis`` or ``PlaneWaveBasis``).
         backflow: the bijection X -> Z; its ``n_up``, ``n_down``, ``dim`` define the particles.
+        nuclei: optional electron-nucleus flow applied before the backflow; then every method
+            takes the nuclear positions ``s`` (P, d) as one more argument (hydrogen).
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
         >>> from qvfe.flows.backflow import Backflow
+from qvfe.flows.nuclei import ElectronNucleusFlow
         >>> from qvfe.physics.orbital_values import HarmonicBasis
         >>> wf = SquareRootFlowWavefunction(
         ...     HarmonicBasis(np.array([[0, 0], [1, 0], [0, 1]]), omega=1.0), Backflow(2, 1, 2))
@@ -70,18 +74,17 @@ class SquareRootFlowWavefunction:
 
     basis: HarmonicBasis | PlaneWaveBasis
     backflow: Backflow
+    nuclei: ElectronNucleusFlow | None = None
 
     def __post_init__(self) -> None:
-        table = (
-            self.basis.quantum_numbers if isinstance(self.basis, HarmonicBasis)
-            else self.basis.k_vectors
-        )
-        if table.shape[1] != self.backflow.dim:
+        if self.basis.dim != self.backflow.dim:
             raise ValueError(
-                f"orbital table has d={table.shape[1]} but the backflow has dim={self.backflow.dim}"
+                f"orbital table has d={self.basis.dim} but the backflow has dim={self.backflow.dim}"
             )
-        if max(self.backflow.n_up, self.backflow.n_down) > table.shape[0]:
+        if max(self.backflow.n_up, self.backflow.n_down) > self.basis.n_orbitals:
             raise ValueError("more particles of one spin than orbitals in the table")
+        if self.nuclei is not None and self.nuclei.dim != self.backflow.dim:
+            raise ValueError("the electron-nucleus flow and the backflow differ in dim")
 
     @property
     def n_up(self) -> int:
@@ -98,14 +101,26 @@ class SquareRootFlowWavefunction:
 
     def init(self, key: jax.Array) -> Params:
         """Parameters (a pytree); at init the backflow is the identity."""
-        return {"backflow": self.backflow.init(key)}
+        params = {"backflow": self.backflow.init(key)}
+        if self.nuclei is not None:
+            params["nuclei"] = self.nuclei.init(jax.random.fold_in(key, 1))
+        return params
 
     # ---- ln psi ----------------------------------------------------------------------------
     def log_psi(
-        self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array
+        self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
+        *context: jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
-        """``(ln|psi_n(x)|, arg psi_n(x))`` for one sample ``x`` of shape ``(n_up + n_down, d)``."""
-        z, log_jac = self.backflow.forward_and_log_det(params["backflow"], x)
+        """``(ln|psi_n(x)|, arg psi_n(x))`` for one sample ``x`` of shape ``(n_up + n_down, d)``.
+
+        ``context`` is ``(s,)``, the nuclear positions, when the wavefunction has ``nuclei``.
+        """
+        log_jac = jnp.zeros((), x.dtype)
+        if self.nuclei is not None:
+            (s,) = context
+            x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, s)
+        z, ld = self.backflow.forward_and_log_det(params["backflow"], x)
+        log_jac = log_jac + ld
         norm = 0.5 * (gammaln(self.n_up + 1) + gammaln(self.n_down + 1))
         re = 0.5 * log_jac - norm
         im = jnp.zeros((), dtype=re.dtype)
@@ -129,7 +144,7 @@ class SquareRootFlowWavefunction:
         x: jax.Array,
         occ_up: jax.Array,
         occ_down: jax.Array,
-        *,
+        *context: jax.Array,
         laplacian: str = "folx",
     ) -> jax.Array:
         """``-1/2 sum_i [lap_i ln psi + (grad_i ln psi)^2]`` as a complex scalar, for one sample.
@@ -141,7 +156,7 @@ class SquareRootFlowWavefunction:
         complex_psi = self.basis.is_complex
 
         def parts(x_flat):
-            re, im = self.log_psi(params, x_flat.reshape(shape), occ_up, occ_down)
+            re, im = self.log_psi(params, x_flat.reshape(shape), occ_up, occ_down, *context)
             return (re, im) if complex_psi else re
 
         x_flat = x.reshape(-1)
@@ -187,9 +202,9 @@ class SquareRootFlowWavefunction:
         occ_up: jax.Array,
         occ_down: jax.Array,
         potential: Potential,
-        *,
+        *context: jax.Array,
         laplacian: str = "folx",
     ) -> jax.Array:
-        """Complex ``E_loc(x; n)`` for one sample; ``potential(x)`` returns a real scalar."""
-        kinetic = self.kinetic_energy(params, x, occ_up, occ_down, laplacian=laplacian)
-        return kinetic + potential(x)
+        """Complex ``E_loc(x; n)`` for one sample; ``potential(x, *context)`` is a real scalar."""
+        kinetic = self.kinetic_energy(params, x, occ_up, occ_down, *context, laplacian=laplacian)
+        return kinetic + potential(x, *context)

@@ -23,6 +23,11 @@ def test_defaults_fill_in_and_round_trip(tmp_path):
     assert load_spec(tmp_path.joinpath("s.toml").parent / "s.toml") == spec
 
 
+H_PERIODIC = {"system": {"kind": "hydrogen", "n_protons": 2, "rs": 1.25, "T_kelvin": 6000.0}}
+H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
+                         "boundary": "isolated", "proton_positions": [0, 0, -0.7, 0, 0, 0.7]}}
+
+
 @pytest.mark.parametrize("raw, overrides, needle", [
     (ISING, {"system.L": 5}, "system.L = 5 is invalid: must be an even integer in [2, 64]"),
     (ISING, {"system.beta": -0.1}, "system.beta = -0.1 is invalid: must be a number in (0.0"),
@@ -36,7 +41,23 @@ def test_defaults_fill_in_and_round_trip(tmp_path):
     ({"system": {"kind": "ising", "L": 4}}, None, "system.beta is required"),
     ({"system": {"L": 4}}, None, "system.kind is required"),
     ({"system": {"kind": "spin_glass"}}, None, "system.kind = 'spin_glass' is invalid"),
-    ({"system": {"kind": "hydrogen"}}, None, "not available in this version"),
+    ({"system": {"kind": "hydrogen"}}, None, "system.n_protons is required"),
+    (H_PERIODIC, {"system.rs": 0.0}, "system.rs = 0.0 is invalid: must be > 0 for "
+     "system.boundary = 'periodic'"),
+    (H_PERIODIC, {"system.n_up": 3}, "give both (≥ 0) or neither"),
+    (H_PERIODIC, {"system.n_up": 3, "system.n_down": 0}, "must equal system.n_protons = 2"),
+    (H_PERIODIC, {"system.T_kelvin": 0.0}, "system.T_kelvin = 0.0 is invalid: must be a number "
+     "in (0.0"),
+    (H_PERIODIC, {"system.proton_positions": [0, 0, 0, 1, 1, 1]},
+     "must be empty (the protons are sampled)"),
+    (H_PERIODIC, {"run.x64": False}, "run.x64 = false is invalid for hydrogen"),
+    (H_PERIODIC, {"model.cusp_scale": 0.0}, "model.cusp_scale = 0.0 is invalid"),
+    (H_ISOLATED, {"system.proton_positions": [0, 0, 0]}, "system.proton_positions has 3 "
+     "numbers: must have 3·n_protons = 6"),
+    (H_ISOLATED, {"system.proton_positions": [0, 0, 0, 0, 0, 0]}, "protons 0 and 1 coincide"),
+    (H_ISOLATED, {"system.rs": 1.0}, "invalid for system.boundary = 'isolated'"),
+    (H_ISOLATED, {"system.boundary": "open"}, "system.boundary = 'open' is invalid: must be "
+     "one of 'periodic', 'isolated'"),
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),
     ({"system": {"kind": "coulomb_trap", "n": 1, "dim": 1, "beta": 1.0}}, None,
      "model.flow = 'realnvp' needs n*dim ≥ 2"),

@@ -164,6 +164,14 @@ class HarmonicBasis:
     def energies(self) -> np.ndarray:
         return harmonic_energies(self.quantum_numbers, self.omega)
 
+    @property
+    def dim(self) -> int:
+        return int(self.quantum_numbers.shape[1])
+
+    @property
+    def n_orbitals(self) -> int:
+        return int(self.quantum_numbers.shape[0])
+
 
 @dataclass(frozen=True, eq=False)
 class PlaneWaveBasis:
@@ -197,3 +205,11 @@ class PlaneWaveBasis:
 
     def energies(self) -> np.ndarray:
         return 0.5 * np.sum(self.k_vectors**2, axis=-1)
+
+    @property
+    def dim(self) -> int:
+        return int(self.k_vectors.shape[1])
+
+    @property
+    def n_orbitals(self) -> int:
+        return int(self.k_vectors.shape[0])

@@ -19,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "HARTREE_IN_KELVIN",
     "HA_PER_BOHR3_IN_GPA",
+    "PROTON_MASS",
     "RY_PER_HA",
     "HA_PER_RY",
     "HARTREE_IN_EV",
@@ -39,6 +40,7 @@ RY_PER_HA = 2.0  # 1 Ha = 2 Ry exactly
 HA_PER_RY = 0.5
 HARTREE_IN_EV = 27.211386245988  # CODATA 2018
 BOHR_IN_ANGSTROM = 0.529177210903  # CODATA 2018
+PROTON_MASS = 1836.15267343  # m_p / m_e, CODATA 2018 (the mass unit of atomic units is m_e)
 
 # Energy units as "Ha per unit": value_in_Ha = value * ENERGY_UNITS[unit]. Temperatures count as
 # energies (k_B = 1), so "K" is here too.

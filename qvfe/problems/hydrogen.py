@@ -1,0 +1,245 @@
+"""Hydrogen: classical protons × quantum electrons, on the quantum engine.
+
+N protons (charge +1, mass m_p) and N electrons, H = Σ_i −½∇_i² + λ V_Coulomb(all charges), at a
+temperature T given in kelvin. Two boundary modes:
+
+* ``periodic`` (dense hydrogen): a cubic box of side L = (4πN/3)^{1/3} rs, Ewald sum of all
+  charges. The protons are classical and indistinguishable: their positions S follow a periodic,
+  permutation-invariant flow density q_ω(S) (``qvfe.flows.particles``), exact samples and ln q.
+  The electrons are the engine's density matrix for each S: occupations n of plane waves
+  (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
+  (``qvfe.flows.nuclei``) followed by the periodic backflow. The classical part of the density
+  matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
+  gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
+  accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
+* ``isolated`` (molecules, the tests' anchors): protons clamped at given positions (S fixed,
+  ln q = 0), open space, base orbitals from Gaussians on the protons
+  (``qvfe.physics.molecular_orbitals``), open electron–nucleus layer and backflow.
+
+The variational free energy (DESIGN.md §3, with classical protons) is
+
+    F = E_{S,n}[kT ln q(S) + kT ln p(n) + E_X E_loc] + kT ln N! + 3N kT ln λ_p,
+
+λ_p = (2π/(m_p kT))^{1/2} the protons' thermal wavelength; the last two terms are the protons'
+kinetic energy and indistinguishability (the classical partition function is
+∫dS e^{−βV}/(N! λ_p^{3N})). Per atom: E includes 3/2 kT of proton kinetic energy (K too),
+S = (E − F)/T in k_B, and the virial pressure P = (2K + V)/(3 V_cell) (kinetic and Coulomb energies
+are homogeneous of degree −2 and −1 in the lengths), in Ha/bohr³ (GPa also written). Isolated mode
+has clamped protons: no proton terms, and no pressure.
+
+Exact references put in ``info``: at λ = 0 (periodic) the canonical ideal Fermi gas of the electrons
+on the same k-list plus the ideal classical gas of the protons; in isolated mode with an even
+number of electrons the restricted Hartree–Fock energy of the base orbitals (``E_HF``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import gammaln
+
+from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.density_matrix import DensityMatrix
+from qvfe.engine import EngineConfig, make_quantum_problem
+from qvfe.flows.backflow import Backflow
+from qvfe.flows.nuclei import ElectronNucleusFlow
+from qvfe.flows.particles import PeriodicParticleDensity
+from qvfe.physics import units
+from qvfe.physics.ewald import make_ewald
+from qvfe.physics.ideal_fermi import spinful_thermo
+from qvfe.physics.orbital_values import PlaneWaveBasis
+from qvfe.physics.orbitals import plane_wave_orbitals
+from qvfe.physics.potentials import coulomb_charges
+from qvfe.problem import Problem
+from qvfe.problems.electron_gas import MAX_ORBITALS, auto_orbital_count
+from qvfe.spec import SpecError
+from qvfe.wavefunction import SquareRootFlowWavefunction
+
+Params = Any
+
+
+def box_length(rs: float, n_protons: int) -> float:
+    """Side of the cubic cell holding ``n_protons`` at Wigner–Seitz radius ``rs`` per proton."""
+    return float((4.0 * np.pi * n_protons / 3.0) ** (1.0 / 3.0) * rs)
+
+
+def proton_thermal_wavelength(T: float) -> float:
+    """λ_p = (2πħ²/(m_p kT))^{1/2} in bohr, T in Hartree."""
+    return float(np.sqrt(2.0 * np.pi / (units.PROTON_MASS * T)))
+
+
+def ideal_proton_gas(n: int, volume: float, T: float) -> dict[str, float]:
+    """Canonical ideal classical gas of ``n`` protons in ``volume``: F, E, S (totals, Ha and k_B).
+
+    F = kT[ln n! + 3n ln λ_p − n ln V], E = 3/2 n kT, S = (E − F)/T.
+    """
+    lam = proton_thermal_wavelength(T)
+    f = T * (float(gammaln(n + 1)) + 3 * n * np.log(lam) - n * np.log(volume))
+    e = 1.5 * n * T
+    return {"F": f, "E": e, "S": (e - f) / T}
+
+
+@dataclass(frozen=True, eq=False)
+class ClampedNuclei:
+    """q(S) = δ(S − S₀): nuclei at fixed positions (isolated molecules); no parameters."""
+
+    positions: np.ndarray  # (P, d)
+
+    def init(self, key: jax.Array) -> Params:
+        return {}
+
+    def sample(self, params: Params, key: jax.Array, batch: int) -> jax.Array:
+        s = jnp.asarray(self.positions, dtype=jnp.float64)
+        return jnp.broadcast_to(s, (batch, *s.shape))
+
+    def log_prob(self, params: Params, s: jax.Array) -> jax.Array:
+        return jnp.zeros(s.shape[:1], s.dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class OccupationsAndNuclei:
+    """The classical half of the hydrogen density matrix: p(n, S) = p_φ(n) q_ω(S).
+
+    Patterns are ``(occ_up, occ_down, S)``; ``occupied_indices`` passes S on as the wavefunction's
+    and the potential's context (see ``qvfe.density_matrix``).
+    """
+
+    occupations: SpinfulOccupations
+    nuclei: PeriodicParticleDensity | ClampedNuclei
+
+    def init(self, key: jax.Array) -> Params:
+        k_occ, k_nuc = jax.random.split(key)
+        return {"occ": self.occupations.init(k_occ), "nuclei": self.nuclei.init(k_nuc)}
+
+    def sample(self, params: Params, key: jax.Array, batch: int):
+        k_occ, k_nuc = jax.random.split(key)
+        up, down = self.occupations.sample(params["occ"], k_occ, batch)
+        return up, down, self.nuclei.sample(params["nuclei"], k_nuc, batch)
+
+    def log_prob(self, params: Params, pattern) -> jax.Array:
+        up, down, s = pattern
+        return (self.occupations.log_prob(params["occ"], (up, down))
+                + self.nuclei.log_prob(params["nuclei"], s))
+
+    def occupied_indices(self, pattern):
+        up, down, s = pattern
+        return (*self.occupations.occupied_indices((up, down)), s)
+
+
+def _electron_counts(s: Any) -> tuple[int, int]:
+    if s.n_up >= 0:
+        return s.n_up, s.n_down
+    return (s.n_protons + 1) // 2, s.n_protons // 2
+
+
+def build(spec: Any) -> Problem:
+    s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
+    n_p = s.n_protons
+    n_up, n_down = _electron_counts(s)
+    n_e = n_up + n_down
+    n_max = max(n_up, n_down)
+    T = units.kelvin_to_hartree(s.T_kelvin)
+    charges = np.concatenate([-np.ones(n_e), np.ones(n_p)])
+    info: dict[str, Any] = {"T": T, "T_kelvin": s.T_kelvin, "n_protons": n_p, "n_up": n_up,
+                            "n_down": n_down, "boundary": s.boundary}
+
+    if s.boundary == "periodic":
+        L = box_length(s.rs, n_p)
+        volume = L**3
+        twist = np.asarray(s.twist, dtype=np.float64) if s.twist else np.zeros(3)
+        n_orb = s.n_orbitals or auto_orbital_count(3, L, n_max, T, twist)
+        if n_orb > MAX_ORBITALS:
+            raise SpecError(f"system.T_kelvin = {s.T_kelvin} needs {n_orb} plane waves per spin "
+                            f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
+        k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
+        basis = PlaneWaveBasis(k_vectors, L)
+        nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
+                                               n_layers=m.proton_layers)
+        nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
+                                          cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
+                                          n_layers=m.nuclei_layers)
+        backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
+                            hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+        if s.coupling == 0.0:
+            def potential(x: jax.Array, nuc: jax.Array) -> jax.Array:
+                return jnp.zeros((), x.dtype)
+        else:
+            ewald = make_ewald(L * np.eye(3), charges)
+
+            def potential(x: jax.Array, nuc: jax.Array) -> jax.Array:
+                return s.coupling * ewald.energy(jnp.concatenate([x, nuc]))
+
+        def init_walkers(key: jax.Array, batch: int) -> jax.Array:
+            return L * jax.random.uniform(key, (batch, n_e, 3))
+
+        lam_p = proton_thermal_wavelength(T)
+        f_const = T * (float(gammaln(n_p + 1)) + 3 * n_p * np.log(lam_p)) / n_p
+        s_const = -f_const / T + 1.5
+
+        def proton_terms(per_sample: dict) -> dict:
+            """Proton kinetic and N! terms (constants), then the virial pressure per cell."""
+            out = {"F": per_sample["F"] + f_const, "E": per_sample["E"] + 1.5 * T,
+                   "K": per_sample["K"] + 1.5 * T, "S": per_sample["S"] + s_const}
+            out["P"] = n_p * (2.0 * out["K"] + per_sample["V"]) / (3.0 * volume)
+            return out
+
+        derived, observable_units = proton_terms, {"P": "Ha/bohr^3"}
+        info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
+                     "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
+        if s.coupling == 0.0:
+            ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
+            pr = ideal_proton_gas(n_p, volume, T)
+            info.update({"F_exact": (float(ex["F"]) + pr["F"]) / n_p,
+                         "E_exact": (float(ex["E"]) + pr["E"]) / n_p,
+                         "S_exact": (float(ex["S"]) + pr["S"]) / n_p,
+                         "P_exact": (2.0 * float(ex["E"]) + 3.0 * n_p * T) / (3.0 * volume)})
+        box = L
+    else:
+        from qvfe.physics.molecular_orbitals import molecular_orbitals, rhf_energy
+
+        centers = np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3)
+        closed = n_up == n_down
+        method = "rhf" if closed else "core"
+        basis = molecular_orbitals(centers, n_electrons=n_e, method=method,
+                                   n_orbitals=s.n_orbitals or None)
+        energies = basis.energies()
+        if n_max > len(energies):
+            raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be ≥ {n_max}")
+        nuclei_model = ClampedNuclei(centers)
+        nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="open", cusp_scale=m.cusp_scale,
+                                          hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers)
+        backflow = Backflow(n_up, n_down, 3, kind="open", hidden=(m.backflow_hidden,),
+                            n_layers=m.backflow_layers)
+        q = jnp.asarray(charges)
+
+        def potential(x: jax.Array, nuc: jax.Array) -> jax.Array:
+            return s.coupling * coulomb_charges(jnp.concatenate([x, nuc]), q)
+
+        home = centers[np.arange(n_e) % n_p]
+
+        def init_walkers(key: jax.Array, batch: int) -> jax.Array:
+            return home + jax.random.normal(key, (batch, n_e, 3))
+
+        derived, observable_units, box = None, {}, None
+        info["n_orbitals"] = len(energies)
+        if closed and s.coupling == 1.0:
+            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e)) / n_p
+
+    occupations = SpinfulOccupations(energies, n_up, n_down, T, hidden=(m.occupation_hidden,),
+                                     joint=m.occupation_joint)
+    wf = SquareRootFlowWavefunction(basis, backflow, nuclei=nuclei_flow)
+    dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model), wf, potential)
+    cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
+                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
+                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
+                       init_width=smp.init_width, box_length=box, laplacian=m.laplacian)
+    try:
+        return make_quantum_problem(dm, cfg, init_walkers, system="hydrogen", per="atom",
+                                    info=info, derived=derived,
+                                    observable_units=observable_units)
+    except ValueError as e:
+        raise SpecError(str(e)) from None

@@ -1,0 +1,109 @@
+"""Hydrogen on the quantum engine against exact limits and symmetries.
+
+- λ = 0, periodic: at initialization the occupation model is the exact Boltzmann distribution over
+  the plane waves, the √flow and the proton flow the identity, so F, E, S and P must equal the ideal
+  Fermi gas of the electrons plus the ideal classical gas of the protons (kT ln N!, thermal
+  wavelength, 3/2 kT) within 3 standard errors.
+- Periodic images: the Coulomb energy and |ψ| are unchanged when any electron or proton moves by a
+  lattice vector, and when everything moves together.
+- A few steps of the interacting system keep the estimates finite, with F = E − T S and the virial
+  pressure P V = (2K + V)/3 sample by sample.
+- Isolated H atom at low T: E = −0.5 Ha within 1 mHa.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qvfe
+from qvfe.physics import units
+from qvfe.problems import hydrogen
+
+
+def _spec(n_protons=2, rs=4.0, T_kelvin=1e5, coupling=0.0, steps=0, batch=128, samples=None,
+          **system):
+    raw = {"system": {"kind": "hydrogen", "n_protons": n_protons, "rs": rs,
+                      "T_kelvin": T_kelvin, "coupling": coupling, **system},
+           "model": {"occupation_hidden": 16, "backflow_hidden": 8, "nuclei_hidden": 8,
+                     "proton_hidden": 8},
+           "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
+           "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
+           "eval": {"samples": samples or 8 * batch}}
+    return qvfe.load_spec(raw)
+
+
+def test_ideal_gases_match_the_exact_canonical_values():
+    result = qvfe.run(_spec(n_protons=3), progress=False)
+    assert result.info["n_orbitals"] > 20  # many plane waves within reach at kT = 0.32 Ha
+    for key in ("F", "E", "S", "P"):
+        est, exact = result.observables[key], result.info[f"{key}_exact"]
+        assert abs(est.mean - exact) <= 3.0 * est.error + 1e-9, (key, est, exact)
+    assert result.observables["S"].error > 0  # occupations do fluctuate
+    assert result.observables["V"].mean == 0.0
+    T = units.kelvin_to_hartree(1e5)
+    assert result.info["T"] == pytest.approx(T, rel=1e-12)
+    assert result.info["box_length"] == pytest.approx((4 * np.pi * 3 / 3) ** (1 / 3) * 4.0)
+
+
+def test_ideal_proton_gas_formula():
+    """Per atom F = kT[ln(N!)/N + 3 ln λ_p − ln V]; large N approaches the Sackur–Tetrode form."""
+    T, n, v_atom = 0.02, 2000, 8.0
+    ideal = hydrogen.ideal_proton_gas(n, n * v_atom, T)
+    lam = np.sqrt(2 * np.pi / (units.PROTON_MASS * T))
+    sackur_tetrode = np.log(v_atom / lam**3) + 2.5
+    # ln N! = N ln N - N + ln(2 pi N)/2 + O(1/N)
+    assert ideal["S"] / n == pytest.approx(sackur_tetrode - np.log(2 * np.pi * n) / (2 * n),
+                                           abs=1e-7)
+    assert ideal["E"] / n == pytest.approx(1.5 * T)
+
+
+def test_periodic_images_leave_energy_and_psi_unchanged():
+    spec = _spec(n_protons=2, rs=1.5, coupling=1.0)
+    s = spec.system
+    L = hydrogen.box_length(s.rs, s.n_protons)
+    from qvfe.physics.ewald import make_ewald
+    ewald = make_ewald(L * np.eye(3), np.array([-1.0, -1.0, 1.0, 1.0]))
+    pos = jax.random.uniform(jax.random.PRNGKey(1), (4, 3), maxval=L)
+    e0 = ewald.energy(pos)
+    for shift in (jnp.zeros((4, 3)).at[2, 1].set(L), jnp.zeros((4, 3)).at[0, 0].set(-2 * L),
+                  jnp.full((4, 3), L)):
+        assert float(ewald.energy(pos + shift)) == pytest.approx(float(e0), abs=1e-10)
+
+    from qvfe.flows.backflow import Backflow
+    from qvfe.flows.nuclei import ElectronNucleusFlow
+    from qvfe.physics.orbital_values import PlaneWaveBasis
+    from qvfe.physics.orbitals import plane_wave_orbitals
+    from qvfe.wavefunction import SquareRootFlowWavefunction
+    k, _ = plane_wave_orbitals(3, L, 7, np.zeros(3))
+    wf = SquareRootFlowWavefunction(
+        PlaneWaveBasis(k, L), Backflow(1, 1, 3, kind="periodic", box_length=L, hidden=(4,)),
+        nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=L, hidden=(4,)))
+    params = wf.init(jax.random.PRNGKey(2))
+    params = jax.tree.map(lambda a: a + 2.0 * jax.random.normal(jax.random.PRNGKey(3), a.shape),
+                          params)
+    x, nuc = pos[:2], pos[2:]
+    up, down = jnp.array([1]), jnp.array([4])
+    re0, _ = wf.log_psi(params, x, up, down, nuc)
+    for dx, dn in ((jnp.zeros((2, 3)).at[1, 2].set(L), jnp.zeros((2, 3))),
+                   (jnp.zeros((2, 3)), jnp.zeros((2, 3)).at[0, 0].set(-L)),
+                   (jnp.full((2, 3), L), jnp.full((2, 3), L))):
+        re, _ = wf.log_psi(params, x + dx, up, down, nuc + dn)
+        assert float(re) == pytest.approx(float(re0), abs=1e-10)
+    # and the nuclei do move the electrons' amplitude
+    re_moved, _ = wf.log_psi(params, x, up, down, nuc + 0.3)
+    assert abs(float(re_moved - re0)) > 1e-4
+
+
+def test_interacting_steps_are_consistent(tmp_path):
+    result = qvfe.run(_spec(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32),
+                      out=tmp_path / "r", progress=False)
+    obs, info = result.observables, result.info
+    assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
+    T = info["T"]
+    assert obs["F"].mean == pytest.approx(obs["E"].mean - T * obs["S"].mean, abs=1e-10)
+    L = info["box_length"]
+    assert obs["P"].mean == pytest.approx(2 * (2 * obs["K"].mean + obs["V"].mean) / (3 * L**3),
+                                          rel=1e-10)
+    assert obs["K"].mean > 1.5 * T  # protons' 3/2 kT plus the electrons' kinetic energy
+    assert result.per == "atom" and result.observable_units["P"] == "Ha/bohr^3"
