@@ -20,6 +20,7 @@ examples:
   qvfe eval runs/i16 --samples 100000            final numbers with frozen parameters
   qvfe keys                                      every spec key, its default and range
   qvfe compare runs/heg_* --plot heg.png         electron gas vs Brown et al. (2013) RPIMC
+  qvfe compare runs/h_* --plot h.png             hydrogen vs CEIMC
 """
 
 
@@ -74,16 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("spec", nargs="?", help="spec file or run directory (default: embedded default)")
     s.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE")
-    c = sub.add_parser("compare", help="compare finished electron-gas runs with a reference "
-                       "table: a text table and a PNG plot",
-                       description="Match each run to the reference rows at the same (rs, Θ, ξ, "
-                       "N), Θ taken relative to the gas's own T_F (Brown et al.), and print qvfe "
+    c = sub.add_parser("compare", help="compare finished electron-gas or hydrogen runs with a "
+                       "reference table: a text table and a PNG plot",
+                       description="Electron gas: match each run to Brown et al.'s rows at the "
+                       "same (rs, Θ, ξ, N), Θ taken relative to the gas's own T_F, and print qvfe "
                        "vs reference for E, K, V per electron (Ha and Ry) with the difference in "
-                       "units of the combined standard error. Also writes a plot of E and F vs Θ "
-                       "(or vs rs when the runs share one Θ).")
+                       "units of the combined standard error; the plot shows E and F vs Θ (or vs "
+                       "rs when the runs share one Θ). Hydrogen: the CEIMC rows at the same (T, "
+                       "rs), E and F in Ha/atom, S in k_B/atom, P in GPa; the plot shows E and P "
+                       "vs rs (or vs T).")
     c.add_argument("rundirs", nargs="+", help="run directories (with spec.toml and result.json)")
-    c.add_argument("--ref", help="reference table: 'brown2013' (default) or the path of "
-                   "data/brown2013_pimc_3dueg_Ry.csv")
+    c.add_argument("--ref", help="reference table: 'brown2013' (default for the electron gas), "
+                   "'ceimc' (default for hydrogen), or the path of a shipped table in data/")
     c.add_argument("--plot", default="compare.png", help="PNG to write (default: compare.png)")
     c.add_argument("--method", default="RPIMC_fixed_node",
                    choices=("RPIMC_fixed_node", "PIMC_signful"), help="which reference rows")

@@ -8,6 +8,10 @@ used — compared on E (and K, V) per electron. F has no finite-N reference in t
 shows the thermodynamic-limit F = F_ideal + f_xc(GDSMFB) as a line for orientation, labelled so.
 
 Energies are in Hartree per electron in the table, with Rydberg (Brown's unit) alongside.
+
+For hydrogen the reference is the CEIMC table (Pierleoni et al. 2016 and others, no error bars) at
+matching (T in K, rs): E and F in Ha per atom, S in k_B per atom and P in GPa; Δ/σ then uses the
+run's error alone. Isolated-molecule runs have no row and are listed with "-".
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Comparison:
     ref_value: float | None
     ref_error: float | None
     ref_label: str
+    unit: str = "Ha/e"
 
     @property
     def difference(self) -> float | None:
@@ -57,20 +62,24 @@ def _brown() -> refs.Table:
 
 
 # Reference tables by name; --ref accepts a name or the path of the shipped file.
-REFERENCE_TABLES: dict[str, tuple[str, Callable[[], refs.Table]]] = {
-    "brown2013": ("brown2013_pimc_3dueg_Ry.csv", _brown),
+# Reference tables by name: (shipped file, loader, the system kind it describes).
+REFERENCE_TABLES: dict[str, tuple[str, Callable[[], refs.Table], str]] = {
+    "brown2013": ("brown2013_pimc_3dueg_Ry.csv", _brown, "electron_gas"),
+    "ceimc": ("hydrogen_ceimc_refs_fermiflow.csv", refs.load_ceimc_hydrogen, "hydrogen"),
 }
+_DEFAULT_TABLE = {"electron_gas": "brown2013", "hydrogen": "ceimc"}
 
 
-def resolve_reference(name_or_path: str | None) -> str:
-    """The table name for ``--ref`` (a name, or a path/file name of a shipped table)."""
+def resolve_reference(name_or_path: str | None, kind: str | None = None) -> str:
+    """The table name for ``--ref`` (a name, or a path/file name of a shipped table); without
+    one, the table of the runs' system kind."""
     if name_or_path is None:
-        return "brown2013"
+        return _DEFAULT_TABLE.get(kind, "brown2013")
     stem = Path(name_or_path).name
-    for name, (file_name, _) in REFERENCE_TABLES.items():
+    for name, (file_name, _, _) in REFERENCE_TABLES.items():
         if stem in (name, file_name) or Path(file_name).stem.startswith(Path(stem).stem):
             return name
-    known = ", ".join(f"{n} ({f})" for n, (f, _) in REFERENCE_TABLES.items())
+    known = ", ".join(f"{n} ({f})" for n, (f, _, _) in REFERENCE_TABLES.items())
     raise SpecError(f"--ref = {name_or_path!r} is invalid: must be one of {known}")
 
 
@@ -88,8 +97,23 @@ def run_conditions(spec: Spec) -> dict[str, Any]:
             "twist": tuple(s.twist)}
 
 
+def hydrogen_conditions(spec: Spec) -> dict[str, Any]:
+    """T in K, rs, N and boundary of a hydrogen run."""
+    s = spec.system
+    return {"T_K": s.T_kelvin, "rs": s.rs, "N": s.n_protons, "boundary": s.boundary}
+
+
+def _first_kind(run_dirs: list[str | Path]) -> str | None:
+    for d in run_dirs:
+        path = Path(d) / "spec.toml"
+        if path.is_file():
+            return load_spec(path).kind
+    return None
+
+
 def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, dict, Result]]:
-    """(run dir, conditions, result) of each electron-gas run; anything else is an error."""
+    """(run dir, conditions, result) of each run of the table's kind; anything else is an error."""
+    kind = REFERENCE_TABLES[table_name][2]
     runs = []
     for d in run_dirs:
         run_dir = Path(d)
@@ -98,11 +122,12 @@ def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, d
         if not (run_dir / "result.json").is_file():
             raise SpecError(f"{run_dir} has no result.json: finish the run (or `qvfe eval` it)")
         spec = load_spec(run_dir / "spec.toml")
-        if spec.kind != "electron_gas":
+        if spec.kind != kind:
             raise SpecError(f"{run_dir}: system.kind = {spec.kind!r} has no reference table in "
-                            f"{table_name} (must be 'electron_gas')")
+                            f"{table_name} (must be {kind!r})")
         result = Result.from_json(run_dir / "result.json")
-        runs.append((str(run_dir), run_conditions(spec), result))
+        cond = run_conditions(spec) if kind == "electron_gas" else hydrogen_conditions(spec)
+        runs.append((str(run_dir), cond, result))
     return runs
 
 
@@ -121,8 +146,10 @@ def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
     Runs that are not electron-gas runs raise; runs without a matching row (2D, other N or Θ,
     a twist) are listed with ``ref_value`` None so that nothing is silently dropped.
     """
-    name = resolve_reference(ref)
+    name = resolve_reference(ref, _first_kind(run_dirs))
     table = REFERENCE_TABLES[name][1]()
+    if name == "ceimc":
+        return _compare_hydrogen(_load_runs(run_dirs, name), table)
     out = []
     for run_dir, cond, result in _load_runs(run_dirs, name):
         row = _reference_row(table, cond, method)
@@ -137,8 +164,64 @@ def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
     return out
 
 
+_HYDROGEN_KEYS = (("E", "E", "Ha/atom"), ("F", "F", "Ha/atom"), ("S", "S", "k_B/atom"),
+                  ("P", "p_GPa", "GPa"))
+
+
+def _hydrogen_row(table: refs.Table, cond: dict[str, Any]) -> dict | None:
+    if cond["boundary"] != "periodic":
+        return None
+    rows = refs.match(table, rel=1e-6, T_K=cond["T_K"], rs=cond["rs"])
+    return rows[0] if rows else None
+
+
+def _compare_hydrogen(runs, table: refs.Table) -> list[Comparison]:
+    """E, F (Ha/atom), S (k_B/atom) and P (GPa) of hydrogen runs against the CEIMC rows."""
+    out = []
+    for run_dir, cond, result in runs:
+        row = _hydrogen_row(table, cond)
+        for key, ref_key, unit in _HYDROGEN_KEYS:
+            if key not in result.observables:
+                continue
+            est = result.observables[key]
+            mean, err = est.mean, est.error
+            if key == "P":
+                mean, err = units.pressure_to_gpa(mean), units.pressure_to_gpa(err)
+            ref_value = None if row is None else row[ref_key]
+            out.append(Comparison(run_dir, cond, key, mean, err, ref_value,
+                                  None if ref_value is None else 0.0,
+                                  "CEIMC" if ref_value is not None else "no reference row",
+                                  unit))
+    return out
+
+
+def _format_hydrogen(comparisons: list[Comparison]) -> str:
+    head = (f"{'run':<24} {'T (K)':>7} {'rs':>5} {'N':>4} {'obs':>3} {'qvfe':>24} "
+            f"{'CEIMC':>10} {'Δ':>10} {'Δ/σ':>6} {'unit':>9}")
+    lines = [head, "-" * len(head)]
+    for c in comparisons:
+        k = c.conditions
+        ours = f"{c.value: .5g} ± {c.error:.2g}"
+        if c.ref_value is None:
+            ref = diff = sig = "-"
+        else:
+            ref, diff, sig = f"{c.ref_value: .5g}", f"{c.difference:+.4g}", f"{c.sigma:+.1f}"
+        name = Path(c.run_dir).name[-24:]
+        lines.append(f"{name:<24} {k['T_K']:>7g} {k['rs']:>5g} {k['N']:>4} {c.key:>3} "
+                     f"{ours:>24} {ref:>10} {diff:>10} {sig:>6} {c.unit:>9}")
+    lines.append("Δ = qvfe − reference; σ = the run's standard error (the table has no error "
+                 "bars); finite N against CEIMC (near the thermodynamic limit).")
+    if any(c.ref_value is not None for c in comparisons):
+        lines.append("reference: CEIMC, Pierleoni, Morales, Rillo, Holzmann, Ceperley, PNAS 113, "
+                     "4953 (2016); Morales et al., PRE 81, 021202 (2010)")
+    return "\n".join(lines)
+
+
 def format_table(comparisons: list[Comparison]) -> str:
-    """A plain-text table: conditions, qvfe and reference in Ha and Ry per electron, Δ, Δ/σ."""
+    """A plain-text table: conditions, qvfe and reference in Ha and Ry per electron, Δ, Δ/σ
+    (hydrogen: Ha or k_B per atom and GPa)."""
+    if comparisons and "T_K" in comparisons[0].conditions:
+        return _format_hydrogen(comparisons)
     head = (f"{'run':<24} {'rs':>5} {'Θ':>7} {'ξ':>3} {'N':>4} {'obs':>3} "
             f"{'qvfe (Ha/e)':>22} {'reference (Ha/e)':>22} {'Δ (mHa/e)':>10} {'Δ/σ':>6} "
             f"{'qvfe (Ry/e)':>12} {'ref (Ry/e)':>12}")
@@ -184,9 +267,11 @@ def plot(run_dirs: list[str | Path], path: str | Path, ref: str | None = None,
     import matplotlib.pyplot as plt
     import numpy as np
 
-    name = resolve_reference(ref)
+    name = resolve_reference(ref, _first_kind(run_dirs))
     table = REFERENCE_TABLES[name][1]()
     runs = _load_runs(run_dirs, name)
+    if name == "ceimc":
+        return _plot_hydrogen(runs, table, Path(path))
     thetas = {cond["theta"] for _, cond, _ in runs}
     x_key = "theta" if len(thetas) > 1 else "rs"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -219,6 +304,41 @@ def plot(run_dirs: list[str | Path], path: str | Path, ref: str | None = None,
         ax.set_ylabel(f"{key} (Ha per electron)")
         ax.legend(fontsize=7)
     out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
+    """PNG of E (Ha/atom) and P (GPa) vs rs (or vs T when all runs share one rs), with the CEIMC
+    rows at the runs' other coordinate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    periodic = [(c, r) for _, c, r in runs if c["boundary"] == "periodic"]
+    x_key = "rs" if len({c["rs"] for c, _ in periodic}) > 1 else "T_K"
+    other = "T_K" if x_key == "rs" else "rs"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, (key, ref_key, unit) in zip(axes, (("E", "E", "Ha per atom"), ("P", "p_GPa", "GPa"))):
+        for fixed in sorted({c[other] for c, _ in periodic}):
+            rows = sorted((r for r in refs.match(table, rel=1e-6, **{other: fixed})
+                           if r[ref_key] is not None), key=lambda r: r[x_key])
+            if rows:
+                ax.plot([r[x_key] for r in rows], [r[ref_key] for r in rows], "s", mfc="none",
+                        label=f"CEIMC ({other} = {fixed:g})")
+        for n in sorted({c["N"] for c, _ in periodic}):
+            pts = [(c[x_key], r.observables[key]) for c, r in periodic
+                   if c["N"] == n and key in r.observables]
+            scale = units.HA_PER_BOHR3_IN_GPA if key == "P" else 1.0
+            if pts:
+                ax.errorbar([p[0] for p in pts], [scale * p[1].mean for p in pts],
+                            [scale * p[1].error for p in pts], fmt="o", capsize=2,
+                            label=f"qvfe N = {n}")
+        ax.set_xlabel("rs (bohr)" if x_key == "rs" else "T (K)")
+        ax.set_ylabel(f"{key} ({unit})")
+        ax.legend(fontsize=7)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -97,3 +97,44 @@ def test_cli_prints_the_table_and_writes_a_png(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "qvfe.cli", "compare", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no spec.toml" in bad.stderr
+
+
+CEIMC = refs.load_ceimc_hydrogen()
+
+
+def _hydrogen_dir(path, observables, **system):
+    path.mkdir(parents=True)
+    raw = {"kind": "hydrogen", "n_protons": 16, "rs": 1.25, "T_kelvin": 6000.0, **system}
+    spec = qvfe.load_spec({"system": raw})
+    (path / "spec.toml").write_text(spec.to_toml())
+    obs = {k: Estimate(m, e) for k, (m, e) in observables.items()}
+    write_result(path, Result("hydrogen", "hartree", "atom", obs, 1000, 10, 0, 1.0))
+    return path
+
+
+def test_hydrogen_runs_against_ceimc(tmp_path):
+    row = refs.match_one(CEIMC, T_K=6000, rs=1.25)
+    p_ha = 553.0 / 29421.02  # the row's 553 GPa in Ha/bohr^3
+    d = _hydrogen_dir(tmp_path / "h16", {"E": (row["E"] + 0.004, 0.002), "F": (-0.5737, 0.001),
+                                          "S": (6.0, 0.01), "P": (1.02 * p_ha, 1e-4)})
+    comps = {c.key: c for c in compare.compare_runs([d])}
+    assert comps["E"].difference == pytest.approx(0.004, abs=1e-12)
+    assert comps["E"].sigma == pytest.approx(2.0, rel=1e-9)  # no reference error: run's alone
+    assert comps["F"].difference == pytest.approx(0.0, abs=1e-12)
+    assert comps["S"].ref_value == 6.25 and comps["S"].unit == "k_B/atom"
+    assert comps["P"].unit == "GPa" and comps["P"].value == pytest.approx(1.02 * 553.0)
+    table = compare.format_table(list(comps.values()))
+    assert "Pierleoni" in table and "+0.004" in table
+    # an isolated molecule has no row and is listed, not dropped
+    iso = _hydrogen_dir(tmp_path / "h2", {"E": (-0.58, 0.001)}, boundary="isolated", rs=0.0,
+                        n_protons=2, proton_positions=[0, 0, -0.7, 0, 0, 0.7])
+    (e,) = compare.compare_runs([iso])
+    assert e.ref_value is None and " - " in compare.format_table([e])
+    # the plot: E and P against T at rs = 1.25
+    d2 = _hydrogen_dir(tmp_path / "h16b", {"E": (-0.45, 0.002), "P": (p_ha, 1e-4)},
+                       T_kelvin=5000.0)
+    png = compare.plot([d, d2], tmp_path / "h.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert compare.resolve_reference("data/hydrogen_ceimc_refs_fermiflow.csv") == "ceimc"
+    with pytest.raises(qvfe.SpecError, match="must be 'hydrogen'"):
+        compare.compare_runs([d, _polarized_33(tmp_path / "heg", 10.0, 0.0625)], ref="ceimc")
