@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Mapping
 
-__all__ = ["step_throughput", "step_throughput_isolated"]
+__all__ = ["step_throughput", "step_throughput_isolated", "train_with_command"]
 
 
 def step_throughput(spec: Any, n_steps: int = 5) -> dict[str, Any]:
@@ -60,6 +60,23 @@ def step_throughput_isolated(raw_spec: Mapping[str, Any], n_steps: int = 5,
         tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
         return f"failed (exit {p.returncode}): {tail[:200]}"
     return json.loads(lines[-1])
+
+
+def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool = False) -> float:
+    """Write the spec next to ``out`` and train it with ``qvfe run`` (whose stall watchdog restarts
+    a hung XLA step from the last checkpoint); returns the wall time in seconds."""
+    from pathlib import Path
+
+    from qvfe.spec import load_spec
+
+    out_dir = Path(out)
+    spec_file = out_dir.with_suffix(".toml")
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(load_spec(dict(raw_spec)).to_toml())
+    cmd = [sys.executable, "-m", "qvfe.cli", "run", str(spec_file), "--out", str(out_dir)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd + ([] if progress else ["--no-progress"]), check=True)
+    return time.perf_counter() - t0
 
 
 def _main(argv: list[str]) -> None:

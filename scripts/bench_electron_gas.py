@@ -19,9 +19,6 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
 import tomllib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -55,20 +52,13 @@ def main() -> None:
 
     import qvfe
     from qvfe import compare
-    from qvfe.benchmark import step_throughput_isolated
+    from qvfe.benchmark import step_throughput_isolated, train_with_command
 
     dirs, walls = [], {}
     if not args.speed_only:
         for rs in args.rs:
             out = Path(args.out) / f"n33_rs{rs:g}"
-            spec_file = Path(args.out) / f"n33_rs{rs:g}.toml"
-            spec_file.parent.mkdir(parents=True, exist_ok=True)
-            spec_file.write_text(qvfe.load_spec(raw_spec(rs, args)).to_toml())
-            t0 = time.perf_counter()
-            # through the command, whose watchdog restarts a stalled XLA step from the checkpoint
-            subprocess.run([sys.executable, "-m", "qvfe.cli", "run", str(spec_file), "--out",
-                            str(out), "--no-progress"], check=True)
-            walls[str(out)] = time.perf_counter() - t0
+            walls[str(out)] = train_with_command(raw_spec(rs, args), str(out))
             dirs.append(out)
         print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {args.steps} steps, batch "
               f"{args.batch}, backflow {args.layers} layers, {args.samples} eval samples")

@@ -1,0 +1,110 @@
+"""Benchmark: dense hydrogen at rs = 1.25, T = 6000 K, N = 16 and 32, vs CEIMC, with 1/N extrapolation.
+
+Trains each size with ``qvfe run`` from the shipped specs
+(``systems/hydrogen_rs1.25_T6000_n{16,32}.toml``, with the overrides given here), prints
+``qvfe compare``'s table against the CEIMC point (E = −0.4549 Ha/atom, P = 553 GPa, S = 6.25 k_B,
+F = −0.5737 Ha/atom), F, E, S and P per atom with errors, steps and wall time, the 1/N
+extrapolation X(N) = X_∞ + a/N through the two sizes (X_∞ = 2 X_32 − X_16, error propagated), and
+the target check (extrapolated P within 5 %, E within 5 mHa/atom of CEIMC). Also the speed of one
+optimization step (samples × steps per second, compile excluded).
+
+    .venv/bin/python scripts/bench_hydrogen.py --steps 1000 --batch 128 --out runs/bench_h
+    .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 50      # a short look
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import tomllib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
+KEYS = (("F", "Ha/atom", 1.0), ("E", "Ha/atom", 1.0), ("S", "k_B/atom", 1.0),
+        ("P", "GPa", 29421.02))
+
+
+def raw_spec(n: int, args: argparse.Namespace, **over) -> dict:
+    raw = tomllib.loads((SYSTEMS / f"hydrogen_rs1.25_T6000_n{n}.toml").read_text())
+    settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
+                "eval.samples": args.samples, "run.print_every": max(1, args.steps // 10), **over}
+    for key, value in settings.items():
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+    return raw
+
+
+def extrapolate(points: dict[int, tuple[float, float]]) -> tuple[float, float] | None:
+    """X_∞ of X(N) = X_∞ + a/N through two sizes, with the propagated standard error."""
+    if len(points) != 2:
+        return None
+    (n1, (x1, e1)), (n2, (x2, e2)) = sorted(points.items())
+    w1, w2 = -n1 / (n2 - n1), n2 / (n2 - n1)  # X_∞ = w1 X_1 + w2 X_2
+    return w1 * x1 + w2 * x2, math.hypot(w1 * e1, w2 * e2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32], choices=(16, 32))
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--samples", type=int, default=8192)
+    ap.add_argument("--out", default="runs/bench_hydrogen")
+    ap.add_argument("--speed-batch", type=int, default=32)
+    ap.add_argument("--speed-steps", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=900.0, help="per step timing (s)")
+    args = ap.parse_args()
+
+    import qvfe
+    from qvfe import compare
+    from qvfe import references as refs
+    from qvfe.benchmark import step_throughput_isolated, train_with_command
+
+    dirs, walls = [], {}
+    for n in args.sizes:
+        out = Path(args.out) / f"n{n}"
+        walls[n] = train_with_command(raw_spec(n, args), str(out))
+        dirs.append(out)
+    print(f"\nDense hydrogen, rs = 1.25, T = 6000 K: {args.steps} steps, batch {args.batch}, "
+          f"{args.samples} eval samples")
+    print(compare.format_table(compare.compare_runs(dirs)))
+
+    row = refs.match_one(refs.load_ceimc_hydrogen(), T_K=6000, rs=1.25)
+    ceimc = {"F": row["F"], "E": row["E"], "S": row["S"], "P": row["p_GPa"]}
+    results = {n: qvfe.Result.from_json(d / "result.json") for n, d in zip(args.sizes, dirs)}
+    print(f"\n{'N':>6} " + " ".join(f"{k + ' (' + u + ')':>24}" for k, u, _ in KEYS)
+          + f" {'steps':>6} {'wall s':>8}")
+    for n, res in results.items():
+        cells = [f"{f * res.observables[k].mean:>12.5g} ± {f * res.observables[k].error:<9.2g}"
+                 for k, _, f in KEYS]
+        print(f"{n:>6} " + " ".join(cells) + f" {res.steps:>6} {walls[n]:>8.0f}")
+    ext = {k: extrapolate({n: (f * r.observables[k].mean, f * r.observables[k].error)
+                           for n, r in results.items()}) for k, _, f in KEYS}
+    if all(v is not None for v in ext.values()):
+        print(f"{'1/N→0':>6} " + " ".join(f"{m:>12.5g} ± {e:<9.2g}" for m, e in ext.values()))
+    print(f"{'CEIMC':>6} " + " ".join(f"{ceimc[k]:>24.5g}" for k, _, _ in KEYS))
+    if ext["E"] is not None:
+        de, dp = ext["E"][0] - ceimc["E"], (ext["P"][0] - ceimc["P"]) / ceimc["P"]
+        print(f"target: |ΔE| = {1e3 * abs(de):.1f} mHa/atom (≤ 5: {abs(de) <= 5e-3}), "
+              f"|ΔP|/P = {100 * abs(dp):.1f} % (≤ 5 %: {abs(dp) <= 0.05})")
+    compare.plot(dirs, Path(args.out) / "compare.png")
+
+    print(f"\nOne optimization step, N = {args.sizes[0]}, batch {args.speed_batch} "
+          "(compile excluded):")
+    r = step_throughput_isolated(raw_spec(args.sizes[0], args,
+                                          **{"sampler.batch": args.speed_batch}),
+                                 args.speed_steps, args.timeout)
+    if isinstance(r, dict):
+        print(f"  {r['s_per_step']:.2f} s/step, {r['samples_steps_per_s']:.1f} samples·steps/s "
+              f"on {r['devices']} {r['backend']} device(s) (compile {r['compile_s']:.0f} s)")
+    else:
+        print(f"  {r}")
+
+
+if __name__ == "__main__":
+    main()
