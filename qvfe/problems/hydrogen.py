@@ -199,13 +199,16 @@ def build(spec: Any) -> Problem:
                          "P_exact": (2.0 * float(ex["E"]) + 3.0 * n_p * T) / (3.0 * volume)})
         box = L
     else:
-        from qvfe.physics.molecular_orbitals import molecular_orbitals, rhf_energy
+        from qvfe.physics.molecular_orbitals import (POLARISATION_EXPONENTS, molecular_orbitals,
+                                                     rhf_energy)
 
         centers = np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3)
         closed = n_up == n_down
         method = "rhf" if closed else "core"
+        # p functions polarise bonds; a lone atom's s set already holds its 1s to 3e-6 Ha
+        p_exponents = POLARISATION_EXPONENTS if n_p > 1 else None
         basis = molecular_orbitals(centers, n_electrons=n_e, method=method,
-                                   n_orbitals=s.n_orbitals or None)
+                                   n_orbitals=s.n_orbitals or None, p_exponents=p_exponents)
         energies = basis.energies()
         if n_max > len(energies):
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be ≥ {n_max}")
@@ -227,7 +230,8 @@ def build(spec: Any) -> Problem:
         derived, observable_units, box = None, {}, None
         info["n_orbitals"] = len(energies)
         if closed and s.coupling == 1.0:
-            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e)) / n_p
+            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
+                                            p_exponents=p_exponents)) / n_p
 
     occupations = SpinfulOccupations(energies, n_up, n_down, T, hidden=(m.occupation_hidden,),
                                      joint=m.occupation_joint)
