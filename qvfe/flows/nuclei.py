@@ -29,11 +29,13 @@ Features of ``D = x_i - s_I``, as in :mod:`qvfe.flows.backflow`:
   space about itself); features ``ln(1 + |D/l|^2)``, ``1/(1 + |D/l|^2)`` and the cusp feature
   ``rho/(1 + rho)``, ``rho = |D|/c``. Then ``|grad v| <= 9/8`` and ``|v| |grad features| < 0.7``,
   so k = 3 is safe.
-* ``periodic`` (box of side L): ``v(D) = (L/2 pi) sin(2 pi D/L)``; ``sin, cos(2 pi D/L)`` and the
-  cusp feature of the periodic distance ``r_p = (L/pi) |sin(pi D/L)|`` (equal to ``|D|`` near 0,
-  with ``|grad r_p| = |v|/r_p <= 1`` and ``|v| <= r_p``, so the cusp feature adds at most 1/4):
-  ``k = 1 + sqrt(d) + 1/4``. Moving a nucleus or an electron by ``L e_a`` changes nothing but
-  that electron's ``z`` by ``L e_a``.
+* ``periodic`` (box of side L): ``v(D) = w (L/2 pi) sin(2 pi D/L)`` with the periodic distance
+  ``r_p = (L/pi) |sin(pi D/L)|`` (equal to ``|D|`` near 0) in the envelope ``w = 1/(1 + (r_p/l)^2)``,
+  so that, as in the open kind, a nucleus moves the electrons near it rather than the whole box;
+  features ``sin, cos(2 pi D/L)`` and the cusp feature of ``r_p``. With ``|grad r_p| = |u|/r_p <= 1``
+  and ``|u| <= r_p`` for ``u = (L/2 pi) sin(2 pi D/L)``: ``|grad v| <= 1 + 1/2``, and
+  ``|v| |grad features| <= sqrt(d) + 1/4``, so ``k = 7/4 + sqrt(d)``. Moving a nucleus or an electron
+  by ``L e_a`` changes nothing but that electron's ``z`` by ``L e_a``.
 
 Bijectivity for every parameter value: the MLP is 1-Lipschitz with a tanh output (see
 ``qvfe.flows.backflow``), so each step's displacement has a Jacobian of spectral norm ``<= k a``;
@@ -68,7 +70,7 @@ class ElectronNucleusFlow:
         dim: spatial dimension d.
         kind: ``"open"`` or ``"periodic"``.
         box_length: side L of the cubic box (periodic only).
-        length_scale: unit of distance of the open features (bohr).
+        length_scale: range of a nucleus's displacement field (bohr).
         cusp_scale: range ``c`` of the cusp feature (bohr).
         hidden: widths of the hidden MLP layers.
         n_layers: stacked layers (each one a bijection; log-dets add).
@@ -115,7 +117,7 @@ class ElectronNucleusFlow:
 
     @property
     def _amplitude(self) -> float:
-        k = 3.0 if self.kind == "open" else 1.0 + np.sqrt(self.dim) + 0.25
+        k = 3.0 if self.kind == "open" else 1.75 + np.sqrt(self.dim)
         return self.contraction / k
 
     def init(self, key: jax.Array) -> Params:
@@ -135,7 +137,8 @@ class ElectronNucleusFlow:
         r_p = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2) + _CUSP_EPS)
         rho = r_p / self.cusp_scale
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), (rho / (1.0 + rho))[None]])
-        return a * _bounded_mlp(mlp, feats) * (L / (2 * np.pi)) * jnp.sin(angle)
+        envelope = 1.0 / (1.0 + (r_p / self.length_scale) ** 2)
+        return a * _bounded_mlp(mlp, feats) * envelope * (L / (2 * np.pi)) * jnp.sin(angle)
 
     def _layer(self, mlp, x: jax.Array, s: jax.Array):
         # A Python loop over the nuclei (not lax.scan) keeps the trace plain for folx.

@@ -160,7 +160,7 @@ def build(spec: Any) -> Problem:
         nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
                                                n_layers=m.proton_layers)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
-                                          cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
+                                          length_scale=s.rs, cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
                                           n_layers=m.nuclei_layers)
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
                             hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
