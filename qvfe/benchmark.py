@@ -81,6 +81,9 @@ def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool 
 
 def _main(argv: list[str]) -> None:
     from qvfe.spec import load_spec
+    from qvfe.xla_cpu import use_hlo_triangular_solve
+
+    use_hlo_triangular_solve()
 
     print(json.dumps(step_throughput(load_spec(json.loads(argv[0])), int(argv[1]))))
 

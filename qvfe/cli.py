@@ -147,6 +147,10 @@ def _watchdog(args: argparse.Namespace, run_dir: Path):
 def main(argv: list[str] | None = None) -> int:
     _set_xla_flags()
     args = _parser().parse_args(argv)
+    if args.command in ("run", "eval"):
+        from qvfe.xla_cpu import use_hlo_triangular_solve
+
+        use_hlo_triangular_solve()  # see qvfe.xla_cpu: the LAPACK trsm deadlock
     from qvfe.checkpoint import CheckpointError
     from qvfe.spec import SpecError
 

@@ -64,6 +64,9 @@ def main() -> None:
 
     import qvfe
     from qvfe.benchmark import step_throughput_isolated
+    from qvfe.xla_cpu import use_hlo_triangular_solve
+
+    use_hlo_triangular_solve()  # see qvfe.xla_cpu
 
     rows = []
     if not args.skip_train:

@@ -10,3 +10,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+from qvfe.xla_cpu import use_hlo_triangular_solve  # noqa: E402
+
+use_hlo_triangular_solve()  # the test process is an application: see qvfe.xla_cpu
