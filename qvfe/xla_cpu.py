@@ -1,8 +1,9 @@
 """A workaround for a deadlock of jax's CPU runtime in batched triangular solves.
 
-One job: :func:`use_hlo_triangular_solve` makes ``triangular_solve`` on CPU lower to XLA's own
-``triangular-solve`` op (which XLA expands into plain HLO) instead of jaxlib's LAPACK ``trsm``
-custom call. Why: on jax 0.10.2 the batched LAPACK kernel splits its batch over the intra-op thread
+One job: :func:`use_hlo_triangular_solve` makes *batched* ``triangular_solve`` on CPU lower to
+XLA's own ``triangular-solve`` op (which XLA expands into plain HLO) instead of jaxlib's LAPACK
+``trsm`` custom call; single solves keep LAPACK (more accurate on ill-conditioned matrices, and never
+split over threads). Why: on jax 0.10.2 the batched LAPACK kernel splits its batch over the intra-op thread
 pool (``jax::ParallelBatchMap``) and then *blocks* that worker until the pieces are done. When two
 such solves run concurrently — XLA executes independent thunks in parallel, and the gradient of a
 walker batch's determinants has several — on a 2-thread pool, both workers block and nothing is
@@ -37,7 +38,15 @@ def use_hlo_triangular_solve() -> bool:
         from jax._src.lax import linalg as _linalg
         from jax.interpreters import mlir
 
-        lowering = _linalg._triangular_solve_lowering  # the platform-independent HLO lowering
+        hlo_lowering = _linalg._triangular_solve_lowering  # platform-independent HLO lowering
+        lapack_lowering = _linalg._triangular_solve_cpu_lower
+
+        def lowering(ctx, a, b, **params):
+            # Only batched solves go through ParallelBatchMap; single ones (the natural-gradient
+            # solve of an ill-conditioned metric) keep LAPACK's accuracy.
+            batched = len(ctx.avals_in[0].shape) > 2
+            return (hlo_lowering if batched else lapack_lowering)(ctx, a, b, **params)
+
         mlir.register_lowering(_linalg.triangular_solve_p, lowering, platform="cpu")
     except (ImportError, AttributeError) as e:  # a JAX whose internals moved: keep LAPACK
         warnings.warn(f"qvfe: could not switch CPU triangular solves to HLO ({e}); batched "

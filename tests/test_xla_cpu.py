@@ -24,6 +24,9 @@ def test_no_lapack_trsm_in_a_batched_slogdet_gradient():
     assert "trsm_ffi" not in hlo
     np.testing.assert_allclose(np.asarray(grad(a)), np.asarray(jnp.linalg.inv(a).transpose(0, 2, 1)),
                                rtol=1e-10, atol=1e-12)
+    # an unbatched solve keeps LAPACK
+    single = jax.jit(jax.grad(lambda m: jnp.linalg.slogdet(m)[1])).lower(a[0]).compile()
+    assert "trsm_ffi" in single.as_text()
 
 
 def test_importing_qvfe_does_not_install_it():
