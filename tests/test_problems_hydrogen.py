@@ -11,6 +11,8 @@
 - Isolated H atom at low T: E = −0.5 Ha within 1 mHa.
 """
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,3 +129,21 @@ def test_isolated_hydrogen_atom_ground_state_energy():
     # the virial theorem of the Coulomb ground state, K = -E, within the statistics
     k = result.observables["K"]
     assert abs(k.mean - 0.5) < 4 * k.error + 2e-3
+
+
+@pytest.mark.slow
+def test_isolated_h2_molecule_energy():
+    """H2 with clamped protons at R = 1.4 bohr, T = 1000 K: E within 5 mHa of the exact -1.17447 Ha
+    (Kolos & Wolniewicz), the issue's target. The restricted Hartree-Fock start of the flow is
+    -1.13354 Ha (the base orbitals' RHF), so the flows must supply 36 of the 41 mHa of correlation.
+    Not met yet: 1500 steps at batch 512 gave -1.16361(304) Ha (README)."""
+    spec = qvfe.load_spec(Path(__file__).resolve().parents[1] / "systems"
+                          / "hydrogen_h2_isolated_R1.4.toml",
+                          overrides={"optim.steps": 1500, "sampler.batch": 512,
+                                     "eval.samples": 65536})
+    result = qvfe.run(spec, progress=False)
+    e = 2 * result.observables["E"].mean, 2 * result.observables["E"].error
+    assert 2 * result.info["E_HF"] == pytest.approx(-1.13354, abs=1e-4)
+    assert e[1] < 2e-3
+    assert e[0] < 2 * result.info["E_HF"]  # below the Hartree-Fock start
+    assert abs(e[0] + 1.17447) < 5e-3, e
