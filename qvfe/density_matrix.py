@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 
 from qvfe.autoregressive.occupations import SpinfulOccupations
 from qvfe.wavefunction import SquareRootFlowWavefunction
