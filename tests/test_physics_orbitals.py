@@ -12,6 +12,7 @@ from qvfe.physics.orbitals import (
     harmonic_shell_degeneracy,
     plane_wave_closed_shells,
     plane_wave_orbitals,
+    polar_harmonic_orbitals,
 )
 
 
@@ -42,6 +43,19 @@ def test_harmonic_tie_order_and_cut_inside_shell():
     # Deterministic: same call, same list.
     first, again = harmonic_orbitals(3, 2.0, 40)[0], harmonic_orbitals(3, 2.0, 40)[0]
     np.testing.assert_array_equal(first, again)
+
+
+def test_polar_harmonic_list_matches_the_cartesian_shells():
+    m = closed_shell_count(2, 7)
+    qn, e = polar_harmonic_orbitals(0.7, m)
+    _, e_cart = harmonic_orbitals(2, 0.7, m)
+    np.testing.assert_allclose(e, e_cart, rtol=0, atol=1e-14)  # same levels in the same order
+    # exactly the (n_r, m) with 2 n_r + |m| < 7, each once
+    brute = {(n, mm) for n in range(4) for mm in range(-7, 8) if 2 * n + abs(mm) < 7}
+    assert {tuple(r) for r in qn.tolist()} == brute and len(brute) == m
+    assert polar_harmonic_orbitals(1.0, 4)[0].tolist() == [[0, 0], [0, 1], [0, -1], [1, 0]]
+    with pytest.raises(ValueError, match="omega"):
+        polar_harmonic_orbitals(0.0, 3)
 
 
 def _brute_plane_waves(dim, twist, n):

@@ -32,8 +32,10 @@ __all__ = [
     "hermite_functions",
     "harmonic_orbital_values",
     "plane_wave_orbital_values",
+    "polar_harmonic_orbital_values",
     "harmonic_energies",
     "HarmonicBasis",
+    "PolarHarmonicBasis",
     "PlaneWaveBasis",
 ]
 
@@ -110,6 +112,50 @@ def harmonic_orbital_values(
     return OrbitalValues(log_row, matrix)
 
 
+def polar_harmonic_orbital_values(
+    z: jax.Array, quantum_numbers: jax.Array, omega: float, n_max: int, m_max: int
+) -> OrbitalValues:
+    """Real 2D oscillator orbitals of definite |m| (``qvfe.physics.orbitals.polar_harmonic_orbitals``).
+
+    ``phi_{n,m}(z) = c_{n,|m|} sqrt(omega) L_n^{|m|}(|u|^2) {Re, Im}(u_x + i u_y)^{|m|} e^{-|u|^2/2}``
+    with ``u = sqrt(omega) z``, ``c = sqrt(2 n! / (pi (n+|m|)!))`` (``sqrt(1/pi)`` for m = 0), Re for
+    m ≥ 0 and Im for m < 0. Every factor but the Gaussian is a polynomial in z (``r^|m| cos(mφ)`` is
+    ``Re (x + i y)^|m|``), so the matrix is smooth at the origin, as the Cartesian one is.
+
+    Args:
+        z: positions, shape (n, 2).
+        quantum_numbers: (M, 2) int rows ``(n_r, m)``, the chosen orbitals (may be traced).
+        omega: trap frequency.
+        n_max, m_max: static bounds on n_r and |m| (recurrence depths).
+    Returns:
+        OrbitalValues with ``log_row[i] = -omega |z_i|^2 / 2`` and the polynomial matrix (n, M).
+    """
+    u = np.sqrt(omega) * z
+    rho2 = jnp.sum(u**2, axis=-1)  # (n,)
+    alpha = jnp.arange(m_max + 1, dtype=z.dtype)  # generalized Laguerre L_k^alpha for all |m|
+    lag = [jnp.ones(rho2.shape + alpha.shape, z.dtype)]
+    if n_max >= 1:
+        lag.append(1.0 + alpha - rho2[:, None])
+    for k in range(1, n_max):
+        lag.append(((2 * k + 1 + alpha - rho2[:, None]) * lag[k] - (k + alpha) * lag[k - 1])
+                   / (k + 1))
+    lag = jnp.stack(lag, axis=1)  # (n, n_max+1, m_max+1)
+    # (u_x + i u_y)^k by a running product of real and imaginary parts (no complex dtype)
+    re, im = [jnp.ones_like(rho2)], [jnp.zeros_like(rho2)]
+    for _ in range(m_max):
+        re, im = (re + [re[-1] * u[:, 0] - im[-1] * u[:, 1]],
+                  im + [re[-1] * u[:, 1] + im[-1] * u[:, 0]])
+    re, im = jnp.stack(re, axis=1), jnp.stack(im, axis=1)  # (n, m_max+1)
+    qn = jnp.asarray(quantum_numbers)
+    n_r, m = qn[:, 0], qn[:, 1]
+    am = jnp.abs(m)
+    angular = jnp.where(m >= 0, re[:, am], im[:, am])  # (n, M)
+    log_norm = 0.5 * (jax.scipy.special.gammaln(n_r + 1.0) - jax.scipy.special.gammaln(n_r + am + 1.0)
+                      + jnp.log(jnp.where(m == 0, 1.0, 2.0)) - np.log(np.pi) + np.log(omega))
+    matrix = jnp.exp(log_norm) * lag[:, n_r, am] * angular
+    return OrbitalValues(-0.5 * rho2, matrix)
+
+
 def plane_wave_orbital_values(z: jax.Array, k_vectors: jax.Array, volume: float) -> OrbitalValues:
     """Plane waves ``exp(i k . z) / sqrt(V)``.
 
@@ -167,6 +213,48 @@ class HarmonicBasis:
     @property
     def dim(self) -> int:
         return int(self.quantum_numbers.shape[1])
+
+    @property
+    def n_orbitals(self) -> int:
+        return int(self.quantum_numbers.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class PolarHarmonicBasis:
+    """A table of real 2D oscillator orbitals of definite |m|, rows ``(n_r, m)``.
+
+    The same space per shell as ``HarmonicBasis`` in d = 2 (same energies); see
+    ``polar_harmonic_orbital_values`` for the functions and why they matter with interactions.
+    """
+
+    quantum_numbers: np.ndarray
+    omega: float
+    is_complex: bool = False
+
+    def __post_init__(self) -> None:
+        qn = np.asarray(self.quantum_numbers)
+        if (qn.ndim != 2 or qn.shape[1] != 2 or not np.issubdtype(qn.dtype, np.integer)
+                or (qn[:, 0] < 0).any()):
+            raise ValueError("PolarHarmonicBasis.quantum_numbers must be a (M, 2) int array of "
+                             "(n_r >= 0, m) rows")
+        if not self.omega > 0:
+            raise ValueError(f"PolarHarmonicBasis.omega must be > 0, got {self.omega}")
+        object.__setattr__(self, "quantum_numbers", qn)
+
+    def values(self, z: jax.Array, occ: jax.Array) -> OrbitalValues:
+        """Orbital values of the table rows ``occ`` (int, (n,)) at positions ``z`` (n, 2)."""
+        qn = self.quantum_numbers
+        n_max = int(qn[:, 0].max(initial=0))
+        m_max = int(np.abs(qn[:, 1]).max(initial=0))
+        return polar_harmonic_orbital_values(z, jnp.asarray(qn)[occ], self.omega, n_max, m_max)
+
+    def energies(self) -> np.ndarray:
+        qn = self.quantum_numbers
+        return self.omega * (2 * qn[:, 0] + np.abs(qn[:, 1]) + 1.0)
+
+    @property
+    def dim(self) -> int:
+        return 2
 
     @property
     def n_orbitals(self) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "harmonic_orbitals",
+    "polar_harmonic_orbitals",
     "closed_shell_count",
     "harmonic_shell_degeneracy",
     "plane_wave_orbitals",
@@ -89,6 +90,38 @@ def harmonic_orbitals(dim: int, omega: float, n_orbitals: int) -> tuple[np.ndarr
         shell += 1
     qn = np.asarray(states[:n_orbitals], dtype=np.int64).reshape(n_orbitals, dim)
     energies = omega * (qn.sum(axis=1) + dim / 2.0)
+    return qn, energies.astype(np.float64)
+
+
+def polar_harmonic_orbitals(omega: float, n_orbitals: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_orbitals`` lowest levels of a 2D isotropic oscillator in the polar (Fock-Darwin) form.
+
+    Returns ``(quantum_numbers, energies)``: int64 (M, 2) rows ``(n_r, m)`` with radial number
+    n_r ≥ 0 and angular momentum m (m > 0: the cos(mφ) orbital, m < 0: sin(|m|φ), m = 0: the round
+    one), and float64 ε = ω (2 n_r + |m| + 1). Each shell k = 2 n_r + |m| spans the same space as the
+    Cartesian states of ``harmonic_orbitals(2, ...)`` with n_x + n_y = k (same energies, same
+    closed-shell counts), but every orbital has a definite |m|, which a rotation-invariant
+    interaction conserves: a pair state built from them is not a mixture of channels the
+    interaction splits (a Cartesian (2, 0) relative state is one of |m| = 0 and 2). Order: by shell,
+    then |m| ascending, then cos before sin (shell 2: (1, 0), (0, 2), (0, -2)).
+
+    >>> qn, e = polar_harmonic_orbitals(1.0, 6)
+    >>> qn.tolist(), e.tolist()
+    ([[0, 0], [0, 1], [0, -1], [1, 0], [0, 2], [0, -2]], [1.0, 2.0, 2.0, 3.0, 3.0, 3.0])
+    """
+    if n_orbitals < 0:
+        raise ValueError(f"n_orbitals must be >= 0, got {n_orbitals}")
+    if not omega > 0:
+        raise ValueError(f"omega must be > 0, got {omega}")
+    states: list[tuple[int, int]] = []
+    shell = 0
+    while len(states) < n_orbitals:
+        for am in range(shell % 2, shell + 1, 2):
+            n_r = (shell - am) // 2
+            states.extend([(n_r, 0)] if am == 0 else [(n_r, am), (n_r, -am)])
+        shell += 1
+    qn = np.asarray(states[:n_orbitals], dtype=np.int64).reshape(n_orbitals, 2)
+    energies = omega * (2 * qn[:, 0] + np.abs(qn[:, 1]) + 1.0)
     return qn, energies.astype(np.float64)
 
 
