@@ -230,6 +230,9 @@ class QuantumDotSystem:
                           hi=100.0)
     n_orbitals: int = opt(0, doc="oscillator orbitals per spin in the occupation model "
                           "(0: closed shells up to 12 kT above the Fermi shell)", lo=0, hi=2000)
+    orbitals: str = opt("auto", doc="oscillator orbital form: 'polar' (definite |m|, d = 2 only), "
+                        "'cartesian', or 'auto' (polar in 2D, Cartesian in 3D)",
+                        choices=("auto", "polar", "cartesian"))
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,10 @@ class QuantumModel:
     backflow_layers: int = opt(1, doc="backflow layers of the √flow (0: identity)", lo=0, hi=16)
     backflow_hidden: int = opt(16, doc="hidden units of each backflow network", lo=1, hi=1024)
     laplacian: str = opt("folx", doc="kinetic energy by", choices=("folx", "hessian"))
+    flow_sectors: str = opt("auto", doc="'auto': the 2D quantum dot with 1 up + 1 down and polar "
+                            "orbitals gets one √flow per relative |m| (pair terms only; the "
+                            "interaction conserves |m|); 'off': one √flow for all states",
+                            choices=("auto", "off"))
 
 
 @dataclass(frozen=True)
@@ -481,6 +488,10 @@ def _check_consistency(spec: Spec) -> None:
         if spec.system.n_orbitals and spec.system.n_orbitals < n_max:
             raise SpecError(f"system.n_orbitals = {spec.system.n_orbitals} is invalid: must be 0 "
                             f"(auto) or ≥ {n_max}, the larger spin population")
+        if spec.system.orbitals == "polar" and spec.system.dim != 2:
+            raise SpecError(f"system.orbitals = 'polar' is invalid for system.dim = "
+                            f"{spec.system.dim}: polar orbitals exist for dim = 2 only "
+                            "(use 'cartesian' or 'auto')")
     if spec.kind == "electron_gas":
         s = spec.system
         if s.n_up + s.n_down < 1:

@@ -59,11 +59,13 @@ class SquareRootFlowWavefunction:
         backflow: the bijection X -> Z; its ``n_up``, ``n_down``, ``dim`` define the particles.
         nuclei: optional electron-nucleus flow applied before the backflow; then every method
             takes the nuclear positions ``s`` (P, d) as one more argument (hydrogen).
+        sector: optional ``(occ_up, occ_down) -> int`` giving the symmetry sector of a base state
+            for a backflow with ``n_sectors > 1`` (see ``Backflow``: the sectors must be ones
+            every sector's map conserves, or the states of different sectors are not orthogonal).
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
         >>> from qvfe.flows.backflow import Backflow
-from qvfe.flows.nuclei import ElectronNucleusFlow
         >>> from qvfe.physics.orbital_values import HarmonicBasis
         >>> wf = SquareRootFlowWavefunction(
         ...     HarmonicBasis(np.array([[0, 0], [1, 0], [0, 1]]), omega=1.0), Backflow(2, 1, 2))
@@ -75,6 +77,7 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
     basis: HarmonicBasis | PlaneWaveBasis
     backflow: Backflow
     nuclei: ElectronNucleusFlow | None = None
+    sector: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
     def __post_init__(self) -> None:
         if self.basis.dim != self.backflow.dim:
@@ -85,6 +88,9 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
             raise ValueError("more particles of one spin than orbitals in the table")
         if self.nuclei is not None and self.nuclei.dim != self.backflow.dim:
             raise ValueError("the electron-nucleus flow and the backflow differ in dim")
+        if (self.sector is None) != (self.backflow.n_sectors == 1):
+            raise ValueError("a sector function goes with a backflow of n_sectors > 1 and only "
+                             "with one")
 
     @property
     def n_up(self) -> int:
@@ -119,7 +125,8 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
         if self.nuclei is not None:
             (s,) = context
             x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, s)
-        z, ld = self.backflow.forward_and_log_det(params["backflow"], x)
+        sector = None if self.sector is None else self.sector(occ_up, occ_down)
+        z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
         log_jac = log_jac + ld
         norm = 0.5 * (gammaln(self.n_up + 1) + gammaln(self.n_down + 1))
         re = 0.5 * log_jac - norm

@@ -98,11 +98,18 @@ def _unit_ball(w: jax.Array) -> jax.Array:
     return w * jax.lax.rsqrt(jnp.maximum(1.0, jnp.sum(w**2)))
 
 
-def _bounded_mlp(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array) -> jax.Array:
-    """A 1-Lipschitz MLP with a tanh-bounded scalar output in (-1, 1)."""
+def _bounded_mlp(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array,
+                 first_bias: jax.Array | None = None) -> jax.Array:
+    """A 1-Lipschitz MLP with a tanh-bounded scalar output in (-1, 1).
+
+    ``first_bias`` (optional) is added to the first layer's output: a constant in the features,
+    so the Lipschitz bound is unchanged (how a sector label conditions the map).
+    """
     h = features
     for i, (w, b) in enumerate(layers):
         h = h @ _unit_ball(w) + b
+        if i == 0 and first_bias is not None:
+            h = h + first_bias
         h = jnp.tanh(h)  # also on the last layer: bounds the amplitude
     return h[..., 0]
 
@@ -123,6 +130,15 @@ class Backflow:
         contraction: bound (< 1) on the spectral norm of each layer's displacement Jacobian.
         species_rotation: ``None`` (default) or a fixed angle ``t``: the orthogonal map ``R_t``
             applied after the layers (open variant, both species present), see ``_rotate``.
+        one_body: whether the open variant has the one-body term ``b`` (default True).
+        n_sectors: number of symmetry sectors the map is conditioned on (default 1: one map).
+            With ``n_sectors = K`` every pair network gets a learned first-layer bias per sector
+            and the maps take ``sector`` (an int in [0, K)): K bijections sharing their weights.
+            ``U = ⊕_s U_s`` is unitary (and the entropy of the density matrix stays
+            ``-Σ p ln p``) only if each ``U_s`` maps its sector's base states into a subspace
+            orthogonal to the other sectors', e.g. sectors of a conserved quantity that every
+            ``U_s`` conserves. Choosing such labels is the caller's job (the quantum dot's
+            1 up + 1 down uses the relative |m| with pair terms only, see its builder).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -144,6 +160,8 @@ class Backflow:
     contraction: float = 0.9
     cusp_scale: float = 0.125
     species_rotation: float | None = None
+    one_body: bool = True
+    n_sectors: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -159,6 +177,8 @@ class Backflow:
             raise ValueError("Backflow needs n_up, n_down >= 0 and at least one particle")
         if self.n_layers < 0:
             raise ValueError("Backflow.n_layers must be >= 0")
+        if self.n_sectors < 1:
+            raise ValueError(f"Backflow.n_sectors must be >= 1, got {self.n_sectors}")
         if self.species_rotation is not None and (self.kind != "open" or not self.n_up
                                                   or not self.n_down):
             raise ValueError("Backflow.species_rotation needs kind='open' and both spin species "
@@ -174,6 +194,10 @@ class Backflow:
         return np.array([1.0] * self.n_up + [0.0] * self.n_down)
 
     @property
+    def _has_one_body(self) -> bool:
+        return self.kind == "open" and self.one_body
+
+    @property
     def _n_pair_features(self) -> int:
         return 4 if self.kind == "open" else 2 * self.dim + 1
 
@@ -184,10 +208,12 @@ class Backflow:
         Per block row/column: 2(n-1) pair blocks of norm <= k*a, plus (open) one block <= 3a.
         """
         n = self.n_particles
-        if self.kind == "open":
+        if self._has_one_body:
             return self.contraction / (3.0 * (2 * (n - 1) + 1))
         if n == 1:
             return 0.0
+        if self.kind == "open":  # pair terms only
+            return self.contraction / (3.0 * 2 * (n - 1))
         return self.contraction / (2 * (n - 1) * (1.0 + np.sqrt(self.dim)))
 
     # ---- parameters -------------------------------------------------------------------------
@@ -197,8 +223,11 @@ class Backflow:
         for k in jax.random.split(key, self.n_layers):
             k_pair, k_one = jax.random.split(k)
             layer = {"pair": _init_mlp(k_pair, [self._n_pair_features, *self.hidden, 1])}
-            if self.kind == "open":
+            if self._has_one_body:
                 layer["one"] = _init_mlp(k_one, [3, *self.hidden, 1])
+            if self.n_sectors > 1:
+                width = (self.hidden or (1,))[0]
+                layer["sector_bias"] = jnp.zeros((self.n_sectors, width))
             layers.append(layer)
         return {"layers": layers}
 
@@ -230,8 +259,9 @@ class Backflow:
                 + down * (c * u_down + s * u_up) / np.sqrt(self.n_down))
 
     # ---- one layer ----------------------------------------------------------------------------
-    def _pair_displacement(self, mlp, delta: jax.Array, same_spin: jax.Array) -> jax.Array:
-        """eta(delta) v(delta) for one pair; delta has shape (d,)."""
+    def _pair_displacement(self, mlp, delta: jax.Array, aux) -> jax.Array:
+        """eta(delta) v(delta) for one pair; delta has shape (d,), aux = (same_spin, bias)."""
+        same_spin, bias = aux
         a = self._amplitude
         if self.kind == "open":
             r2 = jnp.sum((delta / self.length_scale) ** 2)
@@ -239,40 +269,46 @@ class Backflow:
             # keeps the masked self-pair D = 0 free of 0/0 in its derivatives)
             rho = jnp.sqrt(r2 + _CUSP_EPS) / self.cusp_scale
             feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), rho / (1.0 + rho), same_spin])
-            return a * _bounded_mlp(mlp, feats) * delta
+            return a * _bounded_mlp(mlp, feats, bias) * delta
         angle = (2 * np.pi / self.box_length) * delta
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
-        return a * _bounded_mlp(mlp, feats) * (self.box_length / (2 * np.pi)) * jnp.sin(angle)
+        return a * _bounded_mlp(mlp, feats, bias) * (self.box_length / (2 * np.pi)) * jnp.sin(angle)
 
     def _one_body_displacement(self, mlp, x: jax.Array, spin: jax.Array) -> jax.Array:
         r2 = jnp.sum((x / self.length_scale) ** 2)
         feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), spin])
         return self._amplitude * _bounded_mlp(mlp, feats) * x
 
-    def _layer(self, layer, x: jax.Array, with_jacobian: bool):
+    def _layer(self, layer, x: jax.Array, with_jacobian: bool, sector=None):
         n, d = x.shape
+        bias = None
+        if self.n_sectors > 1:
+            if sector is None:
+                raise ValueError(f"this Backflow has n_sectors = {self.n_sectors}: pass sector")
+            bias = layer["sector_bias"][sector]
         spin = jnp.asarray(self._spin, dtype=x.dtype)
         same = (spin[:, None] == spin[None, :]).astype(x.dtype)
         off_diag = jnp.asarray(1.0 - np.eye(n), dtype=x.dtype)
         delta = x[:, None, :] - x[None, :, :]  # (n, n, d), delta_ij = x_i - x_j
 
         if not with_jacobian:
-            pair = jax.vmap(jax.vmap(self._pair_displacement, (None, 0, 0)), (None, 0, 0))
-            z = x + jnp.sum(pair(layer["pair"], delta, same) * off_diag[..., None], axis=1)
-            if self.kind == "open":
+            pair = jax.vmap(jax.vmap(self._pair_displacement, (None, 0, (0, None))),
+                            (None, 0, (0, None)))
+            z = x + jnp.sum(pair(layer["pair"], delta, (same, bias)) * off_diag[..., None], axis=1)
+            if self._has_one_body:
                 one = jax.vmap(self._one_body_displacement, (None, 0, 0))
                 z = z + one(layer["one"], x, spin)
             return z, None
 
         # values and (d, d) Jacobians of the pair / one-body displacements in one forward pass
-        pair = jax.vmap(jax.vmap(_value_and_jacfwd(self._pair_displacement), (None, 0, 0)),
-                        (None, 0, 0))
-        u, U = pair(layer["pair"], delta, same)  # (n, n, d), (n, n, d, d)
+        pair = jax.vmap(jax.vmap(_value_and_jacfwd(self._pair_displacement), (None, 0, (0, None))),
+                        (None, 0, (0, None)))
+        u, U = pair(layer["pair"], delta, (same, bias))  # (n, n, d), (n, n, d, d)
         u, U = u * off_diag[..., None], U * off_diag[..., None, None]  # no self-pair
         z = x + jnp.sum(u, axis=1)
         # dG/dX block (i, k) = delta_ik (sum_j U_ij + B_i) - U_ik, U_ij = du/dD at D = x_i - x_j
         diag = jnp.eye(d, dtype=x.dtype) + jnp.sum(U, axis=1)  # (n, d, d)
-        if self.kind == "open":
+        if self._has_one_body:
             one = jax.vmap(_value_and_jacfwd(self._one_body_displacement), (None, 0, 0))
             b, B = one(layer["one"], x, spin)
             z, diag = z + b, diag + B
@@ -284,22 +320,23 @@ class Backflow:
         return z, logdet
 
     # ---- public maps --------------------------------------------------------------------------
-    def forward(self, params: Params, x: jax.Array) -> jax.Array:
-        """Z(X) for one sample; x has shape (n, d)."""
+    def forward(self, params: Params, x: jax.Array, sector=None) -> jax.Array:
+        """Z(X) for one sample; x has shape (n, d); ``sector`` only with ``n_sectors > 1``."""
         for layer in params["layers"]:
-            x, _ = self._layer(layer, x, with_jacobian=False)
+            x, _ = self._layer(layer, x, with_jacobian=False, sector=sector)
         return self._rotate(x)
 
-    def forward_and_log_det(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def forward_and_log_det(self, params: Params, x: jax.Array, sector=None
+                            ) -> tuple[jax.Array, jax.Array]:
         """(Z, ln|det dZ/dX|) for one sample; the Jacobian is the full (n d, n d) one."""
         self._check_shape(x)
         logdet = jnp.zeros((), dtype=x.dtype)
         for layer in params["layers"]:
-            x, ld = self._layer(layer, x, with_jacobian=True)
+            x, ld = self._layer(layer, x, with_jacobian=True, sector=sector)
             logdet = logdet + ld
         return self._rotate(x), logdet  # the rotation is orthogonal: no log-det
 
-    def inverse(self, params: Params, z: jax.Array, n_iter: int = 60) -> jax.Array:
+    def inverse(self, params: Params, z: jax.Array, n_iter: int = 60, sector=None) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - G(x), layer by layer (error ~ c^n_iter).
 
         Not needed by the square-root flow; it exists to demonstrate and test bijectivity.
@@ -310,7 +347,7 @@ class Backflow:
             target = z
 
             def body(_, x, layer=layer, target=target):
-                gx = self._layer(layer, x, with_jacobian=False)[0] - x
+                gx = self._layer(layer, x, with_jacobian=False, sector=sector)[0] - x
                 return target - gx
 
             z = jax.lax.fori_loop(0, n_iter, body, target)

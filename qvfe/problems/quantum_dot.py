@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from qvfe.autoregressive.occupations import SpinfulOccupations
@@ -23,8 +24,8 @@ from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.physics.dot_exact import two_electron_dot_free_energy
 from qvfe.physics.ideal_fermi import spinful_thermo
-from qvfe.physics.orbital_values import HarmonicBasis
-from qvfe.physics.orbitals import closed_shell_count, harmonic_orbitals
+from qvfe.physics.orbital_values import HarmonicBasis, PolarHarmonicBasis
+from qvfe.physics.orbitals import closed_shell_count, harmonic_orbitals, polar_harmonic_orbitals
 from qvfe.physics.potentials import make_quantum_dot_potential
 from qvfe.problem import Problem
 from qvfe.wavefunction import SquareRootFlowWavefunction
@@ -42,6 +43,17 @@ def auto_orbital_count(dim: int, n_max: int, T: float, omega: float) -> int:
     return closed_shell_count(dim, fermi_shell + 1 + extra)
 
 
+def _relative_abs_m(quantum_numbers: np.ndarray):
+    """(occ_up, occ_down) -> |m| of the up row's polar orbital, the relative one after the
+    species rotation of 1 up + 1 down."""
+    abs_m = jnp.asarray(np.abs(quantum_numbers[:, 1]))
+
+    def sector(occ_up: jax.Array, occ_down: jax.Array) -> jax.Array:
+        return abs_m[occ_up[0]]
+
+    return sector
+
+
 def build(spec: Any) -> Problem:
     s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
     n_up, n_down, dim = s.n_up, s.n_down, s.dim
@@ -52,7 +64,13 @@ def build(spec: Any) -> Problem:
 
         raise SpecError(f"system.T = {s.T} needs {n_orb} orbitals per spin (> {MAX_ORBITALS}); "
                         "set system.n_orbitals explicitly or lower the temperature")
-    qn, energies = harmonic_orbitals(dim, s.omega, n_orb)
+    form = ("polar" if dim == 2 else "cartesian") if s.orbitals == "auto" else s.orbitals
+    if form == "polar":
+        qn, energies = polar_harmonic_orbitals(s.omega, n_orb)
+        basis = PolarHarmonicBasis(qn, s.omega)
+    else:
+        qn, energies = harmonic_orbitals(dim, s.omega, n_orb)
+        basis = HarmonicBasis(qn, s.omega)
     occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     # 1 up + 1 down: start the flow in the centre-of-mass x relative basis (rotation by pi/4, which
@@ -60,10 +78,18 @@ def build(spec: Any) -> Problem:
     # interaction does not mix those states, whereas product states |a up, b down> of an
     # excited shell are singlet-triplet mixtures the backflow layers cannot separate.
     rotation = math.pi / 4 if (n_up, n_down) == (1, 1) else None
+    # ... and there, with polar orbitals, one map per relative |m| (the up row's orbital after
+    # the rotation). Pair terms alone move the relative coordinate along itself and leave the
+    # centre of mass alone, so every sector's map keeps |m|: states of different sectors stay
+    # orthogonal and U = ⊕ U_|m| is unitary. One shared map has to compromise between channels
+    # whose cusps and radial shapes differ (m = 2 states came out ~70 mHa high at T = 0.5).
+    sectors = rotation is not None and form == "polar" and m.flow_sectors == "auto"
+    n_sectors = int(np.abs(qn[:, 1]).max()) + 1 if sectors else 1
     backflow = Backflow(n_up, n_down, dim, kind="open", length_scale=1.0 / math.sqrt(s.omega),
                         hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                        species_rotation=rotation)
-    wf = SquareRootFlowWavefunction(HarmonicBasis(qn, s.omega), backflow)
+                        species_rotation=rotation, one_body=not sectors, n_sectors=n_sectors)
+    sector = _relative_abs_m(qn) if n_sectors > 1 else None
+    wf = SquareRootFlowWavefunction(basis, backflow, sector=sector)
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
     cfg = EngineConfig(n_particles=n, T=s.T, batch=smp.batch, method=o.method, lr=o.lr,
@@ -75,7 +101,7 @@ def build(spec: Any) -> Problem:
     def init_walkers(key: jax.Array, batch: int) -> jax.Array:
         return width * jax.random.normal(key, (batch, n, dim))
 
-    info: dict[str, float] = {"n_orbitals": n_orb}
+    info: dict[str, Any] = {"n_orbitals": n_orb, "orbitals": form, "flow_sectors": n_sectors}
     if s.coupling == 0.0:
         ex = spinful_thermo(np.asarray(energies), n_up, n_down, s.T)
         info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
