@@ -148,12 +148,13 @@ def test_species_rotation_is_orthogonal_and_makes_centre_of_mass_and_relative_co
 
 
 def test_sector_conditioned_pair_flow_is_a_bijection_per_sector_that_keeps_angular_momentum():
-    """n_sectors = 3, pair terms only, 1 up + 1 down: each sector's map is a different bijection
-    with the exact log-det, the contraction bound, and (what makes ⊕_s U_s unitary for the
+    """n_sectors = 3, pair terms only, 1 up + 1 down, with the fixed exact-cusp layer: each
+    sector's map is a different bijection with the exact log-det, every layer (the cusp one too)
+    within the contraction bound, and (what makes ⊕_s U_s unitary for the
     relative |m| sectors) it moves the relative coordinate along itself and the centre of mass
     not at all."""
     flow = Backflow(1, 1, 2, hidden=(8,), n_layers=2, one_body=False, n_sectors=3,
-                    species_rotation=np.pi / 4)
+                    species_rotation=np.pi / 4, cusp_slopes=(2 / 3, 2 / 15, 2 / 35))
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     assert "one" not in params["layers"][0]
     x = jnp.array([[0.3, -1.2], [0.7, 0.4]])
@@ -171,14 +172,19 @@ def test_sector_conditioned_pair_flow_is_a_bijection_per_sector_that_keeps_angul
         np.testing.assert_allclose(z[1], (x[0] + x[1]) / np.sqrt(2), atol=1e-12)
         assert abs(float(z[0][0] * rel[1] - z[0][1] * rel[0])) < 1e-12
         assert float(z[0] @ rel) > 0
-        for layer in params["layers"]:
-            one = {"layers": [layer]}
-            g = lambda v, o=one, s=sector: (flow.forward(o, v.reshape(2, 2), s)  # noqa: E731
-                                            - flow._rotate(v.reshape(2, 2))).reshape(-1)
-            assert np.linalg.norm(np.asarray(jax.jacfwd(g)(x.reshape(-1))), 2) < 1.0 + 1e-12
+        for layer in [flow._cusp_layer(sector)] + params["layers"]:
+            g = lambda v, la=layer, s=sector: (flow._layer(la, v.reshape(2, 2), False, s)[0]  # noqa
+                                               - v.reshape(2, 2)).reshape(-1)
+            for v in (x, 0.05 * x, 3.0 * x):
+                jac = np.asarray(jax.jacfwd(g)(v.reshape(-1)))
+                assert np.linalg.norm(jac, 2) <= flow.contraction + 1e-12
         outs.append(z)
     assert float(jnp.max(jnp.abs(outs[0] - outs[2]))) > 1e-3  # the sectors' maps differ
     with pytest.raises(ValueError, match="sector"):
         flow.forward_and_log_det(params, x)
     with pytest.raises(ValueError, match="n_sectors"):
         Backflow(1, 1, 2, n_sectors=0)
+    with pytest.raises(ValueError, match="cusp_slopes"):
+        Backflow(1, 1, 2, n_sectors=2, cusp_slopes=(0.5,))
+    with pytest.raises(ValueError, match="cusp_slopes"):
+        Backflow(1, 1, 2, kind="periodic", box_length=L, cusp_slopes=(0.5,))

@@ -60,6 +60,9 @@ Params = Any  # {"layers": [{"pair": mlp, "one": mlp (open only)}, ...]}; mlp = 
 
 _KINDS = ("open", "periodic")
 _CUSP_EPS = 1e-12  # (|D|/length_scale)^2 added under the square root of the cusp feature
+# the same for the exact-cusp layer, much smaller: its Laplacian must follow 1/r down to r ~ 1e-5 l
+# (the error is eps/r^3); 1e-20 keeps 1/eps^1.5 finite even in float32 at the masked self-pair
+_EXACT_CUSP_EPS = 1e-20
 
 
 def _init_mlp(key: jax.Array, sizes: list[int]) -> list[tuple[jax.Array, jax.Array]]:
@@ -139,6 +142,16 @@ class Backflow:
             orthogonal to the other sectors', e.g. sectors of a conserved quantity that every
             ``U_s`` conserves. Choosing such labels is the caller's job (the quantum dot's
             1 up + 1 down uses the relative |m| with pair terms only, see its builder).
+        cusp_slopes: ``None`` (default) or one slope ``beta_s >= 0`` per sector (open variant):
+            a fixed first layer moves every opposite-spin pair by
+            ``±(beta/2) f(|D|) D``, ``f(r) = r / (1 + r/l_cusp)``, so the pair distance is scaled
+            by ``1 + beta r + O(r^2)``, and the learned layers lose their ``|D|`` feature (they
+            become smooth in ``|D|^2``). A smooth map after it keeps the ratio ``G'(0)/G(0) = beta``
+            of the total radial scaling ``G``, so the linear term of ``ln psi`` at coalescence is
+            fixed by ``beta`` alone: the electron-electron cusp is exact for every parameter value
+            (e.g. ``2 lambda / ((2m+1)(2m+3))`` for relative |m| in 2D, where ``1/2 ln|J|``
+            contributes ``3/2 beta`` and the orbital ``r^m`` another ``m beta``). ``l_cusp`` keeps
+            the layer a contraction: ``contraction / (2 (n - 1) max beta)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -162,6 +175,7 @@ class Backflow:
     species_rotation: float | None = None
     one_body: bool = True
     n_sectors: int = 1
+    cusp_slopes: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -179,6 +193,12 @@ class Backflow:
             raise ValueError("Backflow.n_layers must be >= 0")
         if self.n_sectors < 1:
             raise ValueError(f"Backflow.n_sectors must be >= 1, got {self.n_sectors}")
+        if self.cusp_slopes is not None:
+            slopes = tuple(float(b) for b in self.cusp_slopes)
+            if self.kind != "open" or len(slopes) != self.n_sectors or min(slopes) < 0:
+                raise ValueError(f"Backflow.cusp_slopes must be {self.n_sectors} value(s) >= 0 "
+                                 f"(one per sector) with kind='open', got {self.cusp_slopes}")
+            object.__setattr__(self, "cusp_slopes", slopes)
         if self.species_rotation is not None and (self.kind != "open" or not self.n_up
                                                   or not self.n_down):
             raise ValueError("Backflow.species_rotation needs kind='open' and both spin species "
@@ -199,7 +219,17 @@ class Backflow:
 
     @property
     def _n_pair_features(self) -> int:
-        return 4 if self.kind == "open" else 2 * self.dim + 1
+        if self.kind == "open":
+            return 3 if self.cusp_slopes is not None else 4
+        return 2 * self.dim + 1
+
+    @property
+    def _cusp_length(self) -> float:
+        """l_cusp: each opposite-spin pair block of the cusp layer has norm <= beta l_cusp (since
+        f + r f' <= 2 l), and 2 (n - 1) of them per block row stay within ``contraction``."""
+        top = max(self.cusp_slopes or (0.0,))
+        n = self.n_particles
+        return self.contraction / (2 * (n - 1) * top) if top > 0 and n > 1 else 1.0
 
     @property
     def _amplitude(self) -> float:
@@ -267,24 +297,47 @@ class Backflow:
             r2 = jnp.sum((delta / self.length_scale) ** 2)
             # cusp feature rho/(1+rho), rho = |D|/l_c: linear in |D| at coalescence (eps only
             # keeps the masked self-pair D = 0 free of 0/0 in its derivatives)
-            rho = jnp.sqrt(r2 + _CUSP_EPS) / self.cusp_scale
-            feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), rho / (1.0 + rho), same_spin])
+            smooth = [jnp.log1p(r2), 1.0 / (1.0 + r2)]
+            if self.cusp_slopes is None:
+                rho = jnp.sqrt(r2 + _CUSP_EPS) / self.cusp_scale
+                smooth.append(rho / (1.0 + rho))
+            feats = jnp.stack(smooth + [same_spin])
             return a * _bounded_mlp(mlp, feats, bias) * delta
         angle = (2 * np.pi / self.box_length) * delta
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
         return a * _bounded_mlp(mlp, feats, bias) * (self.box_length / (2 * np.pi)) * jnp.sin(angle)
+
+    def _cusp_displacement(self, beta, delta: jax.Array, aux) -> jax.Array:
+        """(beta/2) f(|D|) D for an opposite-spin pair, zero for a same-spin one."""
+        same_spin, _ = aux
+        r = jnp.sqrt(jnp.sum(delta**2) + _EXACT_CUSP_EPS * self.length_scale**2)
+        f = r / (1.0 + r / self._cusp_length)
+        return 0.5 * beta * (1.0 - same_spin) * f * delta
 
     def _one_body_displacement(self, mlp, x: jax.Array, spin: jax.Array) -> jax.Array:
         r2 = jnp.sum((x / self.length_scale) ** 2)
         feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), spin])
         return self._amplitude * _bounded_mlp(mlp, feats) * x
 
+    def _check_sector(self, sector) -> None:
+        if self.n_sectors > 1 and sector is None:
+            raise ValueError(f"this Backflow has n_sectors = {self.n_sectors}: pass sector")
+
+    def _cusp_layer(self, sector):
+        """The fixed cusp layer as a layer dict for ``_layer`` (None without cusp slopes)."""
+        if self.cusp_slopes is None:
+            return None
+        beta = jnp.asarray(self.cusp_slopes)[0 if sector is None else sector]
+        return {"pair": beta, "cusp": True}
+
     def _layer(self, layer, x: jax.Array, with_jacobian: bool, sector=None):
         n, d = x.shape
+        cusp = "cusp" in layer
+        pair_fn = self._cusp_displacement if cusp else self._pair_displacement
+        one_body = self._has_one_body and not cusp
         bias = None
-        if self.n_sectors > 1:
-            if sector is None:
-                raise ValueError(f"this Backflow has n_sectors = {self.n_sectors}: pass sector")
+        if self.n_sectors > 1 and not cusp:
+            self._check_sector(sector)
             bias = layer["sector_bias"][sector]
         spin = jnp.asarray(self._spin, dtype=x.dtype)
         same = (spin[:, None] == spin[None, :]).astype(x.dtype)
@@ -292,23 +345,22 @@ class Backflow:
         delta = x[:, None, :] - x[None, :, :]  # (n, n, d), delta_ij = x_i - x_j
 
         if not with_jacobian:
-            pair = jax.vmap(jax.vmap(self._pair_displacement, (None, 0, (0, None))),
-                            (None, 0, (0, None)))
+            pair = jax.vmap(jax.vmap(pair_fn, (None, 0, (0, None))), (None, 0, (0, None)))
             z = x + jnp.sum(pair(layer["pair"], delta, (same, bias)) * off_diag[..., None], axis=1)
-            if self._has_one_body:
+            if one_body:
                 one = jax.vmap(self._one_body_displacement, (None, 0, 0))
                 z = z + one(layer["one"], x, spin)
             return z, None
 
         # values and (d, d) Jacobians of the pair / one-body displacements in one forward pass
-        pair = jax.vmap(jax.vmap(_value_and_jacfwd(self._pair_displacement), (None, 0, (0, None))),
+        pair = jax.vmap(jax.vmap(_value_and_jacfwd(pair_fn), (None, 0, (0, None))),
                         (None, 0, (0, None)))
         u, U = pair(layer["pair"], delta, (same, bias))  # (n, n, d), (n, n, d, d)
         u, U = u * off_diag[..., None], U * off_diag[..., None, None]  # no self-pair
         z = x + jnp.sum(u, axis=1)
         # dG/dX block (i, k) = delta_ik (sum_j U_ij + B_i) - U_ik, U_ij = du/dD at D = x_i - x_j
         diag = jnp.eye(d, dtype=x.dtype) + jnp.sum(U, axis=1)  # (n, d, d)
-        if self._has_one_body:
+        if one_body:
             one = jax.vmap(_value_and_jacfwd(self._one_body_displacement), (None, 0, 0))
             b, B = one(layer["one"], x, spin)
             z, diag = z + b, diag + B
@@ -322,16 +374,22 @@ class Backflow:
     # ---- public maps --------------------------------------------------------------------------
     def forward(self, params: Params, x: jax.Array, sector=None) -> jax.Array:
         """Z(X) for one sample; x has shape (n, d); ``sector`` only with ``n_sectors > 1``."""
-        for layer in params["layers"]:
+        self._check_sector(sector)
+        for layer in self._all_layers(params, sector):
             x, _ = self._layer(layer, x, with_jacobian=False, sector=sector)
         return self._rotate(x)
+
+    def _all_layers(self, params: Params, sector) -> list:
+        cusp = self._cusp_layer(sector)
+        return ([cusp] if cusp is not None else []) + list(params["layers"])
 
     def forward_and_log_det(self, params: Params, x: jax.Array, sector=None
                             ) -> tuple[jax.Array, jax.Array]:
         """(Z, ln|det dZ/dX|) for one sample; the Jacobian is the full (n d, n d) one."""
         self._check_shape(x)
+        self._check_sector(sector)
         logdet = jnp.zeros((), dtype=x.dtype)
-        for layer in params["layers"]:
+        for layer in self._all_layers(params, sector):
             x, ld = self._layer(layer, x, with_jacobian=True, sector=sector)
             logdet = logdet + ld
         return self._rotate(x), logdet  # the rotation is orthogonal: no log-det
@@ -343,7 +401,7 @@ class Backflow:
         """
         self._check_shape(z)
         z = self._rotate(z, sign=-1.0)
-        for layer in reversed(params["layers"]):
+        for layer in reversed(self._all_layers(params, sector)):
             target = z
 
             def body(_, x, layer=layer, target=target):

@@ -43,6 +43,16 @@ def auto_orbital_count(dim: int, n_max: int, T: float, omega: float) -> int:
     return closed_shell_count(dim, fermi_shell + 1 + extra)
 
 
+def relative_cusp_slopes(coupling: float, n_sectors: int) -> tuple[float, ...]:
+    """Cusp-layer slopes beta_m = 2 lambda / ((2m+1)(2m+3)), m = 0 .. n_sectors-1 (2D).
+
+    The relative wavefunction of 1 up + 1 down (H_rel = -lap + lambda/r + ...) behaves as
+    r^m (1 + lambda r / (2m+1)) at coalescence; with a total radial scaling G = G0 (1 + beta r)
+    the flow gives ln psi the linear term (3/2 + m) beta r (3/2 from 1/2 ln|J|, m from r^m).
+    """
+    return tuple(2.0 * coupling / ((2 * m + 1) * (2 * m + 3)) for m in range(n_sectors))
+
+
 def _relative_abs_m(quantum_numbers: np.ndarray):
     """(occ_up, occ_down) -> |m| of the up row's polar orbital, the relative one after the
     species rotation of 1 up + 1 down."""
@@ -54,8 +64,12 @@ def _relative_abs_m(quantum_numbers: np.ndarray):
     return sector
 
 
-def build(spec: Any) -> Problem:
-    s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
+def wavefunction(system: Any, model: Any) -> tuple[SquareRootFlowWavefunction, np.ndarray, str]:
+    """The √flow wavefunction of a quantum-dot spec's system and model sections.
+
+    Returns ``(wavefunction, orbital energies, orbital form)``: 'polar' or 'cartesian'.
+    """
+    s, m = system, model
     n_up, n_down, dim = s.n_up, s.n_down, s.dim
     n_max = max(n_up, n_down, 1)
     n_orb = s.n_orbitals or auto_orbital_count(dim, n_max, s.T, s.omega)
@@ -71,8 +85,6 @@ def build(spec: Any) -> Problem:
     else:
         qn, energies = harmonic_orbitals(dim, s.omega, n_orb)
         basis = HarmonicBasis(qn, s.omega)
-    occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
-                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     # 1 up + 1 down: start the flow in the centre-of-mass x relative basis (rotation by pi/4, which
     # leaves the oscillator Hamiltonian and hence the exact λ = 0 start unchanged); the
     # interaction does not mix those states, whereas product states |a up, b down> of an
@@ -83,13 +95,28 @@ def build(spec: Any) -> Problem:
     # centre of mass alone, so every sector's map keeps |m|: states of different sectors stay
     # orthogonal and U = ⊕ U_|m| is unitary. One shared map has to compromise between channels
     # whose cusps and radial shapes differ (m = 2 states came out ~70 mHa high at T = 0.5).
+    # Each sector's electron-electron cusp is then built in exactly (a fixed first layer): a
+    # learned one is never quite right, and its 1/r local energy has a log-divergent variance
+    # in 2D (the m = 0 ground state stayed ~10 mHa high with it).
     sectors = rotation is not None and form == "polar" and m.flow_sectors == "auto"
     n_sectors = int(np.abs(qn[:, 1]).max()) + 1 if sectors else 1
     backflow = Backflow(n_up, n_down, dim, kind="open", length_scale=1.0 / math.sqrt(s.omega),
                         hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                        species_rotation=rotation, one_body=not sectors, n_sectors=n_sectors)
+                        species_rotation=rotation, one_body=not sectors, n_sectors=n_sectors,
+                        cusp_slopes=relative_cusp_slopes(s.coupling, n_sectors) if sectors
+                        else None)
     sector = _relative_abs_m(qn) if n_sectors > 1 else None
-    wf = SquareRootFlowWavefunction(basis, backflow, sector=sector)
+    return SquareRootFlowWavefunction(basis, backflow, sector=sector), energies, form
+
+
+def build(spec: Any) -> Problem:
+    s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
+    n_up, n_down, dim = s.n_up, s.n_down, s.dim
+    wf, energies, form = wavefunction(s, m)
+    n_orb = len(energies)
+    n_sectors = wf.backflow.n_sectors
+    occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
+                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
     cfg = EngineConfig(n_particles=n, T=s.T, batch=smp.batch, method=o.method, lr=o.lr,
