@@ -190,7 +190,8 @@ def _compare_hydrogen(runs, table: refs.Table) -> list[Comparison]:
             ref_value = None if row is None else row[ref_key]
             out.append(Comparison(run_dir, cond, key, mean, err, ref_value,
                                   None if ref_value is None else 0.0,
-                                  "CEIMC" if ref_value is not None else "no reference row",
+                                  "CEIMC" if ref_value is not None else
+                                  ("no reference row" if row is None else f"CEIMC has no {key}"),
                                   unit))
     return out
 

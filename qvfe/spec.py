@@ -332,6 +332,9 @@ class HydrogenModel(QuantumModel):
                              hi=1024)
     cusp_scale: float = opt(0.5, doc="range of the electron-nucleus cusp feature in bohr",
                             lo=0.0, lo_open=True, hi=10.0)
+    electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
+                         "the electrons' ground configuration only (T ≪ T_F; no electronic "
+                         "entropy)", choices=("thermal", "ground"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,6 +532,10 @@ def _check_hydrogen(spec: Spec) -> None:
     if s.n_up >= 0 and s.n_up + s.n_down != s.n_protons:
         raise SpecError(f"system.n_up + system.n_down = {s.n_up + s.n_down} is invalid: must "
                         f"equal system.n_protons = {s.n_protons} (neutral hydrogen)")
+    n_max = max(s.n_up, s.n_down) if s.n_up >= 0 else (s.n_protons + 1) // 2
+    if s.n_orbitals and s.n_orbitals < n_max:
+        raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) or "
+                        f"≥ {n_max}, the larger spin population")
     if s.boundary == "periodic":
         if s.rs <= 0:
             raise SpecError(f"system.rs = {s.rs} is invalid: must be > 0 for "

@@ -24,9 +24,11 @@ import math  # noqa: E402
 import tomllib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from qvfe.physics import units  # noqa: E402
+
 SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 KEYS = (("F", "Ha/atom", 1.0), ("E", "Ha/atom", 1.0), ("S", "k_B/atom", 1.0),
-        ("P", "GPa", 29421.02))
+        ("P", "GPa", units.HA_PER_BOHR3_IN_GPA))
 
 
 def raw_spec(n: int, args: argparse.Namespace, **over) -> dict:

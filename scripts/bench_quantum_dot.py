@@ -27,7 +27,7 @@ import time  # noqa: E402
 
 def raw_spec(args: argparse.Namespace, T: float, **over) -> dict:
     raw = {"system": {"kind": "quantum_dot", "n_up": 3, "n_down": 3, "dim": 2, "T": T,
-                      "omega": 1.0, "coupling": 1.0},
+                      "omega": 1.0, "coupling": 1.0, "orbitals": args.orbitals},
            "model": {"backflow_layers": args.layers, "backflow_hidden": args.hidden,
                      "occupation_hidden": args.occ_hidden},
            "optim": {"steps": args.steps, "lr": args.lr, "damping": args.damping,
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=16)
     ap.add_argument("--occ-hidden", type=int, default=32)
+    ap.add_argument("--orbitals", choices=("auto", "polar", "cartesian"), default="auto",
+                    help="oscillator orbital form (the README table used cartesian)")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--damping", type=float, default=1e-3)
     ap.add_argument("--max-norm", type=float, default=0.0)

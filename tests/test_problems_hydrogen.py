@@ -25,14 +25,19 @@ from qvfe.problems import hydrogen
 
 def _spec(n_protons=2, rs=4.0, T_kelvin=1e5, coupling=0.0, steps=0, batch=128, samples=None,
           **system):
-    raw = {"system": {"kind": "hydrogen", "n_protons": n_protons, "rs": rs,
+    return qvfe.load_spec(_raw(n_protons, rs, T_kelvin, coupling, steps, batch, samples,
+                               **system))
+
+
+def _raw(n_protons=2, rs=4.0, T_kelvin=1e5, coupling=0.0, steps=0, batch=128, samples=None,
+         **system):
+    return {"system": {"kind": "hydrogen", "n_protons": n_protons, "rs": rs,
                       "T_kelvin": T_kelvin, "coupling": coupling, **system},
            "model": {"occupation_hidden": 16, "backflow_hidden": 8, "nuclei_hidden": 8,
                      "proton_hidden": 8},
            "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
            "eval": {"samples": samples or 8 * batch}}
-    return qvfe.load_spec(raw)
 
 
 def test_ideal_gases_match_the_exact_canonical_values():
@@ -46,6 +51,29 @@ def test_ideal_gases_match_the_exact_canonical_values():
     T = units.kelvin_to_hartree(1e5)
     assert result.info["T"] == pytest.approx(T, rel=1e-12)
     assert result.info["box_length"] == pytest.approx((4 * np.pi * 3 / 3) ** (1 / 3) * 4.0)
+
+
+def test_ground_state_electrons_option():
+    """model.electrons = 'ground': at λ = 0 the electrons' lowest plane waves (S_e = 0) plus the
+    ideal proton gas, exactly; interacting steps run with no occupation parameters at all
+    (isolated: neither occupations nor clamped protons have any)."""
+    raw = _raw(n_protons=3)
+    spec = qvfe.load_spec({**raw, "model": {**raw["model"], "electrons": "ground"}})
+    result = qvfe.run(spec, progress=False)
+    for key in ("F", "E", "S", "P"):
+        est, exact = result.observables[key], result.info[f"{key}_exact"]
+        assert abs(est.mean - exact) <= 3.0 * est.error + 1e-9, (key, est, exact)
+    pr = hydrogen.ideal_proton_gas(3, result.info["box_length"] ** 3, result.info["T"])
+    assert result.info["S_exact"] == pytest.approx(pr["S"] / 3, rel=1e-12)  # no electron part
+    raw = {"system": {"kind": "hydrogen", "boundary": "isolated", "n_protons": 1,
+                      "T_kelvin": 1000.0, "proton_positions": [0.0, 0.0, 0.0]},
+           "model": {"backflow_hidden": 4, "nuclei_hidden": 4, "electrons": "ground"},
+           "optim": {"steps": 3, "lr": 0.01, "max_norm": 0.1},
+           "sampler": {"batch": 32, "burn_in": 10, "mcmc_sweeps": 2},
+           "eval": {"samples": 64}}
+    result = qvfe.run(qvfe.load_spec(raw), progress=False)
+    assert result.observables["S"].mean == 0.0 and result.observables["S"].error == 0.0
+    assert np.isfinite(result.observables["E"].mean)
 
 
 def test_ideal_proton_gas_formula():
@@ -147,3 +175,13 @@ def test_isolated_h2_molecule_energy():
     assert e[1] < 2e-3
     assert e[0] < 2 * result.info["E_HF"]  # below the Hartree-Fock start
     assert abs(e[0] + 1.17447) < 5e-3, e
+
+
+def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():
+    from qvfe.spec import SpecError
+
+    raw = {"system": {"kind": "hydrogen", "boundary": "isolated", "n_protons": 2,
+                      "T_kelvin": 1000.0, "proton_positions": [0, 0, 0, 0, 0, 1.4],
+                      "n_orbitals": 1500}}
+    with pytest.raises(SpecError, match="system.n_orbitals = 1500 is invalid"):
+        qvfe.build_problem(qvfe.load_spec(raw))

@@ -8,7 +8,9 @@ output is not written), so these tests are what makes those settings trustworthy
 Each also asserts that the error bar is small enough for the comparison to mean something, and the
 variational bound F ≥ F_exact within 3 standard errors. They take minutes on two shared CPU cores,
 hence ``slow`` (``make test-slow``); the λ = 0 tests in test_problems_quantum_dot.py exercise the
-same code path quickly.
+same code path quickly, and the fast tests here check what the accuracy rests on at strongly
+perturbed parameters: each relative-|m| sector's map keeps its orbital's angular factor (so the
+sectors stay orthogonal) and the electron-electron cusp is exact (finite local energy at r → 0).
 """
 
 from pathlib import Path

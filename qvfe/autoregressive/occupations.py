@@ -52,6 +52,7 @@ from qvfe.physics.ideal_fermi import log_esp_suffix
 __all__ = [
     "Occupations",
     "SpinfulOccupations",
+    "GroundOccupations",
     "MADE",
     "made_start",
     "made_logit_at",
@@ -428,5 +429,49 @@ class SpinfulOccupations:
         self, occ: tuple[jax.Array, jax.Array], n: tuple[int, int] | None = None
     ) -> tuple[jax.Array, jax.Array]:
         """Ascending occupied indices per species: ((batch, N↑), (batch, N↓)) int32."""
+        n_up, n_down = (self.n_up, self.n_down) if n is None else n
+        return occupied_indices(occ[0], n_up), occupied_indices(occ[1], n_down)
+
+
+class GroundOccupations:
+    """p(n) = δ(n − n₀): each species fills its lowest levels, no parameters (T ≪ T_F electrons).
+
+    The electronic entropy is then zero and the density matrix a pure state per proton
+    configuration: the ground-state option of dense hydrogen. Ties at the Fermi level (an open
+    shell) are broken by the level order, which is a variational choice like any other. Same
+    interface as ``SpinfulOccupations`` (patterns ``(occ_up, occ_down)``, int32 (batch, M)).
+    """
+
+    def __init__(self, energies: np.ndarray, n_up: int, n_down: int):
+        self.energies = np.asarray(energies, dtype=np.float64)
+        self.n_up, self.n_down = int(n_up), int(n_down)
+        self.n_levels = int(self.energies.shape[0])
+        if max(self.n_up, self.n_down) > self.n_levels:
+            raise ValueError("more particles of one spin than levels")
+        order = np.argsort(self.energies, kind="stable")
+        self.patterns = []
+        for n in (self.n_up, self.n_down):
+            pattern = np.zeros(self.n_levels, dtype=np.int32)
+            pattern[order[:n]] = 1
+            self.patterns.append(pattern)
+
+    @property
+    def ground_energy(self) -> float:
+        """Σ of the occupied level energies, both species."""
+        return float(sum(self.energies @ p for p in self.patterns))
+
+    def init(self, key: jax.Array) -> Params:
+        return {}
+
+    def sample(self, params: Params, key: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
+        return tuple(jnp.broadcast_to(jnp.asarray(p), (batch, self.n_levels))
+                     for p in self.patterns)
+
+    def log_prob(self, params: Params, occ: tuple[jax.Array, jax.Array]) -> jax.Array:
+        return jnp.zeros(occ[0].shape[:1])
+
+    def occupied_indices(
+        self, occ: tuple[jax.Array, jax.Array], n: tuple[int, int] | None = None
+    ) -> tuple[jax.Array, jax.Array]:
         n_up, n_down = (self.n_up, self.n_down) if n is None else n
         return occupied_indices(occ[0], n_up), occupied_indices(occ[1], n_down)

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 
-from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.autoregressive.occupations import GroundOccupations, SpinfulOccupations
 from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
@@ -108,7 +108,7 @@ class OccupationsAndNuclei:
     and the potential's context (see ``qvfe.density_matrix``).
     """
 
-    occupations: SpinfulOccupations
+    occupations: SpinfulOccupations | GroundOccupations
     nuclei: PeriodicParticleDensity | ClampedNuclei
 
     def init(self, key: jax.Array) -> Params:
@@ -191,7 +191,11 @@ def build(spec: Any) -> Problem:
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
-            ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
+            if m.electrons == "ground":
+                e0 = GroundOccupations(energies, n_up, n_down).ground_energy
+                ex = {"F": e0, "E": e0, "S": 0.0}
+            else:
+                ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
             pr = ideal_proton_gas(n_p, volume, T)
             info.update({"F_exact": (float(ex["F"]) + pr["F"]) / n_p,
                          "E_exact": (float(ex["E"]) + pr["E"]) / n_p,
@@ -207,11 +211,15 @@ def build(spec: Any) -> Problem:
         method = "rhf" if closed else "core"
         # p functions polarise bonds; a lone atom's s set already holds its 1s to 3e-6 Ha
         p_exponents = POLARISATION_EXPONENTS if n_p > 1 else None
-        basis = molecular_orbitals(centers, n_electrons=n_e, method=method,
-                                   n_orbitals=s.n_orbitals or None, p_exponents=p_exponents)
+        try:
+            basis = molecular_orbitals(centers, n_electrons=n_e, method=method,
+                                       n_orbitals=s.n_orbitals or None, p_exponents=p_exponents)
+        except ValueError as e:  # e.g. more orbitals asked for than the Gaussian basis holds
+            raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: {e}") from None
         energies = basis.energies()
         if n_max > len(energies):
-            raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be ≥ {n_max}")
+            raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) "
+                            f"or ≥ {n_max}")
         nuclei_model = ClampedNuclei(centers)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="open", cusp_scale=m.cusp_scale,
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers)
@@ -233,8 +241,11 @@ def build(spec: Any) -> Problem:
             info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
                                             p_exponents=p_exponents)) / n_p
 
-    occupations = SpinfulOccupations(energies, n_up, n_down, T, hidden=(m.occupation_hidden,),
-                                     joint=m.occupation_joint)
+    if m.electrons == "ground":
+        occupations = GroundOccupations(energies, n_up, n_down)
+    else:
+        occupations = SpinfulOccupations(energies, n_up, n_down, T,
+                                         hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     wf = SquareRootFlowWavefunction(basis, backflow, nuclei=nuclei_flow)
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model), wf, potential)
     cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
