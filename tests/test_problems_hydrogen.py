@@ -57,14 +57,16 @@ def test_ground_state_electrons_option():
     """model.electrons = 'ground': at λ = 0 the electrons' lowest plane waves (S_e = 0) plus the
     ideal proton gas, exactly; interacting steps run with no occupation parameters at all
     (isolated: neither occupations nor clamped protons have any)."""
-    raw = _raw(n_protons=3)
+    raw = _raw(n_protons=2, batch=32)
     spec = qvfe.load_spec({**raw, "model": {**raw["model"], "electrons": "ground"}})
     result = qvfe.run(spec, progress=False)
     for key in ("F", "E", "S", "P"):
         est, exact = result.observables[key], result.info[f"{key}_exact"]
         assert abs(est.mean - exact) <= 3.0 * est.error + 1e-9, (key, est, exact)
-    pr = hydrogen.ideal_proton_gas(3, result.info["box_length"] ** 3, result.info["T"])
-    assert result.info["S_exact"] == pytest.approx(pr["S"] / 3, rel=1e-12)  # no electron part
+    pr = hydrogen.ideal_proton_gas(2, result.info["box_length"] ** 3, result.info["T"])
+    assert result.info["S_exact"] == pytest.approx(pr["S"] / 2, rel=1e-12)  # no electron part
+    # the electrons sit in their lowest plane waves: E per atom = (sum of those + 3/2 kT N) / N
+    assert result.info["E_exact"] == pytest.approx(1.5 * result.info["T"], rel=1e-12)
     raw = {"system": {"kind": "hydrogen", "boundary": "isolated", "n_protons": 1,
                       "T_kelvin": 1000.0, "proton_positions": [0.0, 0.0, 0.0]},
            "model": {"backflow_hidden": 4, "nuclei_hidden": 4, "electrons": "ground"},
