@@ -117,18 +117,28 @@ def test_polar_orbitals_are_oscillator_eigenstates_of_definite_angular_momentum(
         v = basis.values(z2[None, :], jnp.array([j]))
         return jnp.exp(v.log_row[0]) * v.matrix[0, 0]
 
-    for z2 in (jnp.array([0.37, -0.81]), jnp.array([-1.3, 0.25])):
-        for j in range(len(qn)):
+    @jax.jit
+    def residuals(z2):
+        """(H phi_j - eps_j phi_j, L_z^2 phi_j - m_j^2 phi_j) for every orbital j at z2."""
+        def one(j):
             value = phi(z2, j)
             hess = jax.hessian(phi)(z2, j)
-            h_phi = -0.5 * jnp.trace(hess) + 0.5 * omega**2 * jnp.sum(z2**2) * value
-            np.testing.assert_allclose(h_phi, eps[j] * value, atol=1e-11)
-            # L_z^2 = -(x d_y - y d_x)^2: eigenvalue m^2 (cos and sin are real combinations of ±m)
             grad = jax.grad(phi)(z2, j)
+            h_phi = -0.5 * jnp.trace(hess) + 0.5 * omega**2 * jnp.sum(z2**2) * value
+            # L_z^2 = -(x d_y - y d_x)^2: eigenvalue m^2 (cos and sin are real combinations of ±m)
             x, y = z2
             lz2 = -(x**2 * hess[1, 1] + y**2 * hess[0, 0] - 2 * x * y * hess[0, 1]
                     - x * grad[0] - y * grad[1])
-            np.testing.assert_allclose(lz2, qn[j, 1] ** 2 * value, atol=1e-11)
+            m = jnp.asarray(qn)[j, 1]
+            return h_phi - jnp.asarray(eps)[j] * value, lz2 - m**2 * value, value
+
+        return jax.vmap(one)(jnp.arange(len(qn)))
+
+    for z2 in (jnp.array([0.37, -0.81]), jnp.array([-1.3, 0.25])):
+        energy_residual, lz_residual, values = residuals(z2)
+        assert np.max(np.abs(values)) > 0.1
+        np.testing.assert_allclose(energy_residual, 0.0, atol=1e-11)
+        np.testing.assert_allclose(lz_residual, 0.0, atol=1e-11)
 
 
 def test_polar_basis_gathers_rows_and_rejects_bad_tables():
