@@ -370,7 +370,22 @@ class Occupations:
         return occupied_indices(occ, self.n if n is None else n)
 
 
-class SpinfulOccupations:
+class _TwoSpecies:
+    """What every occupation model over two spin species shares: patterns (occ_up, occ_down)
+    and the particle numbers ``n_up``, ``n_down`` set by the subclass."""
+
+    n_up: int
+    n_down: int
+
+    def occupied_indices(
+        self, occ: tuple[jax.Array, jax.Array], n: tuple[int, int] | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Ascending occupied indices per species: ((batch, N↑), (batch, N↓)) int32."""
+        n_up, n_down = (self.n_up, self.n_down) if n is None else n
+        return occupied_indices(occ[0], n_up), occupied_indices(occ[1], n_down)
+
+
+class SpinfulOccupations(_TwoSpecies):
     """p_φ(n↑, n↓) for (N↑, N↓) fermions; product of the two ideal-gas distributions at init.
 
     Args:
@@ -425,15 +440,8 @@ class SpinfulOccupations:
         up, down = occ
         return self._core.log_prob_flat(params, jnp.concatenate([up, down], axis=-1))
 
-    def occupied_indices(
-        self, occ: tuple[jax.Array, jax.Array], n: tuple[int, int] | None = None
-    ) -> tuple[jax.Array, jax.Array]:
-        """Ascending occupied indices per species: ((batch, N↑), (batch, N↓)) int32."""
-        n_up, n_down = (self.n_up, self.n_down) if n is None else n
-        return occupied_indices(occ[0], n_up), occupied_indices(occ[1], n_down)
 
-
-class GroundOccupations:
+class GroundOccupations(_TwoSpecies):
     """p(n) = δ(n − n₀): each species fills its lowest levels, no parameters (T ≪ T_F electrons).
 
     The electronic entropy is then zero and the density matrix a pure state per proton
@@ -469,9 +477,3 @@ class GroundOccupations:
 
     def log_prob(self, params: Params, occ: tuple[jax.Array, jax.Array]) -> jax.Array:
         return jnp.zeros(occ[0].shape[:1])
-
-    def occupied_indices(
-        self, occ: tuple[jax.Array, jax.Array], n: tuple[int, int] | None = None
-    ) -> tuple[jax.Array, jax.Array]:
-        n_up, n_down = (self.n_up, self.n_down) if n is None else n
-        return occupied_indices(occ[0], n_up), occupied_indices(occ[1], n_down)

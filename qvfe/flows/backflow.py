@@ -336,8 +336,7 @@ class Backflow:
         pair_fn = self._cusp_displacement if cusp else self._pair_displacement
         one_body = self._has_one_body and not cusp
         bias = None
-        if self.n_sectors > 1 and not cusp:
-            self._check_sector(sector)
+        if self.n_sectors > 1 and not cusp:  # the public maps checked that sector is given
             bias = layer["sector_bias"][sector]
         spin = jnp.asarray(self._spin, dtype=x.dtype)
         same = (spin[:, None] == spin[None, :]).astype(x.dtype)
@@ -400,6 +399,7 @@ class Backflow:
         Not needed by the square-root flow; it exists to demonstrate and test bijectivity.
         """
         self._check_shape(z)
+        self._check_sector(sector)
         z = self._rotate(z, sign=-1.0)
         for layer in reversed(self._all_layers(params, sector)):
             target = z
