@@ -198,7 +198,8 @@ class FlowModel:
 @dataclass(frozen=True)
 class FlowOptim:
     steps: int = opt(2000, doc="optimization steps", lo=0)
-    method: str = opt("adam", doc="optimizer", choices=("adam",))
+    method: str = opt("adam", doc="optimizer (learning rate decays by a cosine to 0)",
+                      choices=("adam",))
     lr: float = opt(1e-3, doc="learning rate", lo=0.0, lo_open=True, hi=1.0)
     objective: str = opt("free_energy", doc="training signal",
                          choices=("free_energy", "likelihood", "flow_matching"))
@@ -323,9 +324,15 @@ class HydrogenSystem:
 class HydrogenModel(QuantumModel):
     """The quantum model plus the proton flow and the electron-nucleus layers."""
 
-    proton_layers: int = opt(1, doc="layers of the proton flow q(S) (0: uniform protons)",
-                             lo=0, hi=16)
+    proton_flow: str = opt("coupling", doc="flow of the proton density q(S): 'coupling' "
+                           "(spline coupling layers; moves a proton anywhere in one layer) or "
+                           "'backflow' (contraction-bounded periodic backflow)",
+                           choices=("coupling", "backflow"))
+    proton_layers: int = opt(1, doc="layers of the proton flow q(S) (coupling: one layer moves "
+                             "the x, y and z axes in turn; 0: uniform protons)", lo=0, hi=16)
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
+    proton_bins: int = opt(8, doc="spline bins per axis step of the coupling proton flow",
+                           lo=1, hi=64)
     nuclei_layers: int = opt(1, doc="electron-nucleus layers of the √flow (0: none)", lo=0,
                              hi=16)
     nuclei_hidden: int = opt(16, doc="hidden units of each electron-nucleus network", lo=1,

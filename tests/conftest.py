@@ -5,7 +5,9 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # see qvfe.cli.CPU_SCHEDULER_FLAG: avoids a deadlock of batched LAPACK kernels on 2-core CPUs
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+                           # the suite is compile-bound: LLVM -O0 halves XLA compile time
+                           + " --xla_backend_optimization_level=0").strip()
 
 import jax  # noqa: E402
 

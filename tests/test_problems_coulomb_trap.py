@@ -29,7 +29,10 @@ def _check(obs, beta, tol=1e-3):
 
 
 def test_free_energy_training_beta1():
-    _check(_run(1.0, **{"optim.steps": 400, "optim.lr": 3e-3, "model.layers": 6}), 1.0)
+    # MAF: its importance weights have a lighter tail here than RealNVP's (ESS 0.5-0.8 vs
+    # 0.2-0.6 over seeds 0-3), and 10⁶ samples bring F̂'s error to 2-5e-4 of the 1e-3 asked for
+    _check(_run(1.0, **{"optim.steps": 400, "optim.lr": 3e-3, "model.layers": 6,
+                        "model.flow": "maf", "eval.samples": 1_000_000}), 1.0)
 
 
 def test_likelihood_training_beta10():
