@@ -47,7 +47,7 @@ from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
-from qvfe.flows.particles import PeriodicParticleDensity
+from qvfe.flows.particles import PeriodicCouplingDensity, PeriodicParticleDensity
 from qvfe.physics import units
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
@@ -109,7 +109,7 @@ class OccupationsAndNuclei:
     """
 
     occupations: SpinfulOccupations | GroundOccupations
-    nuclei: PeriodicParticleDensity | ClampedNuclei
+    nuclei: PeriodicCouplingDensity | PeriodicParticleDensity | ClampedNuclei
 
     def init(self, key: jax.Array) -> Params:
         k_occ, k_nuc = jax.random.split(key)
@@ -157,8 +157,13 @@ def build(spec: Any) -> Problem:
                             f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
         basis = PlaneWaveBasis(k_vectors, L)
-        nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
-                                               n_layers=m.proton_layers)
+        if m.proton_flow == "coupling":
+            nuclei_model = PeriodicCouplingDensity(n_p, 3, L, hidden=(m.proton_hidden,),
+                                                   n_layers=3 * m.proton_layers,
+                                                   bins=m.proton_bins)
+        else:
+            nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
+                                                   n_layers=m.proton_layers)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
                                           length_scale=s.rs, cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
                                           n_layers=m.nuclei_layers)
