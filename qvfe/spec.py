@@ -324,12 +324,14 @@ class HydrogenSystem:
 class HydrogenModel(QuantumModel):
     """The quantum model plus the proton flow and the electron-nucleus layers."""
 
-    proton_flow: str = opt("coupling", doc="flow of the proton density q(S): 'coupling' "
-                           "(spline coupling layers; moves a proton anywhere in one layer) or "
+    proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'coupling' "
+                           "(spline coupling layers with a pair push; can make the pair hole) or "
                            "'backflow' (contraction-bounded periodic backflow)",
                            choices=("coupling", "backflow"))
-    proton_layers: int = opt(1, doc="layers of the proton flow q(S) (coupling: one layer moves "
-                             "the x, y and z axes in turn; 0: uniform protons)", lo=0, hi=16)
+    proton_layers: int = opt(1, doc="layers of the proton flow q(S) (0: uniform protons; "
+                             "coupling: a layer moves each proton once along each axis, half of "
+                             "them at a time by a bit of their index, so ⌈log₂ n_protons⌉ layers "
+                             "let every pair push apart)", lo=0, hi=16)
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
     proton_bins: int = opt(8, doc="spline bins per axis step of the coupling proton flow",
                            lo=1, hi=64)

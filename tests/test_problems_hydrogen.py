@@ -57,9 +57,7 @@ def test_ground_state_electrons_option():
     """model.electrons = 'ground': at λ = 0 the electrons' lowest plane waves (S_e = 0) plus the
     ideal proton gas, exactly."""
     raw = _raw(n_protons=2, batch=32)
-    # and the contraction-bounded proton flow (the other tests take the default coupling flow)
-    spec = qvfe.load_spec({**raw, "model": {**raw["model"], "electrons": "ground",
-                                            "proton_flow": "backflow"}})
+    spec = qvfe.load_spec({**raw, "model": {**raw["model"], "electrons": "ground"}})
     result = qvfe.run(spec, progress=False)
     for key in ("F", "E", "S", "P"):
         est, exact = result.observables[key], result.info[f"{key}_exact"]
@@ -120,8 +118,9 @@ def test_periodic_images_leave_energy_and_psi_unchanged():
 
 
 def test_interacting_steps_are_consistent(tmp_path):
-    result = qvfe.run(_spec(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32),
-                      out=tmp_path / "r", progress=False)
+    raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32)
+    raw["model"]["proton_flow"] = "coupling"  # the other tests take the default backflow
+    result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
     T = info["T"]

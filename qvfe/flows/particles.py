@@ -1,16 +1,18 @@
 """Flow densities of indistinguishable classical particles in a periodic box (the protons of hydrogen).
 
-One job: a normalised, permutation-invariant, periodic density q(S) over positions S of shape
-``(n, d)`` in a cubic box of side L, with exact samples and exact ln q (DESIGN.md §4). Two flows,
+One job: a normalised, periodic density q(S) over positions S of shape ``(n, d)`` in a cubic box
+of side L, with exact samples and exact ln q (DESIGN.md §4). Two flows,
 both run in the density direction from S to a uniform U on the torus:
 
-:class:`PeriodicCouplingDensity` (the default for hydrogen): coupling layers that each move one
-Cartesian axis of every particle by a circular rational-quadratic spline
-(``qvfe.flows.splines``) and a shift, whose parameters for particle i come from a
-permutation-invariant function of the other axes' periodic differences to all particles j
-(the axis-split coupling of Wirnsberger et al., Mach. Learn.: Sci. Technol. 3, 025009 (2022)). One
-layer can move a particle anywhere along its axis, whatever N, and both directions are exact and
-analytic: ln q is the sum of the splines' ln slopes. Layers cycle through the axes.
+:class:`PeriodicCouplingDensity` (``model.proton_flow = "coupling"``): coupling layers that each move one
+Cartesian axis of half of the particles by a circular rational-quadratic spline
+(``qvfe.flows.splines``) and a shift, conditioned on the other axes' periodic pair differences
+(the axis-split coupling of Wirnsberger et al., Mach. Learn.: Sci. Technol. 3, 025009 (2022)),
+followed by a monotone pair push away from (or towards) each particle of the other half, whose
+axis is fixed in the layer. The push is what makes a pair hole: with every particle's axis
+moving at once, particles i and j close in the other axes are shifted alike and their separation
+along the axis cannot be shaped. One layer can move a particle anywhere along its axis, whatever N;
+ln q is the sum of the layers' ln slopes, the inverse is analytic (spline) and by bisection (push).
 
 :class:`PeriodicParticleDensity`: the transform stack's periodic backflow,
 
@@ -23,10 +25,12 @@ iterated until the largest change is below ``tol`` (then S is exact to that tole
 wrapped into [0, L)). At the identity (``init``) q is the uniform density of the ideal gas.
 
 Its contraction bound limits each particle's displacement to ~1/N of the pair range per layer
-(every particle may sit next to every other in the worst case), so at N = 16 protons it stays
-close to the ideal gas; kept as ``model.proton_flow = "backflow"``.
+(every particle may sit next to every other in the worst case), so it cannot make a pair hole
+at N = 16; it is hydrogen's default only because neither flow has yet moved away from the ideal
+gas in the joint training (README, dense hydrogen), where the gradient of q is the electrons'
+local-energy noise.
 
-Why invariant: G is equivariant under permutations of the particles and U's density is a product
+Why the backflow's q is permutation-invariant: G is equivariant under permutations of the particles and U's density is a product
 of identical uniform factors, so q(P S) = q(S). Why periodic: G commutes with lattice shifts of any
 particle and its log-det is a periodic function of S.
 """
@@ -39,11 +43,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from qvfe.flows.backflow import Backflow, _init_mlp
 from qvfe.flows.splines import circular_spline, n_spline_params
 
-__all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity"]
+__all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity", "fit_to_boltzmann"]
 
 Params = Any
 
@@ -138,17 +143,28 @@ def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
 
 @dataclass(frozen=True, eq=False)
 class PeriodicCouplingDensity:
-    """q(S) for ``n`` particles in a cubic box by axis-split spline coupling; uniform at init.
+    """q(S) for ``n`` particles in a cubic box by coupling layers with a pair push; uniform at init.
 
-    Layer l moves axis a = l mod d: ``u_ia = spline_i(s_ia) + shift_i (mod L)``, with the spline's
-    ``3·bins`` parameters and the shift given by ``MLP_out(mean_j≠i MLP_pair(f(s_i − s_j)))``,
-    f the sin/cos of ``2π m Δ/L`` (m = 1 .. ``frequencies``) of the *other* axes' differences.
-    Those do not change in the layer, so its Jacobian is diagonal and the inverse analytic; the
-    conditioner is invariant under permutations of j and under translations of the other axes.
+    Layer l moves axis a of the particles in one half A_l (by a bit of their index: block
+    k = l // 2d uses bit k mod ⌈log₂ n⌉, so any two particles fall in different halves within
+    ⌈log₂ n⌉ blocks), in the density direction S → U:
+
+        z_i = spline_i(s_ia) + shift_i,   u_ia = z_i + Σ_{j∉A} c_ij (L/2π) sin(2π(z_i − s_ja)/L),
+
+    the spline's ``3·bins`` parameters and the shift from ``MLP_out(mean_j≠i MLP_pair(f_ij))``,
+    f_ij the sin/cos of ``2π m Δ/L`` (m = 1 .. ``frequencies``) of the *other* axes' differences,
+    and the push weights ``c_ij = 0.99 tanh(μ_ij) e^{α_ij}/(1 + Σ_k∉A e^{α_ik})`` from
+    ``MLP_push(f_ij)``. Σ|c_ij| < 1 keeps the push monotone, while one near neighbour alone may
+    take c → −1: the density of particle i then nearly vanishes at s_ja, which is the pair hole
+    a purely axis-split coupling (each axis conditioned only on the others) cannot make, as
+    particles i and j would be shifted alike. Everything the layer reads stays fixed in it, so
+    its Jacobian is diagonal; the spline inverts analytically and the push by bisection.
+    The halves make q depend on the labels: still a valid variational density (the bound
+    holds for any normalised q over labelled positions), symmetric ones being optimal.
 
     Example:
         >>> import jax
-        >>> q = PeriodicCouplingDensity(n=4, dim=3, box_length=3.0, n_layers=3)
+        >>> q = PeriodicCouplingDensity(n=4, dim=3, box_length=3.0, n_layers=6)
         >>> params = q.init(jax.random.PRNGKey(0))
         >>> s = q.sample(params, jax.random.PRNGKey(1), 8)   # (8, 4, 3) in [0, 3)
         >>> q.log_prob(params, s).shape
@@ -159,14 +175,16 @@ class PeriodicCouplingDensity:
     dim: int
     box_length: float
     hidden: tuple[int, ...] = (16,)
-    n_layers: int = 3
+    n_layers: int = 6
     bins: int = 8
     frequencies: int = 2
+    bisection_steps: int = 60
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        if self.n < 1:
-            raise ValueError("PeriodicCouplingDensity.n must be >= 1")
+        if self.n < 2:
+            raise ValueError("PeriodicCouplingDensity.n must be >= 2 (a layer moves one half of "
+                             "the particles given the other)")
         if self.dim < 2:
             raise ValueError("PeriodicCouplingDensity.dim must be >= 2 (a layer conditions one "
                              "axis on the others)")
@@ -184,22 +202,31 @@ class PeriodicCouplingDensity:
         width = self.hidden[-1]
         layers = []
         for k in jax.random.split(key, self.n_layers):
-            k_pair, k_out = jax.random.split(k)
+            k_pair, k_out, k_push = jax.random.split(k, 3)
             pair = _init_mlp(k_pair, [n_feat, *self.hidden, width])
             # _init_mlp zeroes the last layer; the pair network's output must not be zero, or the
             # output network would get no gradient at the start
             w, b = pair[-1]
             pair[-1] = (jax.random.normal(k_pair, w.shape) / np.sqrt(w.shape[0]), b)
             out = _init_mlp(k_out, [width, *self.hidden, n_spline_params(self.bins) + 1])
-            layers.append({"pair": pair, "out": out})
+            push = _init_mlp(k_push, [n_feat, *self.hidden, 2])
+            layers.append({"pair": pair, "out": out, "push": push})
         return {"layers": layers}
 
-    def _axes(self, index: int) -> tuple[int, np.ndarray]:
+    def _split(self, index: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Axis moved by layer ``index``, the other axes, and the mask of the moving half."""
         axis = index % self.dim
-        return axis, np.array([b for b in range(self.dim) if b != axis])
+        half = (index // self.dim) % 2
+        n_bits = max(1, int(np.ceil(np.log2(self.n))))
+        bit = (index // (2 * self.dim)) % n_bits
+        moving = ((np.arange(self.n) >> bit) & 1) == half
+        if not moving.any():  # n not a power of two: the upper half of a high bit may be empty
+            moving = ~moving
+        return axis, np.array([b for b in range(self.dim) if b != axis]), moving
 
-    def _conditioner(self, layer: Params, cond: jax.Array) -> jax.Array:
-        """(n, d−1) coordinates of the untouched axes -> (n, 3·bins + 1) transform parameters."""
+    def _conditioner(self, layer: Params, cond: jax.Array, moving: np.ndarray
+                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(n, d−1) fixed coordinates -> spline parameters (n, 3·bins), shifts (n,), pushes (n, n)."""
         diff = cond[:, None, :] - cond[None, :, :]
         m = np.arange(1, self.frequencies + 1)
         phase = (2 * np.pi / self.box_length) * diff[..., None] * m
@@ -208,21 +235,43 @@ class PeriodicCouplingDensity:
         pair = jnp.tanh(_mlp(layer["pair"], feats))
         others = 1.0 - jnp.eye(self.n, dtype=cond.dtype)
         message = jnp.einsum("ij,ijh->ih", others, pair) / (self.n - 1)
-        return _mlp(layer["out"], message)
+        out = _mlp(layer["out"], message)
+        alpha, mu = jnp.moveaxis(_mlp(layer["push"], feats), -1, 0)
+        fixed = jnp.asarray(~moving, cond.dtype)[None, :]
+        weight = fixed * jnp.exp(alpha) / (1.0 + jnp.sum(fixed * jnp.exp(alpha), -1, keepdims=True))
+        return out[:, :-1], out[:, -1], 0.99 * jnp.tanh(mu) * weight
+
+    def _push(self, z: jax.Array, ref: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """u = z + Σ_j c_ij (L/2π) sin(2π(z_i − ref_j)/L) and ln du/dz, per particle."""
+        k = 2 * np.pi / self.box_length
+        phase = k * (z[:, None] - ref[None, :])
+        u = z + jnp.sum(c * jnp.sin(phase), -1) / k
+        return u, jnp.log1p(jnp.sum(c * jnp.cos(phase), -1))
 
     def _layer(self, layer: Params, index: int, s: jax.Array,
                inverse: bool = False) -> tuple[jax.Array, jax.Array]:
-        axis, others = self._axes(index)
-        out = self._conditioner(layer, s[:, others])
-        raw, shift = out[:, :-1], out[:, -1]
-        L = self.box_length
+        axis, others, moving = self._split(index)
+        raw, shift, c = self._conditioner(layer, s[:, others], moving)
+        L, x = self.box_length, s[:, axis]
         if inverse:
-            x = jnp.mod(s[:, axis] - shift, L)
-            y, logdet = jax.vmap(lambda xi, r: circular_spline(xi, r, L, inverse=True))(x, raw)
+            # the push moves z by less than L/2π: bisect its monotone map on that bracket
+            def bisect(_, bounds):
+                lo, hi = bounds
+                mid = 0.5 * (lo + hi)
+                below = self._push(mid, x, c)[0] < x
+                return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+            lo, hi = jax.lax.fori_loop(0, self.bisection_steps, bisect,
+                                       (x - L / (2 * np.pi), x + L / (2 * np.pi)))
+            z = jnp.mod(0.5 * (lo + hi) - shift, L)
+            y, logdet = jax.vmap(lambda zi, r: circular_spline(zi, r, L, inverse=True))(z, raw)
+            logdet = logdet - self._push(0.5 * (lo + hi), x, c)[1]
         else:
-            y, logdet = jax.vmap(lambda xi, r: circular_spline(xi, r, L))(s[:, axis], raw)
-            y = jnp.mod(y + shift, L)
-        return s.at[:, axis].set(y), jnp.sum(logdet)
+            z, logdet = jax.vmap(lambda xi, r: circular_spline(xi, r, L))(x, raw)
+            y, log_push = self._push(z + shift, x, c)
+            y, logdet = jnp.mod(y, L), logdet + log_push
+        y = jnp.where(moving, y, x)
+        return s.at[:, axis].set(y), jnp.sum(jnp.where(moving, logdet, 0.0))
 
     def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
         """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
@@ -255,3 +304,30 @@ class PeriodicCouplingDensity:
         params = jax.lax.stop_gradient(params)
         s = jax.vmap(lambda one: self._invert_one(params, one))(u)
         return jnp.mod(s, self.box_length)
+
+
+def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, params: Params,
+                     beta_energy, key: jax.Array, steps: int, batch: int = 256,
+                     lr: float = 0.03) -> Params:
+    """Fit q to a classical Boltzmann density e^{−βE(S)} by minimising βF_q = E_q[βE + ln q].
+
+    The score-function gradient E_q[(f − f̄) ∇ ln q], f = βE(S) + ln q(S), as in the joint
+    training, but with a classical energy in place of the electrons' noisy local energy; Adam with
+    the rate decaying by a cosine. ``beta_energy(S)`` takes one configuration (n, d) and returns
+    βE. Pure and jittable.
+    """
+    optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
+
+    def surrogate(p: Params, k: jax.Array) -> jax.Array:
+        s = q.sample(p, k, batch)
+        f = jax.lax.stop_gradient(jax.vmap(beta_energy)(s) + q.log_prob(p, s))
+        return jnp.mean((f - jnp.mean(f)) * q.log_prob(p, s))
+
+    def one_step(carry, k):
+        p, opt_state = carry
+        updates, opt_state = optimizer.update(jax.grad(surrogate)(p, k), opt_state)
+        return (optax.apply_updates(p, updates), opt_state), None
+
+    (params, _), _ = jax.lax.scan(one_step, (params, optimizer.init(params)),
+                                  jax.random.split(key, steps))
+    return params

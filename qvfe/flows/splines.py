@@ -1,6 +1,6 @@
 """Circular rational-quadratic splines: monotone bijections of the circle [0, L) with exact log-det.
 
-One job: the element-wise transform of the periodic coupling flow (``qvfe.flows.periodic_coupling``).
+One job: the element-wise transform of the periodic coupling flow (``qvfe.flows.particles``).
 A rational-quadratic spline (Durkan et al., NeurIPS 2019) with K bins maps [0, L) onto itself
 through knots (x_k, y_k), x_0 = y_0 = 0, x_K = y_K = L, with positive slopes d_k at the knots. It is
 *circular* (Rezende et al., ICML 2020) when d_K = d_0: then the map, extended by y(x + L) = y(x) + L,

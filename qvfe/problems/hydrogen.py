@@ -157,9 +157,9 @@ def build(spec: Any) -> Problem:
                             f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
         basis = PlaneWaveBasis(k_vectors, L)
-        if m.proton_flow == "coupling":
+        if m.proton_flow == "coupling" and n_p > 1:
             nuclei_model = PeriodicCouplingDensity(n_p, 3, L, hidden=(m.proton_hidden,),
-                                                   n_layers=3 * m.proton_layers,
+                                                   n_layers=6 * m.proton_layers,
                                                    bins=m.proton_bins)
         else:
             nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
