@@ -4,8 +4,10 @@ N protons (charge +1, mass m_p) and N electrons, H = Σ_i −½∇_i² + λ V_Co
 temperature T given in kelvin. Two boundary modes:
 
 * ``periodic`` (dense hydrogen): a cubic box of side L = (4πN/3)^{1/3} rs, Ewald sum of all
-  charges. The protons are classical and indistinguishable: their positions S follow a periodic,
-  permutation-invariant flow density q_ω(S) (``qvfe.flows.particles``), exact samples and ln q.
+  charges. The protons are classical and indistinguishable: their positions S follow a periodic
+  flow density q_ω(S) (``qvfe.flows.particles``), exact samples and ln q; permutation-invariant
+  for the default backflow, while the coupling flow labels the protons (the bound below holds for
+  any normalised q over labelled positions; a symmetric q is the best one).
   The electrons are the engine's density matrix for each S: occupations n of plane waves
   (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
   (``qvfe.flows.nuclei``) followed by the periodic backflow. The classical part of the density
