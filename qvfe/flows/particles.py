@@ -1,11 +1,11 @@
-"""Flow densities of indistinguishable classical particles in a periodic box (the protons of hydrogen).
+"""Flow densities of indistinguishable classical particles in a periodic box (hydrogen's protons).
 
 One job: a normalised, periodic density q(S) over positions S of shape ``(n, d)`` in a cubic box
 of side L, with exact samples and exact ln q (DESIGN.md §4). Two flows,
 both run in the density direction from S to a uniform U on the torus:
 
-:class:`PeriodicCouplingDensity` (``model.proton_flow = "coupling"``): coupling layers that each move one
-Cartesian axis of half of the particles by a circular rational-quadratic spline
+:class:`PeriodicCouplingDensity` (``model.proton_flow = "coupling"``): coupling layers that each
+move one Cartesian axis of half of the particles by a circular rational-quadratic spline
 (``qvfe.flows.splines``) and a shift, conditioned on the other axes' periodic pair differences
 (the axis-split coupling of Wirnsberger et al., Mach. Learn.: Sci. Technol. 3, 025009 (2022)),
 followed by a monotone pair push away from (or towards) each particle of the other half, whose
@@ -30,9 +30,10 @@ at N = 16; it is hydrogen's default only because neither flow has yet moved away
 gas in the joint training (README, dense hydrogen), where the gradient of q is the electrons'
 local-energy noise.
 
-Why the backflow's q is permutation-invariant: G is equivariant under permutations of the particles and U's density is a product
-of identical uniform factors, so q(P S) = q(S). Why periodic: G commutes with lattice shifts of any
-particle and its log-det is a periodic function of S.
+Why the backflow's q is permutation-invariant: G is equivariant under permutations of the
+particles and U's density is a product of identical uniform factors, so q(P S) = q(S). Why
+periodic: G commutes with lattice shifts of any particle and its log-det is a periodic function
+of S.
 """
 
 from __future__ import annotations
@@ -53,8 +54,35 @@ __all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity", "fit_to_boltzma
 Params = Any
 
 
+class _TorusFlowDensity:
+    """What both flows share: U uniform on the torus, ln q = ln|det dG/dS| − n ln V, and exact
+    samples S = G⁻¹(U); a subclass gives ``n``, ``dim``, ``box_length``, ``log_prob_one`` and
+    ``_invert_one``."""
+
+    n: int
+    dim: int
+    box_length: float
+
+    @property
+    def log_volume(self) -> float:
+        return self.dim * float(np.log(self.box_length))
+
+    def log_prob(self, params: Params, s: jax.Array) -> jax.Array:
+        """ln q(S) for a batch (B, n, d) -> (B,)."""
+        return jax.vmap(lambda one: self.log_prob_one(params, one))(s)
+
+    def sample(self, params: Params, key: jax.Array, batch: int) -> jax.Array:
+        """Exact samples S ~ q, shape (batch, n, d), wrapped into [0, L)."""
+        u = self.box_length * jax.random.uniform(key, (batch, self.n, self.dim))
+        if self.n == 1 or not params["layers"]:
+            return u
+        params = jax.lax.stop_gradient(params)
+        s = jax.vmap(lambda one: self._invert_one(params, one))(u)
+        return jnp.mod(s, self.box_length)
+
+
 @dataclass(frozen=True, eq=False)
-class PeriodicParticleDensity:
+class PeriodicParticleDensity(_TorusFlowDensity):
     """q(S) for ``n`` particles in a cubic box; ``params`` from ``init`` (uniform at init).
 
     Example:
@@ -87,10 +115,6 @@ class PeriodicParticleDensity:
                         hidden=self.hidden, n_layers=self.n_layers,
                         contraction=self.contraction)
 
-    @property
-    def log_volume(self) -> float:
-        return self.dim * float(np.log(self.box_length))
-
     def init(self, key: jax.Array) -> Params:
         return self.flow.init(key)
 
@@ -101,13 +125,8 @@ class PeriodicParticleDensity:
         _, logdet = self.flow.forward_and_log_det(params, s)
         return logdet - self.n * self.log_volume
 
-    def log_prob(self, params: Params, s: jax.Array) -> jax.Array:
-        """ln q(S) for a batch (B, n, d) -> (B,)."""
-        return jax.vmap(lambda one: self.log_prob_one(params, one))(s)
-
     def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
         flow = self.flow
-        params = jax.lax.stop_gradient(params)
         for layer in reversed(params["layers"]):
             target = u
 
@@ -121,16 +140,9 @@ class PeriodicParticleDensity:
                 _, change, it = carry
                 return (change > self.tol) & (it < self.max_iter)
 
-            u, _, _ = jax.lax.while_loop(cond, body, (target, jnp.asarray(jnp.inf, u.dtype), jnp.zeros((), jnp.int32)))
+            start = (target, jnp.asarray(jnp.inf, u.dtype), jnp.zeros((), jnp.int32))
+            u, _, _ = jax.lax.while_loop(cond, body, start)
         return u
-
-    def sample(self, params: Params, key: jax.Array, batch: int) -> jax.Array:
-        """Exact samples S ~ q, shape (batch, n, d), wrapped into [0, L)."""
-        u = self.box_length * jax.random.uniform(key, (batch, self.n, self.dim))
-        if self.n == 1 or not params["layers"]:
-            return u
-        s = jax.vmap(lambda one: self._invert_one(params, one))(u)
-        return jnp.mod(s, self.box_length)
 
 
 def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
@@ -142,7 +154,7 @@ def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class PeriodicCouplingDensity:
+class PeriodicCouplingDensity(_TorusFlowDensity):
     """q(S) for ``n`` particles in a cubic box by coupling layers with a pair push; uniform at init.
 
     Layer l moves axis a of the particles in one half A_l (by a bit of their index: block
@@ -193,10 +205,6 @@ class PeriodicCouplingDensity:
         if self.bins < 1 or self.frequencies < 1:
             raise ValueError("PeriodicCouplingDensity.bins and .frequencies must be >= 1")
 
-    @property
-    def log_volume(self) -> float:
-        return self.dim * float(np.log(self.box_length))
-
     def init(self, key: jax.Array) -> Params:
         n_feat = 2 * self.frequencies * (self.dim - 1)
         width = self.hidden[-1]
@@ -226,7 +234,8 @@ class PeriodicCouplingDensity:
 
     def _conditioner(self, layer: Params, cond: jax.Array, moving: np.ndarray
                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(n, d−1) fixed coordinates -> spline parameters (n, 3·bins), shifts (n,), pushes (n, n)."""
+        """(n, d−1) fixed coordinates -> spline parameters (n, 3·bins), shifts (n,) and push
+        weights (n, n)."""
         diff = cond[:, None, :] - cond[None, :, :]
         m = np.arange(1, self.frequencies + 1)
         phase = (2 * np.pi / self.box_length) * diff[..., None] * m
@@ -237,8 +246,8 @@ class PeriodicCouplingDensity:
         message = jnp.einsum("ij,ijh->ih", others, pair) / (self.n - 1)
         out = _mlp(layer["out"], message)
         alpha, mu = jnp.moveaxis(_mlp(layer["push"], feats), -1, 0)
-        fixed = jnp.asarray(~moving, cond.dtype)[None, :]
-        weight = fixed * jnp.exp(alpha) / (1.0 + jnp.sum(fixed * jnp.exp(alpha), -1, keepdims=True))
+        pull = jnp.asarray(~moving, cond.dtype)[None, :] * jnp.exp(alpha)  # fixed j only
+        weight = pull / (1.0 + jnp.sum(pull, -1, keepdims=True))
         return out[:, :-1], out[:, -1], 0.99 * jnp.tanh(mu) * weight
 
     def _push(self, z: jax.Array, ref: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -283,27 +292,12 @@ class PeriodicCouplingDensity:
 
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
-        if self.n == 1 or not params["layers"]:
-            return jnp.asarray(-self.n * self.log_volume, s.dtype)
         return self.forward(params, jnp.mod(s, self.box_length))[1] - self.n * self.log_volume
-
-    def log_prob(self, params: Params, s: jax.Array) -> jax.Array:
-        """ln q(S) for a batch (B, n, d) -> (B,)."""
-        return jax.vmap(lambda one: self.log_prob_one(params, one))(s)
 
     def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
         for i in reversed(range(len(params["layers"]))):
             u, _ = self._layer(params["layers"][i], i, u, inverse=True)
         return u
-
-    def sample(self, params: Params, key: jax.Array, batch: int) -> jax.Array:
-        """Exact samples S ~ q, shape (batch, n, d), in [0, L)."""
-        u = self.box_length * jax.random.uniform(key, (batch, self.n, self.dim))
-        if self.n == 1 or not params["layers"]:
-            return u
-        params = jax.lax.stop_gradient(params)
-        s = jax.vmap(lambda one: self._invert_one(params, one))(u)
-        return jnp.mod(s, self.box_length)
 
 
 def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, params: Params,

@@ -3,8 +3,9 @@
 One job: the element-wise transform of the periodic coupling flow (``qvfe.flows.particles``).
 A rational-quadratic spline (Durkan et al., NeurIPS 2019) with K bins maps [0, L) onto itself
 through knots (x_k, y_k), x_0 = y_0 = 0, x_K = y_K = L, with positive slopes d_k at the knots. It is
-*circular* (Rezende et al., ICML 2020) when d_K = d_0: then the map, extended by y(x + L) = y(x) + L,
-is a diffeomorphism of the circle, so a density on the torus stays continuous across the box edge.
+*circular* (Rezende et al., ICML 2020) when d_K = d_0: then the map, extended by
+y(x + L) = y(x) + L, is a diffeomorphism of the circle, so a density on the torus stays continuous
+across the box edge.
 
 Written here rather than taken from a library: TensorFlow Probability's JAX substrate (and distrax,
 which needs it) does not import on jax 0.10, and flowjax's spline has no circular boundary and
