@@ -103,13 +103,16 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                          mesh: Mesh | None = None,
                          derived: Callable[[dict], dict] | None = None,
                          observable_units: dict[str, str] | None = None,
-                         also_in: tuple[str, ...] = ()) -> Problem:
+                         also_in: tuple[str, ...] = (),
+                         prefit: Callable[[dict, jax.Array], dict] | None = None) -> Problem:
     """The driver problem of a quantum system described by ``dm`` at temperature ``cfg.T``.
 
     ``init_walkers(key, batch) -> (batch, N, d)`` places the initial walkers (e.g. a Gaussian
     of the trap's width, or uniform in the box). ``derived(per_sample) -> {name: (B,) array}``
     adds per-sample observables computed from F, E, K, V, S per particle (e.g. the virial
-    pressure), whose units ``observable_units`` names.
+    pressure), whose units ``observable_units`` names. ``prefit(params, key) -> params`` runs
+    once before the first step (in ``prepare``, so a resumed run does not repeat it), e.g.
+    hydrogen's fit of the proton flow to screened protons.
     """
     _warn_cpu_scheduler()
     mesh = mesh or batch_mesh()
@@ -152,12 +155,16 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         return occ, idx, mc, acc, jnp.mean(accept)
 
     def prepare(state: dict) -> dict:
-        """Burn-in before the first step: Metropolis sweeps on |ψ_n|² for freshly drawn n.
+        """Before the first step: the ``prefit``, then burn-in (Metropolis sweeps on |ψ_n|² for
+        freshly drawn n).
 
         A separate jitted call rather than a ``lax.cond`` inside ``step``: on jax 0.10.2 a cond
         whose branch holds the Metropolis scan deadlocked the XLA CPU runtime (idle threads) at
         batch 256.
         """
+        if prefit is not None:
+            key, k_fit = jax.random.split(state["key"])
+            state = {**state, "params": prefit(state["params"], k_fit), "key": key}
         if cfg.burn_in == 0:
             return state
         params = state["params"]

@@ -335,6 +335,14 @@ class HydrogenModel(QuantumModel):
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
     proton_bins: int = opt(8, doc="spline bins per axis step of the coupling proton flow",
                            lo=1, hi=64)
+    proton_prefit_steps: int = opt(0, doc="steps of the proton pre-fit before the joint "
+                                   "training: q(S) fitted by the pathwise gradient to protons "
+                                   "that the electrons screen linearly (Thomas-Fermi Yukawa "
+                                   "pairs), batch 128 (0: start from uniform protons; needs "
+                                   "proton_flow = 'coupling')", lo=0, hi=100000)
+    proton_prefit_lr: float = opt(0.01, doc="Adam rate of the proton pre-fit (cosine-decayed; "
+                                  "0.03 diverged at n_protons = 16)", lo=0.0, lo_open=True,
+                                  hi=1.0)
     nuclei_layers: int = opt(1, doc="electron-nucleus layers of the √flow (0: none)", lo=0,
                              hi=16)
     nuclei_hidden: int = opt(16, doc="hidden units of each electron-nucleus network", lo=1,
@@ -555,6 +563,13 @@ def _check_hydrogen(spec: Spec) -> None:
         if s.twist and len(s.twist) != 3:
             raise SpecError(f"system.twist = {list(s.twist)} is invalid: must be empty (Γ point) "
                             "or have 3 components")
+        m = spec.model
+        if m.proton_prefit_steps and (m.proton_flow != "coupling" or m.proton_layers == 0
+                                      or s.n_protons < 2):
+            raise SpecError(f"model.proton_prefit_steps = {m.proton_prefit_steps} is invalid "
+                            f"with model.proton_flow = {m.proton_flow!r}, model.proton_layers = "
+                            f"{m.proton_layers} and system.n_protons = {s.n_protons}: must be 0 "
+                            "unless the flow is 'coupling' with ≥ 1 layer and ≥ 2 protons")
     else:
         if len(s.proton_positions) != 3 * s.n_protons:
             raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "
@@ -563,6 +578,10 @@ def _check_hydrogen(spec: Spec) -> None:
         if s.rs != 0.0 or s.twist:
             raise SpecError("system.rs and system.twist are invalid for system.boundary = "
                             "'isolated': must be left out (0 and empty)")
+        if spec.model.proton_prefit_steps:
+            raise SpecError(f"model.proton_prefit_steps = {spec.model.proton_prefit_steps} is "
+                            "invalid for system.boundary = 'isolated' (clamped protons): must "
+                            "be 0")
         pos = [s.proton_positions[i:i + 3] for i in range(0, len(s.proton_positions), 3)]
         for i in range(len(pos)):
             for j in range(i):

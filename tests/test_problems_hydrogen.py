@@ -178,3 +178,72 @@ def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():
                       "n_orbitals": 1500}}
     with pytest.raises(SpecError, match="system.n_orbitals = 1500 is invalid"):
         qvfe.build_problem(qvfe.load_spec(raw))
+
+
+def test_thomas_fermi_wavenumber_and_screened_proton_energy():
+    """k_TF² = 6πn/E_F (the same number from density and Fermi energy); the Yukawa image sum is
+    converged (images 2 vs 4), reduces to e^{−kr}/r for one close pair in a large box, and is
+    unchanged by a common translation and by moving one proton by a lattice vector."""
+    rs = 1.25
+    density = 3.0 / (4.0 * np.pi * rs**3)
+    e_fermi = 0.5 * (3.0 * np.pi**2 * density) ** (2.0 / 3.0)
+    k = hydrogen.thomas_fermi_wavenumber(rs)
+    assert k**2 == pytest.approx(6.0 * np.pi * density / e_fermi, rel=1e-12)
+
+    L = hydrogen.box_length(rs, 16)
+    s = L * jax.random.uniform(jax.random.PRNGKey(0), (16, 3))
+    energy = hydrogen.screened_proton_energy(L, k)
+    assert float(energy(s)) == pytest.approx(
+        float(hydrogen.screened_proton_energy(L, k, images=4)(s)), abs=1e-6)
+    moved = (s + jnp.array([0.3, -1.1, 2.0])).at[5].add(jnp.array([L, 0.0, -L]))
+    assert float(energy(moved)) == pytest.approx(float(energy(s)), abs=1e-12)
+
+    pair = jnp.array([[1.0, 1.0, 1.0], [1.3, 1.4, 1.0]])
+    assert float(hydrogen.screened_proton_energy(30.0, k)(pair)) == pytest.approx(
+        np.exp(-k * 0.5) / 0.5, rel=1e-12)
+
+
+def test_proton_prefit_reaches_the_exact_screened_pair_free_energy():
+    """model.proton_prefit_steps: ``prepare`` fits q to two Thomas–Fermi-screened protons at
+    rs = 1.25, T = 6000 K (βv ≈ 7 even at half the box). Their exact βF = −ln(V ∫ e^{−βv} d³r)
+    by a 64³ quadrature of the relative coordinate (96³ changes it by 2e-6); the fitted q's βF
+    must lie above it within 3σ and within 0.2 of it (the uniform q's gap is 8.2)."""
+    raw = _raw(n_protons=2, rs=1.25, T_kelvin=6000.0, coupling=1.0, batch=16)
+    raw["model"].update(proton_flow="coupling", proton_prefit_steps=200)
+    raw["sampler"]["burn_in"] = 1
+    spec = qvfe.load_spec(raw)
+    problem = qvfe.build_problem(spec)
+    state = problem.init(jax.random.PRNGKey(0))
+    fitted = problem.prepare(state)["params"]["phi"]["nuclei"]
+
+    T = units.kelvin_to_hartree(6000.0)
+    L = hydrogen.box_length(1.25, 2)
+    energy = hydrogen.screened_proton_energy(L, hydrogen.thomas_fermi_wavenumber(1.25))
+    grid = (np.arange(64) + 0.5) * L / 64
+    rel = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    v = jax.vmap(lambda r: energy(jnp.stack([jnp.zeros(3), r])))(jnp.asarray(rel))
+    beta_f_exact = -np.log(L**6 * np.mean(np.exp(-np.asarray(v) / T)))
+
+    q = hydrogen.proton_density(spec)
+
+    def beta_f(params):
+        s = q.sample(params, jax.random.PRNGKey(9), 20000)
+        f = np.asarray(jax.vmap(energy)(s) / T + q.log_prob(params, s))
+        return f.mean(), f.std() / np.sqrt(f.size)
+
+    uniform, _ = beta_f(state["params"]["phi"]["nuclei"])
+    fit, err = beta_f(fitted)
+    assert uniform - beta_f_exact > 8.0
+    assert beta_f_exact - 3 * err < fit < beta_f_exact + 0.2, (fit, err, beta_f_exact)
+
+
+@pytest.mark.parametrize("model", [{"proton_flow": "backflow", "proton_prefit_steps": 10},
+                                   {"proton_flow": "coupling", "proton_layers": 0,
+                                    "proton_prefit_steps": 10}])
+def test_proton_prefit_needs_the_coupling_flow(model):
+    from qvfe.spec import SpecError
+
+    raw = _raw(coupling=1.0)
+    raw["model"].update(model)
+    with pytest.raises(SpecError, match="model.proton_prefit_steps = 10 is invalid"):
+        qvfe.load_spec(raw)

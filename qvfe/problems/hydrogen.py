@@ -14,6 +14,11 @@ temperature T given in kelvin. Two boundary modes:
   matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
+  With ``model.proton_prefit_steps`` the coupling flow is first fitted, by the pathwise gradient,
+  to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
+  :func:`screened_proton_energy`): a uniform start puts pairs of protons within a bohr, which
+  costs about 0.2 Ha/atom, and the joint training's score-function gradient for q, carried by
+  the electrons' local energies, is too noisy to remove it (README, dense hydrogen).
 * ``isolated`` (molecules, the tests' anchors): protons clamped at given positions (S fixed,
   ln q = 0), open space, base orbitals from Gaussians on the protons
   (``qvfe.physics.molecular_orbitals``), open electron–nucleus layer and backflow.
@@ -49,7 +54,8 @@ from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
-from qvfe.flows.particles import PeriodicCouplingDensity, PeriodicParticleDensity
+from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
+                                  fit_to_boltzmann)
 from qvfe.physics import units
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
@@ -62,6 +68,7 @@ from qvfe.spec import SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 Params = Any
+PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
 
 
 def box_length(rs: float, n_protons: int) -> float:
@@ -83,6 +90,37 @@ def ideal_proton_gas(n: int, volume: float, T: float) -> dict[str, float]:
     f = T * (float(gammaln(n + 1)) + 3 * n * np.log(lam) - n * np.log(volume))
     e = 1.5 * n * T
     return {"F": f, "E": e, "S": (e - f) / T}
+
+
+def thomas_fermi_wavenumber(rs: float) -> float:
+    """k_TF = (4 k_F/π)^{1/2} in 1/bohr of an unpolarised electron gas at ``rs`` (bohr)."""
+    k_fermi = (9.0 * np.pi / 4.0) ** (1.0 / 3.0) / rs
+    return float(np.sqrt(4.0 * k_fermi / np.pi))
+
+
+def screened_proton_energy(box_length: float, wavenumber: float, images: int = 2):
+    """E(S) = Σ_{i<j} Σ_n e^{−k|r_ij + nL|}/|r_ij + nL| (Ha) for one configuration S (n, 3): protons
+    whose Coulomb repulsion the electrons screen linearly (Thomas–Fermi, k = ``wavenumber``), in
+    a periodic cube. The pair vector is taken to its minimum image and summed over the images
+    n ∈ {−images..images}³; the first one left out lies ≥ (images + ½)L away (at rs = 1.25 and
+    16 protons, images = 1 leaves out 4e-4 Ha, images = 2 leaves out 4e-7 Ha).
+
+    Hydrogen's proton pre-fit (``model.proton_prefit_steps``) fits q to e^{−E/kT}: a
+    differentiable, cheap stand-in for the electrons that gives q the protons' pair hole before
+    the joint training, whose score-function gradient for q is swamped by the electrons' noise.
+    """
+    L = float(box_length)
+    shifts = L * np.array(np.meshgrid(*[np.arange(-images, images + 1)] * 3,
+                                      indexing="ij")).reshape(3, -1).T
+
+    def energy(s: jax.Array) -> jax.Array:
+        i, j = np.triu_indices(s.shape[0], 1)
+        d = s[i] - s[j]
+        d = d - L * jnp.round(d / L)
+        r = jnp.sqrt(jnp.sum((d[:, None, :] + shifts[None]) ** 2, -1))
+        return jnp.sum(jnp.exp(-wavenumber * r) / r)
+
+    return energy
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +170,17 @@ class OccupationsAndNuclei:
         return (*self.occupations.occupied_indices((up, down)), s)
 
 
+def proton_density(spec: Any) -> PeriodicCouplingDensity | PeriodicParticleDensity:
+    """The proton flow q(S) of a periodic hydrogen spec (``model.proton_flow`` and its sizes)."""
+    s, m = spec.system, spec.model
+    L = box_length(s.rs, s.n_protons)
+    if m.proton_flow == "coupling" and s.n_protons > 1:
+        return PeriodicCouplingDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
+                                       n_layers=6 * m.proton_layers, bins=m.proton_bins)
+    return PeriodicParticleDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
+                                   n_layers=m.proton_layers)
+
+
 def _electron_counts(s: Any) -> tuple[int, int]:
     if s.n_up >= 0:
         return s.n_up, s.n_down
@@ -159,13 +208,7 @@ def build(spec: Any) -> Problem:
                             f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
         basis = PlaneWaveBasis(k_vectors, L)
-        if m.proton_flow == "coupling" and n_p > 1:
-            nuclei_model = PeriodicCouplingDensity(n_p, 3, L, hidden=(m.proton_hidden,),
-                                                   n_layers=6 * m.proton_layers,
-                                                   bins=m.proton_bins)
-        else:
-            nuclei_model = PeriodicParticleDensity(n_p, 3, L, hidden=(m.proton_hidden,),
-                                                   n_layers=m.proton_layers)
+        nuclei_model = proton_density(spec)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
                                           length_scale=s.rs, cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
                                           n_layers=m.nuclei_layers)
@@ -195,6 +238,21 @@ def build(spec: Any) -> Problem:
             return out
 
         derived, observable_units = proton_terms, {"P": "Ha/bohr^3"}
+        if m.proton_prefit_steps:
+            k_screen = thomas_fermi_wavenumber(s.rs)
+            screened = screened_proton_energy(L, k_screen)
+
+            def prefit(params: Params, key: jax.Array) -> Params:
+                nuclei = fit_to_boltzmann(nuclei_model, params["phi"]["nuclei"],
+                                          lambda x: s.coupling * screened(x) / T, key,
+                                          m.proton_prefit_steps, PREFIT_BATCH,
+                                          lr=m.proton_prefit_lr, gradient="pathwise")
+                return {**params, "phi": {**params["phi"], "nuclei": nuclei}}
+
+            info["proton_prefit"] = {"steps": m.proton_prefit_steps, "batch": PREFIT_BATCH,
+                                     "thomas_fermi_wavenumber": k_screen}
+        else:
+            prefit = None
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
@@ -243,6 +301,7 @@ def build(spec: Any) -> Problem:
             return home + jax.random.normal(key, (batch, n_e, 3))
 
         derived, observable_units, box = None, {}, None
+        prefit = None
         info["n_orbitals"] = len(energies)
         if closed and s.coupling == 1.0:
             info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
@@ -262,6 +321,6 @@ def build(spec: Any) -> Problem:
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="hydrogen", per="atom",
                                     info=info, derived=derived,
-                                    observable_units=observable_units)
+                                    observable_units=observable_units, prefit=prefit)
     except ValueError as e:
         raise SpecError(str(e)) from None
