@@ -225,7 +225,7 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     root = jax.random.PRNGKey(spec.run.seed)
     init_key, eval_key = jax.random.split(root)
     state = problem.init(init_key)
-    step0, wall0, rows = 0, 0.0, []
+    step0, wall0, rows, restored = 0, 0.0, [], None
     ckpt_dir = out / "checkpoints" if out is not None else None
     if ckpt_dir is not None:
         restored = checkpoint.restore_latest(ckpt_dir, state)
@@ -235,8 +235,10 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
         wall0 = rows[-1]["wall_s"] if rows else 0.0
         _write_lines(out / "log.jsonl", rows)
     state, step_fn, prepare_fn, _ = _compiled(problem, state)
-    if step0 == 0 and prepare_fn is not None:
+    if restored is None and prepare_fn is not None:
         state = prepare_fn(state)
+        if ckpt_dir is not None:  # prepare may be minutes of work (hydrogen's proton pre-fit)
+            checkpoint.save(ckpt_dir, 0, state, keep=spec.run.keep_checkpoints)
     steps = spec.optim.steps
     bar = Progress(total=steps, start=step0, objective=problem.objective,
                    unit=f"{problem.units}/{problem.per}", enabled=progress,

@@ -159,3 +159,32 @@ def test_import_changes_no_global_jax_setting():
             "qvfe.stats._nk_stats(); assert jax.config.jax_enable_x64 == before, 'x64 flipped'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path):
+    """``prepare`` (burn-in here; hydrogen's proton pre-fit too) is saved as a step-0 checkpoint, so
+    a run killed before its first checkpoint keeps it: resumed from step 0 it gives the very
+    numbers of the uninterrupted run (preparing again would draw new walkers)."""
+    import shutil
+
+    raw = {"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "dim": 2, "T": 0.5,
+                      "coupling": 1.0},
+           "model": {"occupation_hidden": 8, "backflow_hidden": 8},
+           "optim": {"steps": 3, "lr": 0.005, "max_norm": 0.1},
+           "sampler": {"batch": 16, "burn_in": 5, "mcmc_sweeps": 2},
+           "eval": {"samples": 64}, "run": {"checkpoint_every": 1, "keep_checkpoints": 10}}
+    spec = qvfe.load_spec(raw)
+    full = qvfe.run(spec, out=tmp_path / "full", progress=False)
+    ckpts = tmp_path / "full" / "checkpoints"
+    assert [s for s, _ in checkpoint.list_checkpoints(ckpts)] == [3, 2, 1, 0]
+
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "full", killed)
+    for step, path in checkpoint.list_checkpoints(killed / "checkpoints"):
+        if step > 0:
+            path.unlink()
+    (killed / "result.json").unlink()
+    (killed / "log.jsonl").write_text("")
+    resumed = qvfe.run(spec, out=killed, progress=False)
+    for key in ("F", "E", "S"):
+        assert resumed.observables[key].mean == full.observables[key].mean
