@@ -131,14 +131,17 @@ def test_coupling_log_det_inverse_shift_and_pair_hole():
     np.testing.assert_allclose(dens, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("gradient, lr", [("score", 0.03), ("pathwise", 0.01)])
-def test_coupling_learns_a_repulsive_pair_to_the_exact_free_energy(gradient, lr):
+@pytest.mark.parametrize("gradient, lr, tolerance", [("score", 0.03, 0.002),
+                                                     ("pathwise", 0.01, 0.002),
+                                                     ("pathwise", 0.03, 0.3)])
+def test_coupling_learns_a_repulsive_pair_to_the_exact_free_energy(gradient, lr, tolerance):
     """Two particles on the 2-D torus with a Gaussian-core repulsion βv(r) = 4 e^{−r²/(2·0.3²)},
     q trained by ``fit_to_boltzmann`` (the score-function gradient, as in hydrogen's joint
-    training, and the pathwise one, as in its screened-proton pre-fit, whose rate is lower: at
-    0.03 it reached 0.02 of the exact value in 50 steps, then q collapsed). The
+    training, and the pathwise one, as in its screened-proton pre-fit). The
     exact βF = −ln(L² ∫ e^{−βv(r)} d²r) by quadrature; the variational βF must lie above it within
-    3σ and come within 0.002 of it (the uniform q's gap is 0.25: only a pair hole closes it)."""
+    3σ and come within 0.002 of it (the uniform q's gap is 0.25: only a pair hole closes it).
+    The pathwise fit at 0.03 reaches 0.02 of the exact value in 50 steps, then q collapses
+    (gap 27 at step 300): the fit must return its best q instead, within 0.3."""
     batch, steps, core = 256, 300, 0.3
     q = PeriodicCouplingDensity(n=2, dim=2, box_length=L, hidden=(16,), n_layers=4, bins=8)
 
@@ -158,7 +161,7 @@ def test_coupling_learns_a_repulsive_pair_to_the_exact_free_energy(gradient, lr)
     f = np.asarray(terms(params, q.sample(params, jax.random.PRNGKey(9), 20000)))
     f_var, f_err = f.mean(), f.std() / np.sqrt(f.size)
     assert f_var > beta_f_exact - 3 * f_err
-    assert f_var - beta_f_exact < 0.002, (f_var, beta_f_exact, f_err)
+    assert f_var - beta_f_exact < tolerance, (f_var, beta_f_exact, f_err)
 
 
 def test_reparameterized_samples_carry_their_parameter_derivative():

@@ -314,6 +314,9 @@ class PeriodicCouplingDensity(_TorusFlowDensity):
         return u
 
 
+AVERAGE_DECAY = 0.95  # of the running mean of βF by which fit_to_boltzmann keeps its best step
+
+
 def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, params: Params,
                      beta_energy, key: jax.Array, steps: int, batch: int = 256,
                      lr: float = 0.03, gradient: str = "score") -> Params:
@@ -328,8 +331,11 @@ def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, param
     ∂ln q/∂params at fixed S, zero on average, is left out (it only adds noise). Adam with the
     rate decaying by a cosine. The pathwise fit wants a lower rate than the score one: at 0.03 a
     flow that had come within 0.02 of the exact βF collapsed onto a narrow q (a repulsive pair on
-    the torus; 16 screened protons likewise), at 0.01 it converged. ``beta_energy(S)`` takes
-    one configuration (n, d) and returns βE. Pure and jittable.
+    the torus; 16 screened protons likewise), at 0.01 it converged, except for 16 protons with
+    32 hidden units, which collapsed again (E from 0.37 to 4e3 Ha/atom). ``beta_energy(S)`` takes
+    one configuration (n, d) and returns βE. Returns the parameters whose batch estimate of βF
+    was lowest (the last ones when the fit converges; the best ones when it diverges). Pure and
+    jittable.
     """
     if gradient not in ("score", "pathwise"):
         raise ValueError(f"fit_to_boltzmann: gradient = {gradient!r} must be 'score' or "
@@ -339,22 +345,34 @@ def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, param
                          "(the backflow's fixed-point inverse is not differentiated)")
     optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
 
-    def score_loss(p: Params, k: jax.Array) -> jax.Array:
+    def pathwise_loss(p: Params, k: jax.Array) -> tuple[jax.Array, jax.Array]:
+        s = q.sample(p, k, batch, reparameterized=True)
+        f = jax.vmap(beta_energy)(s) + q.log_prob(jax.lax.stop_gradient(p), s)
+        return jnp.mean(f), jax.lax.stop_gradient(jnp.mean(f))
+
+    def score_loss(p: Params, k: jax.Array) -> tuple[jax.Array, jax.Array]:
         s = q.sample(p, k, batch)
         f = jax.lax.stop_gradient(jax.vmap(beta_energy)(s) + q.log_prob(p, s))
-        return jnp.mean((f - jnp.mean(f)) * q.log_prob(p, s))
-
-    def pathwise_loss(p: Params, k: jax.Array) -> jax.Array:
-        s = q.sample(p, k, batch, reparameterized=True)
-        return jnp.mean(jax.vmap(beta_energy)(s) + q.log_prob(jax.lax.stop_gradient(p), s))
+        return jnp.mean((f - jnp.mean(f)) * q.log_prob(p, s)), jnp.mean(f)
 
     loss = pathwise_loss if gradient == "pathwise" else score_loss
 
     def one_step(carry, k):
-        p, opt_state = carry
-        updates, opt_state = optimizer.update(jax.grad(loss)(p, k), opt_state)
-        return (optax.apply_updates(p, updates), opt_state), None
+        p, opt_state, i, average, best, best_f = carry
+        grads, beta_f = jax.grad(loss, has_aux=True)(p, k)
+        # keep the parameters where a running mean of the batch βF was lowest: a fit that
+        # diverges (a wide network at a rate that suits a narrow one) then returns its best q,
+        # not a collapsed one; the mean, not the batch value, so that a lucky batch early on
+        # does not win over the converged end
+        average = jnp.where(i == 0, beta_f, AVERAGE_DECAY * average
+                            + (1 - AVERAGE_DECAY) * beta_f)
+        better = average <= best_f
+        best = jax.tree.map(lambda a, b: jnp.where(better, a, b), p, best)
+        best_f = jnp.where(better, average, best_f)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return (optax.apply_updates(p, updates), opt_state, i + 1, average, best, best_f), None
 
-    (params, _), _ = jax.lax.scan(one_step, (params, optimizer.init(params)),
-                                  jax.random.split(key, steps))
-    return params
+    inf = jnp.asarray(jnp.inf)
+    start = (params, optimizer.init(params), 0, inf, params, inf)
+    (_, _, _, _, best, _), _ = jax.lax.scan(one_step, start, jax.random.split(key, steps))
+    return best
