@@ -167,9 +167,8 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path):
     numbers of the uninterrupted run (preparing again would draw new walkers)."""
     import shutil
 
-    raw = {"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "dim": 2, "T": 0.5,
-                      "coupling": 1.0},
-           "model": {"occupation_hidden": 8, "backflow_hidden": 8},
+    raw = {"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 0, "dim": 2, "T": 0.5},
+           "model": {"occupation_hidden": 4, "backflow_layers": 0},
            "optim": {"steps": 3, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": 16, "burn_in": 5, "mcmc_sweeps": 2},
            "eval": {"samples": 64}, "run": {"checkpoint_every": 1, "keep_checkpoints": 10}}
