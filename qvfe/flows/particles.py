@@ -28,9 +28,9 @@ wrapped into [0, L)). At the identity (``init``) q is the uniform density of the
 
 Its contraction bound limits each particle's displacement to ~1/N of the pair range per layer
 (every particle may sit next to every other in the worst case), so it cannot make a pair hole
-at N = 16; it is hydrogen's default only because neither flow has yet moved away from the ideal
-gas in the joint training (README, dense hydrogen), where the gradient of q is the electrons'
-local-energy noise.
+at N = 16. It stays hydrogen's default because started uniform neither flow leaves the ideal gas
+in the joint training, where the gradient of q is the electrons' local-energy noise; the dense
+hydrogen specs take the coupling flow with its screened-proton pre-fit (README, dense hydrogen).
 
 Why the backflow's q is permutation-invariant: G is equivariant under permutations of the
 particles and U's density is a product of identical uniform factors, so q(P S) = q(S). Why

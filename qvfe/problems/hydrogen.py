@@ -181,6 +181,22 @@ def proton_density(spec: Any) -> PeriodicCouplingDensity | PeriodicParticleDensi
                                    n_layers=m.proton_layers)
 
 
+def _screened_proton_prefit(spec: Any, nuclei_model: PeriodicCouplingDensity, T: float):
+    """The engine's ``prefit``: q(S) fitted by the pathwise gradient to e^{−λE_screened/kT}."""
+    s, m = spec.system, spec.model
+    screened = screened_proton_energy(box_length(s.rs, s.n_protons),
+                                      thomas_fermi_wavenumber(s.rs))
+
+    def prefit(params: Params, key: jax.Array) -> Params:
+        nuclei = fit_to_boltzmann(nuclei_model, params["phi"]["nuclei"],
+                                  lambda x: s.coupling * screened(x) / T, key,
+                                  m.proton_prefit_steps, PREFIT_BATCH, lr=m.proton_prefit_lr,
+                                  gradient="pathwise")
+        return {**params, "phi": {**params["phi"], "nuclei": nuclei}}
+
+    return prefit
+
+
 def _electron_counts(s: Any) -> tuple[int, int]:
     if s.n_up >= 0:
         return s.n_up, s.n_down
@@ -198,6 +214,7 @@ def build(spec: Any) -> Problem:
     info: dict[str, Any] = {"T": T, "T_kelvin": s.T_kelvin, "n_protons": n_p, "n_up": n_up,
                             "n_down": n_down, "boundary": s.boundary}
 
+    prefit = None  # periodic only: hydrogen's proton pre-fit
     if s.boundary == "periodic":
         L = box_length(s.rs, n_p)
         volume = L**3
@@ -239,20 +256,9 @@ def build(spec: Any) -> Problem:
 
         derived, observable_units = proton_terms, {"P": "Ha/bohr^3"}
         if m.proton_prefit_steps:
-            k_screen = thomas_fermi_wavenumber(s.rs)
-            screened = screened_proton_energy(L, k_screen)
-
-            def prefit(params: Params, key: jax.Array) -> Params:
-                nuclei = fit_to_boltzmann(nuclei_model, params["phi"]["nuclei"],
-                                          lambda x: s.coupling * screened(x) / T, key,
-                                          m.proton_prefit_steps, PREFIT_BATCH,
-                                          lr=m.proton_prefit_lr, gradient="pathwise")
-                return {**params, "phi": {**params["phi"], "nuclei": nuclei}}
-
+            prefit = _screened_proton_prefit(spec, nuclei_model, T)
             info["proton_prefit"] = {"steps": m.proton_prefit_steps, "batch": PREFIT_BATCH,
-                                     "thomas_fermi_wavenumber": k_screen}
-        else:
-            prefit = None
+                                     "thomas_fermi_wavenumber": thomas_fermi_wavenumber(s.rs)}
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
@@ -301,7 +307,6 @@ def build(spec: Any) -> Problem:
             return home + jax.random.normal(key, (batch, n_e, 3))
 
         derived, observable_units, box = None, {}, None
-        prefit = None
         info["n_orbitals"] = len(energies)
         if closed and s.coupling == 1.0:
             info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
