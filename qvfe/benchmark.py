@@ -17,7 +17,8 @@ import sys
 import time
 from typing import Any, Mapping
 
-__all__ = ["step_throughput", "step_throughput_isolated", "train_with_command"]
+__all__ = ["step_throughput", "step_throughput_isolated", "train_with_command",
+           "step_rate_from_log"]
 
 
 def step_throughput(spec: Any, n_steps: int = 5) -> dict[str, Any]:
@@ -62,9 +63,16 @@ def step_throughput_isolated(raw_spec: Mapping[str, Any], n_steps: int = 5,
     return json.loads(lines[-1])
 
 
-def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool = False) -> float:
+def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool = False,
+                       time_limit: float | None = None, eval_samples: int | None = None) -> float:
     """Write the spec next to ``out`` and train it with ``qvfe run`` (whose stall watchdog restarts
-    a hung XLA step from the last checkpoint); returns the wall time in seconds."""
+    a hung XLA step from the last checkpoint); returns the wall time in seconds.
+
+    With ``time_limit`` (seconds, compilation and burn-in included) a run still training then is
+    sent SIGTERM, which makes it write a checkpoint after the step in flight and stop; that
+    checkpoint is then evaluated with ``qvfe eval`` (``eval_samples``, default the spec's).
+    """
+    import signal
     from pathlib import Path
 
     from qvfe.spec import load_spec
@@ -75,8 +83,40 @@ def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool 
     spec_file.write_text(load_spec(dict(raw_spec)).to_toml())
     cmd = [sys.executable, "-m", "qvfe.cli", "run", str(spec_file), "--out", str(out_dir)]
     t0 = time.perf_counter()
-    subprocess.run(cmd + ([] if progress else ["--no-progress"]), check=True)
+    proc = subprocess.Popen(cmd + ([] if progress else ["--no-progress"]))
+    try:
+        rc = proc.wait(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait()
+        if rc != 130:  # 130: stopped by the signal with a checkpoint written
+            raise subprocess.CalledProcessError(rc, cmd)
+        ev = [sys.executable, "-m", "qvfe.cli", "eval", str(out_dir)]
+        subprocess.run(ev + (["--samples", str(eval_samples)] if eval_samples else []),
+                       check=True)
+        return time.perf_counter() - t0
+    if rc != 0:
+        raise subprocess.CalledProcessError(rc, cmd)
     return time.perf_counter() - t0
+
+
+def step_rate_from_log(run_dir: str) -> dict[str, float]:
+    """Steps trained and the median seconds per step of a run, read from its ``log.jsonl``.
+
+    The first logged interval (compilation) is left out; the median keeps checkpoint writes and
+    a shared device's hiccups from skewing the rate.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    rows = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines() if x]
+    steps = np.array([r["step"] for r in rows], dtype=float)
+    walls = np.array([r["wall_s"] for r in rows], dtype=float)
+    if len(rows) < 3:
+        return {"steps": float(steps[-1]) if len(rows) else 0.0, "s_per_step": float("nan")}
+    per = np.diff(walls[1:]) / np.diff(steps[1:])
+    return {"steps": float(steps[-1]), "s_per_step": float(np.median(per))}
 
 
 def _main(argv: list[str]) -> None:

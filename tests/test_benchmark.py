@@ -21,3 +21,16 @@ def test_isolated_run_returns_the_figures_or_says_why():
     assert isinstance(r, dict) and r["batch"] == 8, r
     bad = step_throughput_isolated({"system": {"kind": "electron_gas"}}, timeout=300)
     assert isinstance(bad, str) and bad.startswith("failed") and "n_up" in bad
+
+
+def test_step_rate_from_log_leaves_out_the_compile_step(tmp_path):
+    import json
+
+    from qvfe.benchmark import step_rate_from_log
+
+    # step 1 carries 40 s of compilation; then 0.25 s per step, with one slow checkpoint write
+    walls = {1: 40.0, 2: 40.25, 3: 40.5, 4: 40.75, 5: 41.0, 6: 43.0, 7: 43.25, 8: 43.5}
+    (tmp_path / "log.jsonl").write_text(
+        "".join(json.dumps({"step": k, "wall_s": w}) + "\n" for k, w in walls.items()))
+    rate = step_rate_from_log(str(tmp_path))
+    assert rate == {"steps": 8.0, "s_per_step": 0.25}
