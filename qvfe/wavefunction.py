@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import folx
+from folx.wrapped_functions import is_registered
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +46,20 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
 __all__ = ["SquareRootFlowWavefunction"]
+
+
+def _register_folx_elementwise() -> None:
+    """Give folx the elementwise rules it lacks for primitives of newer JAX.
+
+    jax 0.11 differentiates ``tanh`` through ``lax.one_minus_square``, which folx 0.2.30 does not
+    know: it then falls back to a dense Hessian of that op inside every forward Laplacian (it
+    warns "one_minus_square not in registry"). The op is elementwise, so the same rule as folx's
+    own ``tanh`` applies. A no-op where the primitive does not exist or folx knows it.
+    """
+    prim = getattr(jax.lax, "one_minus_square_p", None)
+    if prim is not None and not is_registered(prim):
+        folx.register_function(prim, folx.wrap_forward_laplacian(jax.lax.one_minus_square,
+                                                                 in_axes=()))
 
 Params = Any
 Potential = Callable[[jax.Array], jax.Array]  # x (n, d) -> scalar
@@ -168,6 +183,7 @@ class SquareRootFlowWavefunction:
 
         x_flat = x.reshape(-1)
         if laplacian == "folx":
+            _register_folx_elementwise()
             out = folx.forward_laplacian(parts)(x_flat)
             if complex_psi:
                 a, b = out
