@@ -104,7 +104,8 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                          derived: Callable[[dict], dict] | None = None,
                          observable_units: dict[str, str] | None = None,
                          also_in: tuple[str, ...] = (),
-                         prefit: Callable[[dict, jax.Array], dict] | None = None) -> Problem:
+                         prefit: Callable[[dict, jax.Array], dict] | None = None,
+                         eval_checks: Callable[[dict, jax.Array], dict] | None = None) -> Problem:
     """The driver problem of a quantum system described by ``dm`` at temperature ``cfg.T``.
 
     ``init_walkers(key, batch) -> (batch, N, d)`` places the initial walkers (e.g. a Gaussian
@@ -112,7 +113,9 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     adds per-sample observables computed from F, E, K, V, S per particle (e.g. the virial
     pressure), whose units ``observable_units`` names. ``prefit(params, key) -> params`` runs
     once before the first step (in ``prepare``, so a resumed run does not repeat it), e.g.
-    hydrogen's fit of the proton flow to screened protons.
+    hydrogen's fit of the proton flow to screened protons. ``eval_checks(theta, xs) -> {name:
+    (B,) array}`` adds per-sample diagnostics to the evaluation only (e.g. whether the √flow
+    folds at a walker), too costly to repeat at every step.
     """
     _warn_cpu_scheduler()
     mesh = mesh or batch_mesh()
@@ -228,6 +231,8 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         params = state["params"]
         occ, idx, mc, _, _ = sample(params, state["mc"], state["occ"], key)
         _, _, per_sample = observables(params, occ, idx, mc.walkers)
+        if eval_checks is not None:
+            per_sample.update(eval_checks(params["theta"], mc.walkers))
         return {**state, "mc": mc, "occ": occ}, per_sample
 
     replicated = NamedSharding(mesh, PartitionSpec())

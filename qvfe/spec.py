@@ -242,6 +242,10 @@ class QuantumModel:
     occupation_joint: bool = opt(True, doc="down occupations conditioned on up ones")
     backflow_layers: int = opt(1, doc="backflow layers of the √flow (0: identity)", lo=0, hi=16)
     backflow_hidden: int = opt(16, doc="hidden units of each backflow network", lo=1, hi=1024)
+    backflow_strength: float = opt(1.0, doc="pair amplitude in units of the worst-case bound that "
+                                   "makes every layer a contraction (1: a bijection for every "
+                                   "parameter value; above 1 see qvfe/flows/backflow.py)",
+                                   lo=1.0, hi=1000.0)
     laplacian: str = opt("folx", doc="kinetic energy by", choices=("folx", "hessian"))
     flow_sectors: str = opt("auto", doc="'auto': the 2D quantum dot with 1 up + 1 down and polar "
                             "orbitals gets one √flow per relative |m| (pair terms only; the "

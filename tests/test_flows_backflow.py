@@ -188,3 +188,29 @@ def test_sector_conditioned_pair_flow_is_a_bijection_per_sector_that_keeps_angul
         Backflow(1, 1, 2, n_sectors=2, cusp_slopes=(0.5,))
     with pytest.raises(ValueError, match="cusp_slopes"):
         Backflow(1, 1, 2, kind="periodic", box_length=L, cusp_slopes=(0.5,))
+
+
+def test_strength_scales_the_amplitude_and_det_sign_finds_the_folds_it_allows():
+    """Above strength 1 the contraction bound is given up: det dZ/dX can change sign (a fold), and
+    ``det_sign`` must report exactly the sign of the full Jacobian's determinant."""
+    base = FLOWS["periodic"]
+    strong = dataclasses.replace(base, strength=40.0)
+    assert strong._amplitude == pytest.approx(40.0 * base._amplitude, rel=1e-15)
+    with pytest.raises(ValueError, match="strength"):
+        dataclasses.replace(base, strength=0.0)
+    params = perturbed(strong.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    n, d = 5, 2
+    # clustered configurations: where many pairs are close the pair terms add up and can fold
+    xs = 0.1 * L * jax.random.uniform(jax.random.PRNGKey(4), (64, n, d))
+
+    def full_sign(x):
+        jac = jax.jacfwd(lambda v: strong.forward(params, v.reshape(n, d)).reshape(-1))(
+            x.reshape(-1))
+        return jnp.linalg.slogdet(jac)[0]
+
+    signs = jax.jit(jax.vmap(lambda x: strong.det_sign(params, x)))(xs)
+    ref = jax.jit(jax.vmap(full_sign))(xs)
+    np.testing.assert_array_equal(signs, ref)
+    assert (np.asarray(signs) < 0).any() and (np.asarray(signs) > 0).any()  # not vacuous
+    # at strength 1 the same parameters cannot fold anywhere
+    assert (np.asarray(jax.jit(jax.vmap(lambda x: base.det_sign(params, x)))(xs)) > 0).all()

@@ -6,7 +6,8 @@
 - T → 0 with the identity flow: the ground occupation is the only one sampled and E must equal the
   analytic Hartree-Fock energy of the plane-wave determinant (N = 14, rs = 5, Γ point:
   -0.8125487 Ha per cell, QMCPACK's VMC value -0.812484(27)).
-- A few SR steps on the interacting gas keep everything finite and the walkers in the box.
+- A few SR steps on the interacting gas keep everything finite and the walkers in the box; with
+  ``model.backflow_strength`` > 1 the evaluation reports the fraction of folded walkers.
 """
 
 import numpy as np
@@ -18,10 +19,11 @@ from qvfe.physics import heg
 
 
 def _spec(n_up, n_down, dim=3, rs=2.0, theta=0.5, coupling=0.0, steps=0, batch=256, layers=1,
-          samples=None, **system):
+          samples=None, strength=1.0, **system):
     raw = {"system": {"kind": "electron_gas", "n_up": n_up, "n_down": n_down, "dim": dim,
                       "rs": rs, "theta": theta, "coupling": coupling, **system},
-           "model": {"occupation_hidden": 16, "backflow_layers": layers, "backflow_hidden": 8},
+           "model": {"occupation_hidden": 16, "backflow_layers": layers, "backflow_hidden": 8,
+                     "backflow_strength": strength},
            "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
            "eval": {"samples": samples or 8 * batch}}
@@ -67,9 +69,12 @@ def test_ground_determinant_gives_the_hartree_fock_energy():
 
 
 def test_interacting_steps_stay_finite_and_periodic(tmp_path):
-    spec = _spec(2, 2, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64)
+    spec = _spec(2, 2, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64, strength=30.0)
     result = qvfe.run(spec, out=tmp_path / "r", progress=False)
     obs = result.observables
+    # above strength 1 the evaluation reports the walkers where the √flow folds (det dZ/dX <= 0);
+    # three small steps from the identity leave it far from any fold
+    assert obs["fold"].mean == 0.0 and "of samples" in result.table()
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
     # F = E - T S per electron, sample by sample
     T = result.info["T"]

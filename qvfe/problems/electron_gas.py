@@ -81,7 +81,8 @@ def build(spec: Any) -> Problem:
     occupations = SpinfulOccupations(energies, n_up, n_down, T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     backflow = Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
-                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
+                        strength=m.backflow_strength)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow)
 
     if s.coupling == 0.0:
@@ -118,9 +119,19 @@ def build(spec: Any) -> Problem:
     e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
     if e_hf is not None:
         info["E_HF"] = e_hf
+    def fold_check(theta: Any, xs: jax.Array) -> dict:
+        """Where det dZ/dX is not positive the √flow is no bijection (see Backflow)."""
+        sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
+        return {"fold": (sign <= 0).astype(xs.dtype)}
+
+    units = {"P": "Ha/bohr^3"}
+    checked = m.backflow_strength > 1 and m.backflow_layers > 0  # else bijective by construction
+    if checked:
+        units["fold"] = "of samples"
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="electron_gas",
                                     per="electron", info=info, derived=virial_pressure,
-                                    observable_units={"P": "Ha/bohr^3"}, also_in=("Ry",))
+                                    observable_units=units, also_in=("Ry",),
+                                    eval_checks=fold_check if checked else None)
     except ValueError as e:
         raise SpecError(str(e)) from None
