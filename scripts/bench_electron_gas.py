@@ -7,8 +7,14 @@ electron), F and S per electron with their errors, the steps, samples and wall t
 of one optimization step (samples × steps per second, compile excluded) with the forward Laplacian
 (folx) and with ``jax.hessian`` at a small batch, each in a child process under a timeout.
 
+With ``--train-seconds`` each point trains for that wall time (compilation included) instead of a
+number of steps: the run is stopped at a checkpoint and evaluated from it, and the table gives the
+steps reached and the seconds per step read from the run's log. ``--concurrent`` trains the points
+side by side (one GPU shared by both processes, each allowed part of its memory).
+
     .venv/bin/python scripts/bench_electron_gas.py --steps 2000 --batch 256 --out runs/bench_heg
     .venv/bin/python scripts/bench_electron_gas.py --speed-only       # the step timings alone
+    python scripts/bench_electron_gas.py --train-seconds 330 --concurrent --no-speed   # on a GPU
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 
 import argparse  # noqa: E402
 import tomllib  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 
 
-def raw_spec(rs: float, args: argparse.Namespace, **over) -> dict:
+def raw_spec(rs: float, args: argparse.Namespace, strength: float = 1.0, **over) -> dict:
     raw = tomllib.loads((SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml").read_text())
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
-                "model.backflow_layers": args.layers, "eval.samples": args.samples,
+                "model.backflow_layers": args.layers, "model.backflow_strength": strength,
+                "eval.samples": args.samples,
                 "run.print_every": max(1, args.steps // 10), **over}
     for key, value in settings.items():
         section, name = key.split(".")
@@ -48,32 +56,59 @@ def main() -> None:
     ap.add_argument("--speed-steps", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=900.0, help="per step timing (s)")
     ap.add_argument("--speed-only", action="store_true")
+    ap.add_argument("--no-speed", action="store_true", help="skip the step timings")
+    ap.add_argument("--train-seconds", type=float, default=None,
+                    help="train each point for this wall time (s), then evaluate its checkpoint")
+    ap.add_argument("--concurrent", action="store_true", help="train the points side by side")
+    ap.add_argument("--strength", type=float, nargs="+", default=[1.0],
+                    help="model.backflow_strength values (each rs is run with each)")
     args = ap.parse_args()
+    if args.train_seconds is not None:
+        args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
+    if args.concurrent and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+        share = 0.8 / (len(args.rs) * len(args.strength))
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{share:.2f}"
 
     import qvfe
     from qvfe import compare
-    from qvfe.benchmark import step_throughput_isolated, train_with_command
+    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_with_command
 
     dirs, walls = [], {}
     if not args.speed_only:
-        for rs in args.rs:
-            out = Path(args.out) / f"n33_rs{rs:g}"
-            walls[str(out)] = train_with_command(raw_spec(rs, args), str(out))
-            dirs.append(out)
-        print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {args.steps} steps, batch "
-              f"{args.batch}, backflow {args.layers} layers, {args.samples} eval samples")
+        def train(point: tuple[float, float]) -> tuple[Path, float]:
+            rs, strength = point
+            out = Path(args.out) / (f"n33_rs{rs:g}" + (f"_s{strength:g}" if strength != 1 else ""))
+            over = {"run.print_every": 50} if args.train_seconds is not None else {}
+            return out, train_with_command(raw_spec(rs, args, strength, **over), str(out),
+                                           time_limit=args.train_seconds,
+                                           eval_samples=args.samples)
+
+        points = [(rs, st) for rs in args.rs for st in args.strength]
+        with ThreadPoolExecutor(len(points) if args.concurrent else 1) as pool:
+            for out, wall in pool.map(train, points):
+                walls[str(out)] = wall
+                dirs.append(out)
+        steps = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
+                 else f"{args.steps} steps")
+        print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {steps}, batch "
+              f"{args.batch}, backflow {args.layers} layers, {args.samples} eval samples"
+              + (", points trained side by side" if args.concurrent else ""))
         print(compare.format_table(compare.compare_runs(dirs)))
         print(f"\n{'run':<14} {'F (Ha/e)':>22} {'S (k_B/e)':>20} {'E−E_N (mRy/e)':>14} "
-              f"{'wall s':>8}")
+              f"{'steps':>7} {'s/step':>8} {'wall s':>8}")
         for c in compare.compare_runs(dirs):
             if c.key != "E":
                 continue
             res = qvfe.Result.from_json(Path(c.run_dir) / "result.json")
             f, s = res.observables["F"], res.observables["S"]
             d = f"{2e3 * c.difference:+.2f}" if c.difference is not None else "-"
+            rate = step_rate_from_log(c.run_dir)
             print(f"{Path(c.run_dir).name:<14} {f.mean:>11.6f} ± {f.error:.6f} "
-                  f"{s.mean:>9.4f} ± {s.error:.4f} {d:>14} {walls[c.run_dir]:>8.0f}")
+                  f"{s.mean:>9.4f} ± {s.error:.4f} {d:>14} {rate['steps']:>7.0f} "
+                  f"{rate['s_per_step']:>8.3f} {walls[c.run_dir]:>8.0f}")
         compare.plot(dirs, Path(args.out) / "compare.png")
+    if args.no_speed:
+        return
 
     print(f"\nOne optimization step, rs = {args.rs[0]:g}, batch {args.speed_batch}, "
           f"{args.layers} backflow layers (compile excluded):")

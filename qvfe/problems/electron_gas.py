@@ -64,6 +64,15 @@ def hartree_fock_reference(k_vectors: np.ndarray, energies: np.ndarray, n_up: in
     return (hf.kinetic + coupling * (hf.exchange + hf.madelung)) / (n_up + n_down)
 
 
+def make_backflow(spec: Any) -> Backflow:
+    """The periodic √flow of an electron-gas spec (its parameters are ``theta["backflow"]``)."""
+    s, m = spec.system, spec.model
+    L = heg.box_length(s.rs, s.n_up + s.n_down, s.dim)
+    return Backflow(s.n_up, s.n_down, s.dim, kind="periodic", box_length=L,
+                    hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
+                    strength=m.backflow_strength)
+
+
 def build(spec: Any) -> Problem:
     s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
     n_up, n_down, dim = s.n_up, s.n_down, s.dim
@@ -80,9 +89,7 @@ def build(spec: Any) -> Problem:
     k_vectors, energies = plane_wave_orbitals(dim, L, n_orb, twist)
     occupations = SpinfulOccupations(energies, n_up, n_down, T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
-    backflow = Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
-                        hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                        strength=m.backflow_strength)
+    backflow = make_backflow(spec)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow)
 
     if s.coupling == 0.0:
