@@ -534,6 +534,10 @@ def _check_consistency(spec: Spec) -> None:
         if not spec.run.x64:
             raise SpecError("run.x64 = false is invalid for electron_gas: the Ewald energy "
                             "needs float64 (must be true)")
+    if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
+        raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
+                        f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
+                        "checks its folds)")
     if spec.kind == "hydrogen":
         _check_hydrogen(spec)
     if spec.kind == "coulomb_trap":

@@ -82,6 +82,9 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (HEG, {"system.n_orbitals": 2}, "system.n_orbitals = 2 is invalid: must be 0 (auto) or ≥ 3"),
     (HEG, {"sampler.init_width": 0.0}, "sampler.init_width = 0.0 is invalid"),
     (HEG, {"system.omega": 1.0}, "system.omega is not a known key"),
+    (HEG, {"model.backflow_strength": 0.5}, "model.backflow_strength = 0.5 is invalid: must be"),
+    (H_PERIODIC, {"model.backflow_strength": 4.0}, "model.backflow_strength = 4 is invalid for "
+     "hydrogen: must be 1"),
 ])
 def test_bad_input_names_the_key(raw, overrides, needle):
     assert needle in _err(raw, overrides)
