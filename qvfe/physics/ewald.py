@@ -60,7 +60,7 @@ import numpy as np
 from jax.scipy.special import erfc as _jerfc
 from scipy.special import erfc as _erfc
 
-__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "require_x64"]
+__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "image_sum", "require_x64"]
 
 
 def require_x64(what: str = "Ewald sums") -> None:
@@ -109,6 +109,26 @@ class EwaldSum:
 # ---------------------------------------------------------------------------------------------
 # error estimates and the choice of alpha and cutoffs (numpy, once per factory call)
 # ---------------------------------------------------------------------------------------------
+
+
+def image_sum(lattice: np.ndarray, images: np.ndarray,
+              kernel: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+    """disp (..., d) -> sum over ``images`` (m, d) of kernel(|r + n|), r = the minimum image of disp.
+
+    The real-space half of an Ewald sum (kernel erfc(alpha r)/r) and any short-ranged pair energy
+    in a periodic cell (hydrogen's screened protons, e^{-k r}/r) share it: the wrap to the minimum
+    image in fractional coordinates, then the explicit image shifts, then the kernel.
+    """
+    inv_lattice = np.linalg.inv(lattice)
+
+    def total(disp: jax.Array) -> jax.Array:
+        frac = disp @ inv_lattice
+        frac = frac - jnp.round(frac)  # minimum-image in fractional coordinates; images do the rest
+        wrapped = frac @ lattice
+        r = jnp.linalg.norm(wrapped[..., None, :] + images, axis=-1)
+        return jnp.sum(kernel(r), axis=-1)
+
+    return total
 
 
 def _real_space_error(s: float, alpha: float, dim: int, density_q: float) -> float:
@@ -298,13 +318,7 @@ def make_ewald(
     const = (0.5 * sum_q2 * self_real - alpha / np.sqrt(np.pi) * sum_q2
              + 0.5 * background * float(np.sum(q)) ** 2)
 
-    def _real_space(disp: jax.Array) -> jax.Array:
-        """sum over images of erfc(alpha|r+n|)/|r+n| for wrapped displacements (..., d)."""
-        frac = disp @ inv_lattice
-        frac = frac - jnp.round(frac)  # minimum-image in fractional coordinates; images do the rest
-        wrapped = frac @ lattice
-        r = jnp.linalg.norm(wrapped[..., None, :] + images, axis=-1)
-        return jnp.sum(_jerfc(alpha * r) / r, axis=-1)
+    _real_space = image_sum(lattice, images, lambda r: _jerfc(alpha * r) / r)
 
     def energy(positions: jax.Array) -> jax.Array:
         require_x64()

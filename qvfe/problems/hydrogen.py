@@ -57,7 +57,7 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   fit_to_boltzmann)
 from qvfe.physics import units
-from qvfe.physics.ewald import make_ewald
+from qvfe.physics.ewald import image_sum, make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals
@@ -112,13 +112,11 @@ def screened_proton_energy(box_length: float, wavenumber: float, images: int = 2
     L = float(box_length)
     shifts = L * np.array(np.meshgrid(*[np.arange(-images, images + 1)] * 3,
                                       indexing="ij")).reshape(3, -1).T
+    pair = image_sum(L * np.eye(3), shifts, lambda r: jnp.exp(-wavenumber * r) / r)
 
     def energy(s: jax.Array) -> jax.Array:
         i, j = np.triu_indices(s.shape[0], 1)
-        d = s[i] - s[j]
-        d = d - L * jnp.round(d / L)
-        r = jnp.sqrt(jnp.sum((d[:, None, :] + shifts[None]) ** 2, -1))
-        return jnp.sum(jnp.exp(-wavenumber * r) / r)
+        return jnp.sum(pair(s[i] - s[j]))
 
     return energy
 
