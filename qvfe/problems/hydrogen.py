@@ -98,6 +98,14 @@ def thomas_fermi_wavenumber(rs: float) -> float:
     return float(np.sqrt(4.0 * k_fermi / np.pi))
 
 
+def _occupation_model(m: Any, energies: Any, n_up: int, n_down: int, T: float):
+    """The electrons' occupations: the ground determinant alone, or the autoregressive model."""
+    if m.electrons == "ground":
+        return GroundOccupations(energies, n_up, n_down)
+    return SpinfulOccupations(energies, n_up, n_down, T, hidden=(m.occupation_hidden,),
+                              joint=m.occupation_joint)
+
+
 def screened_proton_energy(box_length: float, wavenumber: float, images: int = 2):
     """E(S) = Σ_{i<j} Σ_n e^{−k|r_ij + nL|}/|r_ij + nL| (Ha) for one configuration S (n, 3): protons
     whose Coulomb repulsion the electrons screen linearly (Thomas–Fermi, k = ``wavenumber``), in
@@ -222,6 +230,7 @@ def build(spec: Any) -> Problem:
             raise SpecError(f"system.T_kelvin = {s.T_kelvin} needs {n_orb} plane waves per spin "
                             f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
+        occupations = _occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
         nuclei_model = proton_density(spec)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
@@ -261,7 +270,7 @@ def build(spec: Any) -> Problem:
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
             if m.electrons == "ground":
-                e0 = GroundOccupations(energies, n_up, n_down).ground_energy
+                e0 = occupations.ground_energy
                 ex = {"F": e0, "E": e0, "S": 0.0}
             else:
                 ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
@@ -289,6 +298,7 @@ def build(spec: Any) -> Problem:
         if n_max > len(energies):
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) "
                             f"or ≥ {n_max}")
+        occupations = _occupation_model(m, energies, n_up, n_down, T)
         nuclei_model = ClampedNuclei(centers)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="open", cusp_scale=m.cusp_scale,
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers)
@@ -310,11 +320,6 @@ def build(spec: Any) -> Problem:
             info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
                                             p_exponents=p_exponents)) / n_p
 
-    if m.electrons == "ground":
-        occupations = GroundOccupations(energies, n_up, n_down)
-    else:
-        occupations = SpinfulOccupations(energies, n_up, n_down, T,
-                                         hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     wf = SquareRootFlowWavefunction(basis, backflow, nuclei=nuclei_flow)
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model), wf, potential)
     cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
