@@ -25,6 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 
 __all__ = [
     "OrbitalValues",
@@ -150,9 +151,13 @@ def polar_harmonic_orbital_values(
     n_r, m = qn[:, 0], qn[:, 1]
     am = jnp.abs(m)
     angular = jnp.where(m >= 0, re[:, am], im[:, am])  # (n, M)
-    log_norm = 0.5 * (jax.scipy.special.gammaln(n_r + 1.0) - jax.scipy.special.gammaln(n_r + am + 1.0)
-                      + jnp.log(jnp.where(m == 0, 1.0, 2.0)) - np.log(np.pi) + np.log(omega))
-    matrix = jnp.exp(log_norm) * lag[:, n_r, am] * angular
+    # c_{n,|m|} for every (n_r, |m|) within the static bounds, tabulated once at trace time and
+    # indexed by the (possibly traced) quantum numbers
+    nn, aa = np.meshgrid(np.arange(n_max + 1), np.arange(m_max + 1), indexing="ij")
+    norm = np.exp(0.5 * (gammaln(nn + 1.0) - gammaln(nn + aa + 1.0) - np.log(np.pi)
+                         + np.log(omega)))
+    c = jnp.asarray(norm, z.dtype)[n_r, am] * jnp.where(m == 0, 1.0, np.sqrt(2.0))
+    matrix = c * lag[:, n_r, am] * angular
     return OrbitalValues(-0.5 * rho2, matrix)
 
 
