@@ -10,7 +10,8 @@ of one optimization step (samples × steps per second, compile excluded) with th
 With ``--train-seconds`` each point trains for that wall time (compilation included) instead of a
 number of steps: the run is stopped at a checkpoint and evaluated from it, and the table gives the
 steps reached and the seconds per step read from the run's log. ``--concurrent`` trains the points
-side by side (one GPU shared by both processes, each allowed part of its memory).
+side by side (one GPU shared by the processes, each allowed an equal part of 80 % of its memory:
+the two-layer step at batch 256 needs about 31 GiB, so an H200 holds two points, not four).
 
     .venv/bin/python scripts/bench_electron_gas.py --steps 2000 --batch 256 --out runs/bench_heg
     .venv/bin/python scripts/bench_electron_gas.py --speed-only       # the step timings alone
