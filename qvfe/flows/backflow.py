@@ -423,7 +423,8 @@ class Backflow:
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 60, sector=None) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - G(x), layer by layer (error ~ c^n_iter).
 
-        Not needed by the square-root flow; it exists to demonstrate and test bijectivity.
+        Not needed by the square-root flow; it exists to demonstrate and test bijectivity. It
+        converges for ``strength`` <= 1 (each layer a contraction), not necessarily above.
         """
         self._check_shape(z)
         self._check_sector(sector)
