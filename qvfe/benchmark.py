@@ -110,7 +110,9 @@ def step_rate_from_log(run_dir: str) -> dict[str, float]:
 
     import numpy as np
 
-    rows = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines() if x]
+    from qvfe.run import _read_log
+
+    rows = _read_log(Path(run_dir) / "log.jsonl", upto=float("inf"))  # every logged step
     steps = np.array([r["step"] for r in rows], dtype=float)
     walls = np.array([r["wall_s"] for r in rows], dtype=float)
     if len(rows) < 3:

@@ -56,7 +56,7 @@ from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   fit_to_boltzmann)
-from qvfe.physics import units
+from qvfe.physics import heg, units
 from qvfe.physics.ewald import image_sum, make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
@@ -94,7 +94,7 @@ def ideal_proton_gas(n: int, volume: float, T: float) -> dict[str, float]:
 
 def thomas_fermi_wavenumber(rs: float) -> float:
     """k_TF = (4 k_F/π)^{1/2} in 1/bohr of an unpolarised electron gas at ``rs`` (bohr)."""
-    k_fermi = (9.0 * np.pi / 4.0) ** (1.0 / 3.0) / rs
+    k_fermi = heg.fermi_wavevector(rs, 3, polarized=False)
     return float(np.sqrt(4.0 * k_fermi / np.pi))
 
 
