@@ -8,8 +8,14 @@ extrapolation X(N) = X_∞ + a/N through the two sizes (X_∞ = 2 X_32 − X_16,
 the target check (extrapolated P within 5 %, E within 5 mHa/atom of CEIMC). Also the speed of one
 optimization step (samples × steps per second, compile excluded).
 
+With ``--train-seconds`` each size trains for that wall time (compilation and the proton pre-fit
+included) instead of a number of steps, is stopped at a checkpoint and evaluated from it; the table
+then gives the steps reached. ``--concurrent`` trains the sizes side by side (one GPU shared by the
+processes, each allowed an equal part of 80 % of its memory).
+
     .venv/bin/python scripts/bench_hydrogen.py --steps 1000 --batch 128 --out runs/bench_h
     .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 50      # a short look
+    python scripts/bench_hydrogen.py --train-seconds 400 --concurrent --no-speed   # on a GPU
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import tomllib  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from qvfe.physics import units  # noqa: E402
@@ -60,31 +67,48 @@ def main() -> None:
     ap.add_argument("--speed-batch", type=int, default=32)
     ap.add_argument("--speed-steps", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=900.0, help="per step timing (s)")
+    ap.add_argument("--no-speed", action="store_true", help="skip the step timing")
+    ap.add_argument("--train-seconds", type=float, default=None,
+                    help="train each size for this wall time (s), then evaluate its checkpoint")
+    ap.add_argument("--concurrent", action="store_true", help="train the sizes side by side")
     args = ap.parse_args()
+    if args.train_seconds is not None:
+        args.steps = 10**6  # the wall-time limit stops the run
+    if args.concurrent and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.8 / len(args.sizes):.2f}"
 
     import qvfe
     from qvfe import compare
     from qvfe import references as refs
-    from qvfe.benchmark import step_throughput_isolated, train_with_command
+    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_with_command
 
-    dirs, walls = [], {}
-    for n in args.sizes:
+    def train(n: int) -> tuple[Path, float]:
         out = Path(args.out) / f"n{n}"
-        walls[n] = train_with_command(raw_spec(n, args), str(out))
-        dirs.append(out)
-    print(f"\nDense hydrogen, rs = 1.25, T = 6000 K: {args.steps} steps, batch {args.batch}, "
-          f"{args.samples} eval samples")
+        over = {"run.print_every": 50} if args.train_seconds is not None else {}
+        return out, train_with_command(raw_spec(n, args, **over), str(out),
+                                       time_limit=args.train_seconds, eval_samples=args.samples)
+
+    with ThreadPoolExecutor(len(args.sizes) if args.concurrent else 1) as pool:
+        trained = list(pool.map(train, args.sizes))
+    dirs = [out for out, _ in trained]
+    walls = {n: wall for n, (_, wall) in zip(args.sizes, trained)}
+    budget = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
+              else f"{args.steps} steps")
+    print(f"\nDense hydrogen, rs = 1.25, T = 6000 K: {budget}, batch {args.batch}, "
+          f"{args.samples} eval samples" + (", sizes trained side by side" if args.concurrent
+                                            else ""))
     print(compare.format_table(compare.compare_runs(dirs)))
 
     row = refs.match_one(refs.load_ceimc_hydrogen(), T_K=6000, rs=1.25)
     ceimc = {"F": row["F"], "E": row["E"], "S": row["S"], "P": row["p_GPa"]}
     results = {n: qvfe.Result.from_json(d / "result.json") for n, d in zip(args.sizes, dirs)}
     print(f"\n{'N':>6} " + " ".join(f"{k + ' (' + u + ')':>24}" for k, u, _ in KEYS)
-          + f" {'steps':>6} {'wall s':>8}")
+          + f" {'steps':>6} {'s/step':>7} {'wall s':>8}")
     for n, res in results.items():
         cells = [f"{f * res.observables[k].mean:>12.5g} ± {f * res.observables[k].error:<9.2g}"
                  for k, _, f in KEYS]
-        print(f"{n:>6} " + " ".join(cells) + f" {res.steps:>6} {walls[n]:>8.0f}")
+        rate = step_rate_from_log(str(Path(args.out) / f"n{n}"))["s_per_step"]
+        print(f"{n:>6} " + " ".join(cells) + f" {res.steps:>6} {rate:>7.3f} {walls[n]:>8.0f}")
     ext = {k: extrapolate({n: (f * r.observables[k].mean, f * r.observables[k].error)
                            for n, r in results.items()}) for k, _, f in KEYS}
     if all(v is not None for v in ext.values()):
@@ -95,6 +119,8 @@ def main() -> None:
         print(f"target: |ΔE| = {1e3 * abs(de):.1f} mHa/atom (≤ 5: {abs(de) <= 5e-3}), "
               f"|ΔP|/P = {100 * abs(dp):.1f} % (≤ 5 %: {abs(dp) <= 0.05})")
     compare.plot(dirs, Path(args.out) / "compare.png")
+    if args.no_speed:
+        return
 
     print(f"\nOne optimization step, N = {args.sizes[0]}, batch {args.speed_batch} "
           "(compile excluded):")
