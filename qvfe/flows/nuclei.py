@@ -141,14 +141,24 @@ class ElectronNucleusFlow:
         return a * _bounded_mlp(mlp, feats) * envelope * (L / (2 * np.pi)) * jnp.sin(angle)
 
     def _layer(self, mlp, x: jax.Array, s: jax.Array):
-        # A Python loop over the nuclei (not lax.scan) keeps the trace plain for folx.
+        # lax.scan over the nuclei, not a Python loop: unrolled, the P steps (each differentiated
+        # twice by folx and once more for the gradient) made the step's compilation grow with P,
+        # to minutes at P = 32. folx can carry x through a scan because the scanned-over nuclei
+        # are not functions of the electron coordinates it differentiates.
         step = jax.vmap(_value_and_jacfwd(self._displacement), (None, 0, None))
         eye = jnp.eye(x.shape[1], dtype=x.dtype)
-        logdet = jnp.zeros((), x.dtype)
-        for nucleus in range(self.n_nuclei):
-            u, U = step(mlp, x - s[nucleus], None)  # (n, d), (n, d, d)
+
+        def one_nucleus(carry, s_nucleus):
+            x, logdet = carry
+            u, U = step(mlp, x - s_nucleus, None)  # (n, d), (n, d, d)
             _, ld = jnp.linalg.slogdet(eye + U)  # det > 0 by construction
-            x, logdet = x + u, logdet + jnp.sum(ld)
+            return (x + u, logdet + jnp.sum(ld)), None
+
+        # the first step outside the scan: folx needs the carry to depend on x when it enters
+        # (and cannot trace a scan of length 0, hence none for a single nucleus)
+        (x, logdet), _ = one_nucleus((x, jnp.zeros((), x.dtype)), s[0])
+        if self.n_nuclei > 1:
+            (x, logdet), _ = jax.lax.scan(one_nucleus, (x, logdet), s[1:])
         return x, logdet
 
     def forward_and_log_det(self, params: Params, x: jax.Array,
