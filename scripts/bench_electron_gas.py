@@ -11,7 +11,8 @@ With ``--train-seconds`` each point trains for that wall time (compilation inclu
 number of steps: the run is stopped at a checkpoint and evaluated from it, and the table gives the
 steps reached and the seconds per step read from the run's log. ``--concurrent`` trains the points
 side by side (one GPU shared by the processes, each allowed an equal part of 80 % of its memory:
-the two-layer step at batch 256 needs about 31 GiB, so an H200 holds two points, not four).
+the two-layer step at batch 256 needs about 31 GiB, so an H200 holds two points, not four; the
+eight-layer step at batch 128 needs more than 56 GiB, so one point at a time or batch 64).
 
     .venv/bin/python scripts/bench_electron_gas.py --steps 2000 --batch 256 --out runs/bench_heg
     .venv/bin/python scripts/bench_electron_gas.py --speed-only       # the step timings alone
