@@ -33,6 +33,11 @@ from qvfe.spec import KINDS, Spec, SpecError, load_spec
 from qvfe.stats import summarize_chunks
 
 
+# Gelman-Rubin's customary bound: above it the walkers (chains) disagree more than their own
+# fluctuations allow, and autocorrelation-aware error bars from them are likely too small.
+R_HAT_WARNING = 1.1
+
+
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived; a checkpoint of the last completed step was written."""
 
@@ -107,6 +112,12 @@ class Result:
                         f"{units.pressure_to_gpa(v.error):.2g} GPa)")
             lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {self.unit_of(k)}"
                          f"{also}{extra}")
+        unmixed = [k for k, v in self.observables.items()
+                   if v.extra.get("R_hat", 1.0) > R_HAT_WARNING]
+        if unmixed:
+            lines.append(f"  note: R_hat > {R_HAT_WARNING} for {', '.join(unmixed)}: the walkers "
+                         "had not mixed over the evaluation, so those error bars may be too "
+                         "small; evaluate more samples or raise sampler.mcmc_sweeps")
         kinds = {"_exact": "exact", "_ref": "reference", "_HF": "Hartree-Fock of the ground "
                  "determinant, the T -> 0 limit without flow"}
         for k, v in self.info.items():

@@ -187,3 +187,15 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path):
     resumed = qvfe.run(spec, out=killed, progress=False)
     for key in ("F", "E", "S"):
         assert resumed.observables[key].mean == full.observables[key].mean
+
+
+def test_table_warns_when_the_walkers_had_not_mixed():
+    from qvfe.problem import Estimate
+
+    def result(r_hat):
+        obs = {"F": Estimate(-0.5, 0.001, {"tau": 1.0, "R_hat": r_hat}),
+               "S": Estimate(0.2, 0.01, {"tau": 2.0, "R_hat": 1.01})}
+        return qvfe.Result("electron_gas", "hartree", "electron", obs, 4096, 10, 0, 1.0)
+
+    assert "R_hat > 1.1 for F:" in result(1.25).table()
+    assert "note" not in result(1.05).table()
