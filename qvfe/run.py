@@ -247,9 +247,16 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
         _write_lines(out / "log.jsonl", rows)
     state, step_fn, prepare_fn, _ = _compiled(problem, state)
     if restored is None and prepare_fn is not None:
-        state = prepare_fn(state)
-        if ckpt_dir is not None:  # prepare may be minutes of work (hydrogen's proton pre-fit)
-            checkpoint.save(ckpt_dir, 0, state, keep=spec.run.keep_checkpoints)
+        # prepare may be minutes of work (hydrogen's proton pre-fit): a signal meanwhile lets it
+        # finish and keeps it in the step-0 checkpoint; a second signal stops at once
+        with _StopFlag() as stop:
+            state = prepare_fn(state)
+            if ckpt_dir is not None:
+                checkpoint.save(ckpt_dir, 0, state, keep=spec.run.keep_checkpoints)
+        if stop.signum is not None:
+            raise RunInterrupted(
+                f"stopped by signal {stop.signum} while preparing"
+                + (f"; prepared state checkpointed, resume with `qvfe run {out}`" if out else ""))
     steps = spec.optim.steps
     bar = Progress(total=steps, start=step0, objective=problem.objective,
                    unit=f"{problem.units}/{problem.per}", enabled=progress,

@@ -161,11 +161,15 @@ def test_import_changes_no_global_jax_setting():
     assert r.returncode == 0, r.stderr
 
 
-def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path):
+def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path, monkeypatch):
     """``prepare`` (burn-in here; hydrogen's proton pre-fit too) is saved as a step-0 checkpoint, so
     a run killed before its first checkpoint keeps it: resumed from step 0 it gives the very
-    numbers of the uninterrupted run (preparing again would draw new walkers)."""
+    numbers of the uninterrupted run (preparing again would draw new walkers); so does one stopped
+    by SIGTERM while preparing."""
+    import dataclasses
+    import importlib
     import shutil
+    import threading
 
     raw = {"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 0, "dim": 2, "T": 0.5},
            "model": {"occupation_hidden": 4, "backflow_layers": 0},
@@ -188,6 +192,32 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path):
     for key in ("F", "E", "S"):
         assert resumed.observables[key].mean == full.observables[key].mean
 
+    # SIGTERM while preparing lets prepare finish, checkpoints it as step 0 and stops; resumed, the
+    # run equals the uninterrupted one. The signal is sent from inside prepare's trace, so it
+    # surely arrives while preparing.
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers need the main thread (pytest and xdist workers run tests there)
+    run_module = importlib.import_module("qvfe.run")  # the module, not the function qvfe.run
+    real_build = run_module.build_problem
+
+    def signalling_build(spec):
+        problem = real_build(spec)
+
+        def prepare(state):
+            os.kill(os.getpid(), signal.SIGTERM)  # at trace time, inside the jitted call
+            return problem.prepare(state)
+
+        return dataclasses.replace(problem, prepare=prepare)
+
+    monkeypatch.setattr(run_module, "build_problem", signalling_build)
+    with pytest.raises(run_module.RunInterrupted, match="while preparing"):
+        qvfe.run(spec, out=tmp_path / "stopped", progress=False)
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "stopped" / "checkpoints")] == [0]
+    monkeypatch.setattr(run_module, "build_problem", real_build)
+    resumed = qvfe.run(spec, out=tmp_path / "stopped", progress=False)
+    for key in ("F", "E", "S"):
+        assert resumed.observables[key].mean == full.observables[key].mean
+
 
 def test_table_warns_when_the_walkers_had_not_mixed():
     from qvfe.problem import Estimate
@@ -199,3 +229,4 @@ def test_table_warns_when_the_walkers_had_not_mixed():
 
     assert "R_hat > 1.1 for F:" in result(1.25).table()
     assert "note" not in result(1.05).table()
+
