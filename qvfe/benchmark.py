@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Mapping
 
-__all__ = ["step_throughput", "step_throughput_isolated", "train_with_command",
+__all__ = ["step_throughput", "step_throughput_isolated", "train_with_command", "train_runs",
            "step_rate_from_log"]
 
 
@@ -64,13 +64,15 @@ def step_throughput_isolated(raw_spec: Mapping[str, Any], n_steps: int = 5,
 
 
 def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool = False,
-                       time_limit: float | None = None, eval_samples: int | None = None) -> float:
+                       time_limit: float | None = None, eval_samples: int | None = None,
+                       env: Mapping[str, str] | None = None) -> float:
     """Write the spec next to ``out`` and train it with ``qvfe run`` (whose stall watchdog restarts
     a hung XLA step from the last checkpoint); returns the wall time in seconds.
 
     With ``time_limit`` (seconds, compilation and burn-in included) a run still training then is
     sent SIGTERM, which makes it write a checkpoint after the step in flight and stop; that
     checkpoint is then evaluated with ``qvfe eval`` (``eval_samples``, default the spec's).
+    ``env``: the child processes' environment (default this process's).
     """
     import signal
     from pathlib import Path
@@ -83,7 +85,7 @@ def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool 
     spec_file.write_text(load_spec(dict(raw_spec)).to_toml())
     cmd = [sys.executable, "-m", "qvfe.cli", "run", str(spec_file), "--out", str(out_dir)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd + ([] if progress else ["--no-progress"]))
+    proc = subprocess.Popen(cmd + ([] if progress else ["--no-progress"]), env=env)
     try:
         rc = proc.wait(timeout=time_limit)
     except subprocess.TimeoutExpired:
@@ -93,11 +95,35 @@ def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool 
             raise subprocess.CalledProcessError(rc, cmd)
         ev = [sys.executable, "-m", "qvfe.cli", "eval", str(out_dir)]
         subprocess.run(ev + (["--samples", str(eval_samples)] if eval_samples else []),
-                       check=True)
+                       check=True, env=env)
         return time.perf_counter() - t0
     if rc != 0:
         raise subprocess.CalledProcessError(rc, cmd)
     return time.perf_counter() - t0
+
+
+def train_runs(jobs: list[tuple[Mapping[str, Any], str]], *, concurrent: bool = False,
+               time_limit: float | None = None, eval_samples: int | None = None,
+               memory_share: float = 0.8) -> list[float]:
+    """``train_with_command`` for each ``(raw_spec, out)`` of ``jobs``; their wall times in order.
+
+    ``concurrent`` trains them side by side (a thread each, each thread's run a child process).
+    Children sharing one GPU then get an equal part of ``memory_share`` of its memory
+    (XLA_PYTHON_CLIENT_MEM_FRACTION), unless that is set already.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = None
+    if concurrent and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+        env = {**os.environ,
+               "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{memory_share / len(jobs):.2f}"}
+
+    def train(job: tuple[Mapping[str, Any], str]) -> float:
+        return train_with_command(job[0], job[1], time_limit=time_limit,
+                                  eval_samples=eval_samples, env=env)
+
+    with ThreadPoolExecutor(len(jobs) if concurrent else 1) as pool:
+        return list(pool.map(train, jobs))
 
 
 def step_rate_from_log(run_dir: str) -> dict[str, float]:

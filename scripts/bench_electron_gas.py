@@ -28,7 +28,6 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 
 import argparse  # noqa: E402
 import tomllib  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
@@ -67,29 +66,20 @@ def main() -> None:
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
-    if args.concurrent and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
-        share = 0.8 / (len(args.rs) * len(args.strength))
-        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{share:.2f}"
 
     import qvfe
     from qvfe import compare
-    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_with_command
+    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_runs
 
-    dirs, walls = [], {}
     if not args.speed_only:
-        def train(point: tuple[float, float]) -> tuple[Path, float]:
-            rs, strength = point
-            out = Path(args.out) / (f"n33_rs{rs:g}" + (f"_s{strength:g}" if strength != 1 else ""))
-            over = {"run.print_every": 50} if args.train_seconds is not None else {}
-            return out, train_with_command(raw_spec(rs, args, strength, **over), str(out),
-                                           time_limit=args.train_seconds,
-                                           eval_samples=args.samples)
-
+        over = {"run.print_every": 50} if args.train_seconds is not None else {}
         points = [(rs, st) for rs in args.rs for st in args.strength]
-        with ThreadPoolExecutor(len(points) if args.concurrent else 1) as pool:
-            for out, wall in pool.map(train, points):
-                walls[str(out)] = wall
-                dirs.append(out)
+        dirs = [Path(args.out) / (f"n33_rs{rs:g}" + (f"_s{st:g}" if st != 1 else ""))
+                for rs, st in points]
+        jobs = [(raw_spec(rs, args, st, **over), str(out)) for (rs, st), out in zip(points, dirs)]
+        times = train_runs(jobs, concurrent=args.concurrent, time_limit=args.train_seconds,
+                           eval_samples=args.samples)
+        walls = {str(out): wall for out, wall in zip(dirs, times)}
         steps = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
                  else f"{args.steps} steps")
         print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {steps}, batch "

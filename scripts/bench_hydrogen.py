@@ -28,7 +28,6 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import tomllib  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from qvfe.physics import units  # noqa: E402
@@ -74,24 +73,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run
-    if args.concurrent and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
-        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.8 / len(args.sizes):.2f}"
 
     import qvfe
     from qvfe import compare
     from qvfe import references as refs
-    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_with_command
+    from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_runs
 
-    def train(n: int) -> tuple[Path, float]:
-        out = Path(args.out) / f"n{n}"
-        over = {"run.print_every": 50} if args.train_seconds is not None else {}
-        return out, train_with_command(raw_spec(n, args, **over), str(out),
-                                       time_limit=args.train_seconds, eval_samples=args.samples)
-
-    with ThreadPoolExecutor(len(args.sizes) if args.concurrent else 1) as pool:
-        trained = list(pool.map(train, args.sizes))
-    dirs = [out for out, _ in trained]
-    walls = {n: wall for n, (_, wall) in zip(args.sizes, trained)}
+    over = {"run.print_every": 50} if args.train_seconds is not None else {}
+    dirs = [Path(args.out) / f"n{n}" for n in args.sizes]
+    times = train_runs([(raw_spec(n, args, **over), str(out)) for n, out in zip(args.sizes, dirs)],
+                       concurrent=args.concurrent, time_limit=args.train_seconds,
+                       eval_samples=args.samples)
+    walls = dict(zip(args.sizes, times))
     budget = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
               else f"{args.steps} steps")
     print(f"\nDense hydrogen, rs = 1.25, T = 6000 K: {budget}, batch {args.batch}, "

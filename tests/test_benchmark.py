@@ -1,5 +1,7 @@
 """Step-throughput measurement used by the benchmark scripts (structure only, no timing targets)."""
 
+from pathlib import Path
+
 import qvfe
 from qvfe.benchmark import step_throughput, step_throughput_isolated
 
@@ -34,3 +36,14 @@ def test_step_rate_from_log_leaves_out_the_compile_step(tmp_path):
         "".join(json.dumps({"step": k, "wall_s": w}) + "\n" for k, w in walls.items()))
     rate = step_rate_from_log(str(tmp_path))
     assert rate == {"steps": 8.0, "s_per_step": 0.25}
+
+
+def test_train_runs_side_by_side(tmp_path):
+    from qvfe.benchmark import train_runs
+
+    raw = {**TINY, "optim": {"steps": 2}, "eval": {"samples": 16}}
+    outs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    walls = train_runs([(raw, outs[0]), ({**raw, "run": {"seed": 1}}, outs[1])], concurrent=True)
+    assert len(walls) == 2 and min(walls) > 0
+    results = [qvfe.Result.from_json(Path(o) / "result.json") for o in outs]
+    assert [r.steps for r in results] == [2, 2] and [r.seed for r in results] == [0, 1]
