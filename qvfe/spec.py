@@ -311,9 +311,15 @@ class HydrogenSystem:
                         "proton_positions)", choices=("periodic", "isolated"))
     rs: float = opt(0.0, doc="Wigner-Seitz radius per proton in bohr (periodic; 0 when "
                     "isolated)", lo=0.0, hi=100.0)
-    proton_positions: tuple[float, ...] = opt((), doc="isolated: x, y, z of every proton in "
-                                              "bohr, one flat list of 3·n_protons numbers",
+    proton_positions: tuple[float, ...] = opt((), doc="x, y, z of every proton in bohr, one "
+                                              "flat list of 3·n_protons numbers: isolated, "
+                                              "required; periodic, optional: protons clamped "
+                                              "there (static lattice) instead of sampled",
                                               lo=-1000.0, hi=1000.0)
+    proton_lattice: str = opt("", doc="periodic: clamp the protons on this cubic lattice "
+                              "filling the box (static-lattice calculation; n_protons must be "
+                              "m³ for 'sc', 2m³ for 'bcc', 4m³ for 'fcc'); empty: sampled",
+                              choices=("", "sc", "bcc", "fcc"))
     n_up: int = opt(-1, doc="spin-up electrons (-1: ceil(n_protons/2))", lo=-1, hi=256)
     n_down: int = opt(-1, doc="spin-down electrons (-1: floor(n_protons/2))", lo=-1, hi=256)
     coupling: float = opt(1.0, doc="strength λ of all Coulomb interactions (0: ideal gases)",
@@ -565,9 +571,24 @@ def _check_hydrogen(spec: Spec) -> None:
         if s.rs <= 0:
             raise SpecError(f"system.rs = {s.rs} is invalid: must be > 0 for "
                             "system.boundary = 'periodic'")
-        if s.proton_positions:
-            raise SpecError("system.proton_positions is invalid for system.boundary = "
-                            "'periodic': must be empty (the protons are sampled)")
+        if s.proton_positions and s.proton_lattice:
+            raise SpecError("system.proton_positions and system.proton_lattice are invalid "
+                            "together: give at most one (clamped protons)")
+        if s.proton_positions and len(s.proton_positions) != 3 * s.n_protons:
+            raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "
+                            f"must have 3·n_protons = {3 * s.n_protons} (or none: sampled "
+                            "protons)")
+        if s.proton_lattice:
+            per_cell = {"sc": 1, "bcc": 2, "fcc": 4}[s.proton_lattice]
+            cells = round((s.n_protons / per_cell) ** (1 / 3))
+            if per_cell * cells**3 != s.n_protons:
+                raise SpecError(f"system.n_protons = {s.n_protons} is invalid for "
+                                f"system.proton_lattice = {s.proton_lattice!r}: must be "
+                                f"{per_cell}·m³ (m = 1, 2, ...)")
+        if (s.proton_positions or s.proton_lattice) and spec.model.proton_prefit_steps:
+            raise SpecError(f"model.proton_prefit_steps = {spec.model.proton_prefit_steps} is "
+                            "invalid with clamped protons (system.proton_positions or "
+                            "system.proton_lattice): must be 0")
         if s.twist and len(s.twist) != 3:
             raise SpecError(f"system.twist = {list(s.twist)} is invalid: must be empty (Γ point) "
                             "or have 3 components")
@@ -583,22 +604,31 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "
                             f"must have 3·n_protons = {3 * s.n_protons} for system.boundary = "
                             "'isolated'")
-        if s.rs != 0.0 or s.twist:
-            raise SpecError("system.rs and system.twist are invalid for system.boundary = "
-                            "'isolated': must be left out (0 and empty)")
+        if s.rs != 0.0 or s.twist or s.proton_lattice:
+            raise SpecError("system.rs, system.twist and system.proton_lattice are invalid for "
+                            "system.boundary = 'isolated': must be left out (0 and empty)")
         if spec.model.proton_prefit_steps:
             raise SpecError(f"model.proton_prefit_steps = {spec.model.proton_prefit_steps} is "
                             "invalid for system.boundary = 'isolated' (clamped protons): must "
                             "be 0")
-        pos = [s.proton_positions[i:i + 3] for i in range(0, len(s.proton_positions), 3)]
-        for i in range(len(pos)):
-            for j in range(i):
-                if math.dist(pos[i], pos[j]) < 1e-3:
-                    raise SpecError(f"system.proton_positions: protons {j} and {i} coincide "
-                                    "(must be ≥ 0.001 bohr apart)")
+    _check_distinct_protons(s.proton_positions, box_length=(
+        (4 * math.pi * s.n_protons / 3) ** (1 / 3) * s.rs if s.boundary == "periodic" else None))
     if not spec.run.x64:
         raise SpecError("run.x64 = false is invalid for hydrogen: the Coulomb energies need "
                         "float64 (must be true)")
+
+
+def _check_distinct_protons(flat: tuple[float, ...], box_length: float | None) -> None:
+    """No two clamped protons within 0.001 bohr (of each other's images, in a periodic box)."""
+    pos = [flat[i:i + 3] for i in range(0, len(flat), 3)]
+    for i in range(len(pos)):
+        for j in range(i):
+            d = [a - b for a, b in zip(pos[i], pos[j])]
+            if box_length is not None:
+                d = [x - box_length * round(x / box_length) for x in d]
+            if math.hypot(*d) < 1e-3:
+                raise SpecError(f"system.proton_positions: protons {j} and {i} coincide "
+                                "(must be ≥ 0.001 bohr apart)")
 
 
 def default_spec_text() -> str:

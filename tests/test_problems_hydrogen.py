@@ -272,3 +272,73 @@ def test_proton_prefit_needs_the_coupling_flow(model):
     raw["model"].update(model)
     with pytest.raises(SpecError, match="model.proton_prefit_steps = 10 is invalid"):
         qvfe.load_spec(raw)
+
+
+@pytest.mark.parametrize("system", [
+    {"n_protons": 2, "proton_lattice": "bcc"},
+    {"n_protons": 14, "proton_positions": list(np.random.default_rng(3).uniform(0, 5, 42))},
+])
+def test_clamped_protons_with_the_ground_determinant_give_hf_plus_madelung(system):
+    """Static lattice, ground determinant, no flow: the electron density is uniform, so the
+    electron–proton energy vanishes on average and E = E_HF(electron gas) + the protons' Madelung
+    energy in their background, exactly (bcc: −0.895929/rs per proton). Closed shells: 1 + 1 and
+    7 + 7 electrons, the latter with 14 protons anywhere."""
+    raw = _raw(rs=1.25, T_kelvin=6000.0, coupling=1.0, batch=256, samples=256 * 48, **system)
+    raw["model"].update(electrons="ground", nuclei_layers=0, backflow_layers=0)
+    result = qvfe.run(qvfe.load_spec(raw), progress=False)
+    n = system["n_protons"]
+    L = hydrogen.box_length(1.25, n)
+    from qvfe.physics import heg
+    from qvfe.physics.ewald import make_ewald
+    from qvfe.physics.orbitals import plane_wave_orbitals
+    k, _ = plane_wave_orbitals(3, L, n // 2, np.zeros(3))
+    hf = heg.hf_energy([k, k], L * np.eye(3))
+    pos = hydrogen.lattice_positions("bcc", 2, L) if n == 2 else np.reshape(
+        system["proton_positions"], (n, 3))
+    madelung = float(make_ewald(L * np.eye(3), np.ones(n)).energy(jnp.asarray(pos)))
+    if n == 2:
+        assert madelung / n == pytest.approx(-0.895929 / 1.25, abs=1e-6)
+    exact = (hf.kinetic + hf.exchange + hf.madelung + madelung) / n
+    assert result.info["E_HF"] == pytest.approx(exact, abs=1e-10)
+    e = result.observables["E"]
+    assert abs(e.mean - exact) <= 3 * e.error, (e, exact)
+    assert e.error < 0.02
+    assert result.observables["K"].mean == pytest.approx(hf.kinetic / n, abs=1e-9)
+    # no proton kinetic energy or entropy: S is the electrons' (zero in the ground state)
+    assert result.observables["S"].mean == pytest.approx(0.0, abs=1e-9)
+    assert result.observables["F"].mean == pytest.approx(e.mean, abs=1e-12)
+
+
+def test_clamped_protons_ideal_electrons_and_steps(tmp_path):
+    """λ = 0 with clamped protons: the electrons' canonical ideal gas alone (no proton terms);
+    then a few interacting steps move the electrons only (q has no parameters) and keep the
+    virial pressure P V = (2K + V)/3."""
+    result = qvfe.run(_spec(n_protons=2, proton_lattice="bcc"), progress=False)
+    assert "clamped_protons" in result.info
+    for key in ("F", "E", "S", "P"):
+        est, exact = result.observables[key], result.info[f"{key}_exact"]
+        assert abs(est.mean - exact) <= 3.0 * est.error + 1e-9, (key, est, exact)
+    pr = hydrogen.ideal_proton_gas(2, result.info["box_length"] ** 3, result.info["T"])
+    assert abs(result.info["S_exact"] * 2 - pr["S"]) > 1.0  # the proton gas is not in it
+
+    raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=3, batch=32,
+               proton_lattice="bcc")
+    result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
+    obs, L = result.observables, result.info["box_length"]
+    assert all(np.isfinite(v.mean) for v in obs.values())
+    assert obs["P"].mean == pytest.approx(2 * (2 * obs["K"].mean + obs["V"].mean) / (3 * L**3),
+                                          rel=1e-10)
+
+
+def test_lattice_positions_fill_the_box():
+    for kind, per_cell in (("sc", 1), ("bcc", 2), ("fcc", 4)):
+        pos = hydrogen.lattice_positions(kind, per_cell * 8, 6.0)
+        assert pos.shape == (per_cell * 8, 3) and pos.min() >= 0 and pos.max() < 6.0
+        d = pos[:, None] - pos[None]
+        d = d - 6.0 * np.round(d / 6.0)
+        r = np.linalg.norm(d, axis=-1)[np.triu_indices(len(pos), 1)]
+        a = 3.0  # conventional cube of a 2 x 2 x 2 supercell
+        assert r.min() == pytest.approx({"sc": a, "bcc": a * np.sqrt(3) / 2,
+                                         "fcc": a / np.sqrt(2)}[kind], rel=1e-12)
+    with pytest.raises(ValueError, match="do not fill"):
+        hydrogen.lattice_positions("bcc", 6, 6.0)

@@ -53,8 +53,18 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (H_PERIODIC, {"system.n_up": 3, "system.n_down": 0}, "must equal system.n_protons = 2"),
     (H_PERIODIC, {"system.T_kelvin": 0.0}, "system.T_kelvin = 0.0 is invalid: must be a number "
      "in (0.0"),
-    (H_PERIODIC, {"system.proton_positions": [0, 0, 0, 1, 1, 1]},
-     "must be empty (the protons are sampled)"),
+    (H_PERIODIC, {"system.proton_positions": [0, 0, 0, 1, 1]},
+     "system.proton_positions has 5 numbers: must have 3·n_protons = 6"),
+    (H_PERIODIC, {"system.proton_positions": [0, 0, 0, 1, 1, 1], "system.proton_lattice": "bcc"},
+     "system.proton_positions and system.proton_lattice are invalid together"),
+    (H_PERIODIC, {"system.proton_positions": [0, 0, 0, 2.53873, 0, 0]},
+     "protons 0 and 1 coincide"),  # periodic images: L = 2.53873 at rs = 1.25, 2 protons
+    (H_PERIODIC, {"system.proton_lattice": "fcc"}, "system.n_protons = 2 is invalid for "
+     "system.proton_lattice = 'fcc': must be 4·m³"),
+    (H_PERIODIC, {"system.proton_lattice": "hcp"}, "system.proton_lattice = 'hcp' is invalid"),
+    (H_PERIODIC, {"system.proton_lattice": "bcc", "model.proton_flow": "coupling",
+                  "model.proton_prefit_steps": 5}, "model.proton_prefit_steps = 5 is invalid "
+     "with clamped protons"),
     (H_PERIODIC, {"run.x64": False}, "run.x64 = false is invalid for hydrogen"),
     (H_PERIODIC, {"model.cusp_scale": 0.0}, "model.cusp_scale = 0.0 is invalid"),
     (H_PERIODIC, {"system.n_protons": 4, "system.n_orbitals": 1},

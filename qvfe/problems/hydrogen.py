@@ -19,6 +19,13 @@ temperature T given in kelvin. Two boundary modes:
   :func:`screened_proton_energy`): a uniform start puts pairs of protons within a bohr, which
   costs about 0.2 Ha/atom, and the joint training's score-function gradient for q, carried by
   the electrons' local energies, is too noisy to remove it (README, dense hydrogen).
+  With ``system.proton_lattice`` (sc, bcc, fcc) or ``system.proton_positions`` the protons are
+  clamped instead (q(S) = δ(S − S₀), a static-lattice calculation): F, E, S and K are then the
+  electrons' alone, V holds every Coulomb energy (the protons' Madelung energy included), and
+  P = (2K + V)/(3V) is the pressure where the protons feel no force (any site of a Bravais
+  lattice, bcc and fcc; elsewhere the virial misses Σ R·F). With the ground determinant and no
+  flow the electron density is uniform, so E = E_HF(electron gas) + Madelung(protons) exactly
+  (``E_HF`` in ``info``).
 * ``isolated`` (molecules, the tests' anchors): protons clamped at given positions (S fixed,
   ln q = 0), open space, base orbitals from Gaussians on the protons
   (``qvfe.physics.molecular_orbitals``), open electron–nucleus layer and backflow.
@@ -63,7 +70,8 @@ from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
-from qvfe.problems.electron_gas import MAX_ORBITALS, auto_orbital_count
+from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count,
+                                        hartree_fock_reference)
 from qvfe.spec import SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
@@ -90,6 +98,18 @@ def ideal_proton_gas(n: int, volume: float, T: float) -> dict[str, float]:
     f = T * (float(gammaln(n + 1)) + 3 * n * np.log(lam) - n * np.log(volume))
     e = 1.5 * n * T
     return {"F": f, "E": e, "S": (e - f) / T}
+
+
+def lattice_positions(lattice: str, n_protons: int, box_length: float) -> np.ndarray:
+    """(n, 3) sites of a cubic lattice ('sc', 'bcc', 'fcc') of m³ conventional cells filling the
+    box, m = (n_protons / sites per cell)^{1/3}."""
+    basis = {"sc": [[0, 0, 0]], "bcc": [[0, 0, 0], [0.5, 0.5, 0.5]],
+             "fcc": [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]}[lattice]
+    m = round((n_protons / len(basis)) ** (1 / 3))
+    if len(basis) * m**3 != n_protons:
+        raise ValueError(f"{n_protons} protons do not fill m³ {lattice} cells")
+    cells = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+    return (box_length / m) * (cells + np.asarray(basis, dtype=np.float64)).reshape(-1, 3)
 
 
 def thomas_fermi_wavenumber(rs: float) -> float:
@@ -232,7 +252,12 @@ def build(spec: Any) -> Problem:
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
         occupations = _occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
-        nuclei_model = proton_density(spec)
+        if s.proton_lattice or s.proton_positions:
+            clamped = (lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
+                       np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3))
+            nuclei_model = ClampedNuclei(np.mod(clamped, L))
+        else:
+            clamped, nuclei_model = None, proton_density(spec)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
                                           length_scale=s.rs, cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
                                           n_layers=m.nuclei_layers)
@@ -261,7 +286,19 @@ def build(spec: Any) -> Problem:
             out["P"] = n_p * (2.0 * out["K"] + per_sample["V"]) / (3.0 * volume)
             return out
 
-        derived, observable_units = proton_terms, {"P": "Ha/bohr^3"}
+        def static_lattice_pressure(per_sample: dict) -> dict:
+            """Clamped protons: the electrons' F, E, S and all Coulomb energies, no proton terms."""
+            return {"P": n_p * (2.0 * per_sample["K"] + per_sample["V"]) / (3.0 * volume)}
+
+        derived = proton_terms if clamped is None else static_lattice_pressure
+        observable_units = {"P": "Ha/bohr^3"}
+        if clamped is not None:
+            ewald_pp = make_ewald(L * np.eye(3), np.ones(n_p))
+            info["clamped_protons"] = clamped.tolist()
+            info["proton_madelung"] = float(ewald_pp.energy(jnp.asarray(clamped))) / n_p
+            e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
+            if e_hf is not None:  # uniform electron density: no electron–proton energy
+                info["E_HF"] = (n_e * e_hf + s.coupling * n_p * info["proton_madelung"]) / n_p
         if m.proton_prefit_steps:
             prefit = _screened_proton_prefit(spec, nuclei_model, T)
             info["proton_prefit"] = {"steps": m.proton_prefit_steps, "batch": PREFIT_BATCH,
@@ -274,11 +311,12 @@ def build(spec: Any) -> Problem:
                 ex = {"F": e0, "E": e0, "S": 0.0}
             else:
                 ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
-            pr = ideal_proton_gas(n_p, volume, T)
+            pr = (ideal_proton_gas(n_p, volume, T) if clamped is None else
+                  {"F": 0.0, "E": 0.0, "S": 0.0})
             info.update({"F_exact": (float(ex["F"]) + pr["F"]) / n_p,
                          "E_exact": (float(ex["E"]) + pr["E"]) / n_p,
                          "S_exact": (float(ex["S"]) + pr["S"]) / n_p,
-                         "P_exact": (2.0 * float(ex["E"]) + 3.0 * n_p * T) / (3.0 * volume)})
+                         "P_exact": (2.0 * float(ex["E"]) + 2.0 * pr["E"]) / (3.0 * volume)})
         box = L
     else:
         from qvfe.physics.molecular_orbitals import (POLARISATION_EXPONENTS, molecular_orbitals,
