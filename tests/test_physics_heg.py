@@ -172,3 +172,17 @@ def test_hf_exchange_kernel_is_the_fourier_coefficient_of_the_ewald_potential(la
                                          / volume, rel=1e-14)
     assert quadrature == pytest.approx(two.exchange, rel=3e-4)
     assert two.madelung == pytest.approx(ew.madelung, rel=1e-9)
+
+
+def test_lindhard_function_limits_and_rpa_dielectric():
+    """f(0) = 1 with f ≈ 1 − x²/3, f(1) = 1/2 approached from both sides, f ≈ 1/(3x²) + 1/(15x⁴)
+    for large x; ε's long-wavelength limit is Thomas–Fermi's 1 + 4k_F/(πq²)."""
+    x = np.array([0.0, 1e-3, 1 - 1e-7, 1.0, 1 + 1e-7, 40.0])
+    f = heg.lindhard(x)
+    assert f[0] == 1.0 and f[1] == pytest.approx(1 - 1e-6 / 3, abs=1e-12)
+    assert f[2:5] == pytest.approx([0.5, 0.5, 0.5], abs=1e-5)
+    assert f[5] == pytest.approx(1 / (3 * 40.0**2) + 1 / (15 * 40.0**4), rel=1e-6)
+    assert np.all(np.diff(heg.lindhard(np.linspace(0, 5, 501))) < 0)  # decreasing
+    k_f = heg.fermi_wavevector(1.25, 3, polarized=False)
+    q = 1e-4
+    assert heg.rpa_dielectric(q, 1.25) == pytest.approx(1 + 4 * k_f / (np.pi * q**2), rel=1e-8)

@@ -13,7 +13,9 @@ reproduce in its limits, all in Hartree atomic units:
   3D, closed forms in 2D) and for a gas of given polarisation, and its finite-T exchange energy
   (3D);
 * the Hartree-Fock energy of a finite plane-wave determinant in a periodic cell with the Ewald
-  interaction: the exact T -> 0 target of a calculation with the ground occupation and no flow.
+  interaction: the exact T -> 0 target of a calculation with the ground occupation and no flow;
+* the static Lindhard function and the RPA dielectric function of the 3D gas (linear screening
+  of charges in the gas, as hydrogen's proton pre-fit uses it).
 
 These are reference functions evaluated once (numpy/scipy, float64), not traced by JAX.
 """
@@ -49,6 +51,8 @@ __all__ = [
     "ground_state_kvectors",
     "HFEnergy",
     "hf_energy",
+    "lindhard",
+    "rpa_dielectric",
 ]
 
 
@@ -390,3 +394,31 @@ def hf_energy(kvectors_by_spin: list[np.ndarray] | tuple[np.ndarray, ...],
         exchange -= 0.5 * float(np.sum(coeff)) / volume
     madelung = 0.5 * n_total * madelung_constant(lattice)
     return HFEnergy(kinetic, exchange, madelung, kinetic + exchange + madelung)
+
+
+def lindhard(x: np.ndarray | float) -> np.ndarray:
+    """Static Lindhard function of the 3D gas at T = 0, normalised to 1 at x = q/(2k_F) = 0:
+
+        f(x) = 1/2 + (1 − x²)/(4x) ln|(1 + x)/(1 − x)|,
+
+    f(1) = 1/2 (the 2k_F kink), f ≈ 1/(3x²) for x ≫ 1. χ₀(q) = (k_F/π²) f(q/2k_F) per unit volume
+    for both spins.
+    """
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    out = np.ones_like(x)
+    small = x < 1e-6
+    near = np.abs(x - 1.0) < 1e-12
+    mid = ~(small | near)
+    xm = x[mid]
+    out[mid] = 0.5 + (1.0 - xm**2) / (4.0 * xm) * np.log(np.abs((1.0 + xm) / (1.0 - xm)))
+    out[small] = 1.0 - x[small] ** 2 / 3.0
+    out[near] = 0.5
+    return out
+
+
+def rpa_dielectric(q: np.ndarray | float, rs: float) -> np.ndarray:
+    """ε(q) = 1 + (k_TF/q)² f(q/2k_F) of the unpolarised 3D gas at rs (random-phase approximation,
+    Lindhard f); its q → 0 limit is Thomas–Fermi's 1 + k_TF²/q², k_TF² = 4k_F/π."""
+    k_f = fermi_wavevector(rs, 3, polarized=False)
+    q = np.asarray(q, dtype=np.float64)
+    return 1.0 + (4.0 * k_f / np.pi) / q**2 * lindhard(q / (2.0 * k_f))
