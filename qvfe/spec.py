@@ -334,14 +334,16 @@ class HydrogenSystem:
 class HydrogenModel(QuantumModel):
     """The quantum model plus the proton flow and the electron-nucleus layers."""
 
-    proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'coupling' "
-                           "(spline coupling layers with a pair push; can make the pair hole) or "
-                           "'backflow' (contraction-bounded periodic backflow)",
-                           choices=("coupling", "backflow"))
+    proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'push' (half of "
+                           "the protons pushed aside in 3D by each of the other half; the "
+                           "closest to the screened liquid), 'coupling' (spline coupling layers "
+                           "with a pair push along one axis) or 'backflow' (contraction-bounded "
+                           "periodic backflow)", choices=("push", "coupling", "backflow"))
     proton_layers: int = opt(1, doc="layers of the proton flow q(S) (0: uniform protons; "
                              "coupling: a layer moves each proton once along each axis, half of "
                              "them at a time by a bit of their index, so ⌈log₂ n_protons⌉ layers "
-                             "let every pair push apart)", lo=0, hi=16)
+                             "let every pair push apart; push: a layer lets every proton push "
+                             "every other one once, 2⌈log₂ n_protons⌉ half-steps)", lo=0, hi=16)
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
     proton_bins: int = opt(8, doc="spline bins per axis step of the coupling proton flow",
                            lo=1, hi=64)
@@ -349,7 +351,12 @@ class HydrogenModel(QuantumModel):
                                    "training: q(S) fitted by the pathwise gradient to protons "
                                    "that the electrons screen linearly (Thomas-Fermi Yukawa "
                                    "pairs), batch 128 (0: start from uniform protons; needs "
-                                   "proton_flow = 'coupling')", lo=0, hi=100000)
+                                   "proton_flow = 'push' or 'coupling')", lo=0, hi=100000)
+    proton_prefit_screening: str = opt("thomas_fermi", doc="electrons' linear screening of "
+                                       "the protons in the pre-fit: 'thomas_fermi' (Yukawa "
+                                       "pairs) or 'lindhard' (RPA dielectric function, which "
+                                       "screens less at the proton spacing)",
+                                       choices=("thomas_fermi", "lindhard"))
     proton_prefit_lr: float = opt(0.01, doc="Adam rate of the proton pre-fit (cosine-decayed; "
                                   "0.03 diverged at n_protons = 16)", lo=0.0, lo_open=True,
                                   hi=1.0)
@@ -593,12 +600,13 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"system.twist = {list(s.twist)} is invalid: must be empty (Γ point) "
                             "or have 3 components")
         m = spec.model
-        if m.proton_prefit_steps and (m.proton_flow != "coupling" or m.proton_layers == 0
+        if m.proton_prefit_steps and (m.proton_flow == "backflow" or m.proton_layers == 0
                                       or s.n_protons < 2):
             raise SpecError(f"model.proton_prefit_steps = {m.proton_prefit_steps} is invalid "
                             f"with model.proton_flow = {m.proton_flow!r}, model.proton_layers = "
                             f"{m.proton_layers} and system.n_protons = {s.n_protons}: must be 0 "
-                            "unless the flow is 'coupling' with ≥ 1 layer and ≥ 2 protons")
+                            "unless the flow is 'push' or 'coupling' with ≥ 1 layer and ≥ 2 "
+                            "protons")
     else:
         if len(s.proton_positions) != 3 * s.n_protons:
             raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "

@@ -1,16 +1,18 @@
-"""Proton flow densities (backflow and spline coupling): uniform at init, normalised, exact samples,
-invariance and periodicity."""
+"""Proton flow densities (backflow, spline coupling and 3D pair push): uniform at init,
+normalised, exact samples, invariance and periodicity."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qvfe.flows.particles import PeriodicCouplingDensity, PeriodicParticleDensity, fit_to_boltzmann
+from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
+                                  PeriodicPushDensity, fit_to_boltzmann)
 
 L = 2.0
 BACKFLOW = PeriodicParticleDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=2)
 COUPLING = PeriodicCouplingDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=4, bins=4)
+PUSH = PeriodicPushDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=4, length_scale=0.5)
 
 
 def perturbed(params, key, scale):
@@ -23,12 +25,14 @@ def perturbed(params, key, scale):
 PERTURBED = {"backflow": (BACKFLOW, perturbed(BACKFLOW.init(jax.random.PRNGKey(0)),
                                                jax.random.PRNGKey(1), 3.0)),
              "coupling": (COUPLING, perturbed(COUPLING.init(jax.random.PRNGKey(0)),
-                                              jax.random.PRNGKey(1), 0.3))}
+                                              jax.random.PRNGKey(1), 0.3)),
+             "push": (PUSH, perturbed(PUSH.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1),
+                                      1.0))}
 
 
 def to_uniform(q, params, s):
     """G(S), the map from a configuration to its uniform variable."""
-    if isinstance(q, PeriodicCouplingDensity):
+    if isinstance(q, (PeriodicCouplingDensity, PeriodicPushDensity)):
         return q.forward(params, s)[0]
     return q.flow.forward(params, s)
 
@@ -192,3 +196,58 @@ def test_reparameterized_samples_carry_their_parameter_derivative():
     with pytest.raises(ValueError, match="pathwise"):
         fit_to_boltzmann(PeriodicParticleDensity(n=2, dim=2, box_length=L), {}, lambda s: 0.0,
                          key, 1, gradient="pathwise")
+
+
+def test_push_log_det_inverse_and_pair_hole():
+    """The push flow's ln|det| equals slogdet of its Jacobian and the inverse undoes it (3D, five
+    particles, halves of unequal size); one fixed particle with a saturated push thins the moving
+    particle's density at its position by (1 − a)³, a = contraction/(7/4 + √3) the amplitude of
+    ElectronNucleusFlow's step (its Lipschitz bound covers the features' gradients too)."""
+    q = PeriodicPushDensity(n=5, dim=3, box_length=3.0, hidden=(8,), n_layers=6)
+    params = perturbed(q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
+    s = 3.0 * jax.random.uniform(jax.random.PRNGKey(2), (5, 3))
+    u, logdet = q.forward(params, s)
+    jac = jax.jacfwd(lambda x: q.forward(params, x.reshape(5, 3))[0].ravel())(s.ravel())
+    sign, ref = jnp.linalg.slogdet(jac)
+    assert float(sign) == 1.0
+    np.testing.assert_allclose(float(logdet), float(ref), atol=1e-10)
+    back = q._invert_one(params, u)
+    np.testing.assert_allclose(np.mod(np.asarray(back - s) + 1.5, 3.0) - 1.5, 0.0, atol=1e-10)
+    assert [list(m) for m in q._split(4)] == [[0, 1, 2, 3], [4]]  # bit 2: 4 alone is fixed
+
+    pair = PeriodicPushDensity(n=2, dim=3, box_length=3.0, hidden=(4,), n_layers=1)
+    mlp = pair.init(jax.random.PRNGKey(0))["layers"][0]
+    w, b = mlp[-1]
+    # the bounded MLP's tanh output saturates at −1: η v(D) ≈ −a D near the fixed particle
+    strong = {"layers": [mlp[:-1] + [(w, b - 50.0)]]}
+    fixed = jnp.array([1.0, 1.0, 1.0])
+    at = pair.log_prob_one(strong, jnp.stack([fixed, fixed]))
+    far = pair.log_prob_one(strong, jnp.stack([fixed + 1.5, fixed]))
+    a = 0.9 / (1.75 + np.sqrt(3.0))
+    np.testing.assert_allclose(float(at + 2 * q.log_volume), 3 * np.log(1 - a), atol=1e-6)
+    assert float(far) > float(at) + 0.5  # a hole: denser away from the fixed particle
+
+
+def test_push_learns_a_repulsive_pair_to_the_exact_free_energy():
+    """As the coupling test below: two particles with a Gaussian-core repulsion on the 2-D torus,
+    the push flow fitted by the pathwise gradient comes within 0.012 of the exact βF (the uniform
+    q's gap is 0.25). The coupling flow gets closer on this narrow 2-D core (0.002): the hole's
+    depth e^{−4} takes the push several steps of at most (1 − a)² each (four layers: 0.013,
+    eight: 0.009); on 16 screened protons in 3D the push is the better one (README)."""
+    q = PeriodicPushDensity(n=2, dim=2, box_length=L, hidden=(16,), n_layers=8, length_scale=0.5)
+    core = 0.3
+
+    def beta_v(d):
+        d = d - L * jnp.round(d / L)
+        return 4.0 * jnp.exp(-jnp.sum(d**2, -1) / (2 * core**2))
+
+    grid = (np.arange(400) + 0.5) * L / 400
+    mesh = jnp.asarray(np.stack(np.meshgrid(grid, grid), -1))
+    beta_f_exact = -np.log(L**4 * np.mean(np.exp(-np.asarray(beta_v(mesh)))))
+    params = fit_to_boltzmann(q, q.init(jax.random.PRNGKey(0)), lambda s: beta_v(s[0] - s[1]),
+                              jax.random.PRNGKey(1), 300, 256, lr=0.01, gradient="pathwise")
+    s = q.sample(params, jax.random.PRNGKey(9), 20000)
+    f = np.asarray(beta_v(s[:, 0] - s[:, 1]) + q.log_prob(params, s))
+    f_var, f_err = f.mean(), f.std() / np.sqrt(f.size)
+    assert f_var > beta_f_exact - 3 * f_err
+    assert f_var - beta_f_exact < 0.012, (f_var, beta_f_exact, f_err)

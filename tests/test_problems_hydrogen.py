@@ -228,13 +228,21 @@ def test_thomas_fermi_wavenumber_and_screened_proton_energy():
         np.exp(-k * 0.5) / 0.5, rel=1e-12)
 
 
-def test_proton_prefit_reaches_the_exact_screened_pair_free_energy():
-    """model.proton_prefit_steps: ``prepare`` fits q to two Thomas–Fermi-screened protons at
-    rs = 1.25, T = 6000 K (βv ≈ 7 even at half the box). Their exact βF = −ln(V ∫ e^{−βv} d³r)
-    by a 64³ quadrature of the relative coordinate (96³ changes it by 2e-6); the fitted q's βF
-    must lie above it within 3σ and within 0.2 of it (the uniform q's gap is 8.2)."""
+@pytest.mark.parametrize("flow, screening", [
+    ("coupling", "thomas_fermi"),  # the others: the same path with another flow or energy
+    pytest.param("push", "thomas_fermi", marks=pytest.mark.slow),
+    pytest.param("coupling", "lindhard", marks=pytest.mark.slow)])
+def test_proton_prefit_reaches_the_exact_screened_pair_free_energy(flow, screening):
+    """model.proton_prefit_steps: ``prepare`` fits q to two screened protons at rs = 1.25,
+    T = 6000 K (βv ≈ 7 even at half the box). Their exact βF = −ln(V ∫ e^{−βv} d³r) by a 64³
+    quadrature of the relative coordinate (96³ changes it by 2e-6); the fitted q's βF must lie
+    above it within 3σ and within 0.2 of it (the uniform q's gap is 8.2)."""
     raw = _raw(n_protons=2, rs=1.25, T_kelvin=6000.0, coupling=1.0, batch=16)
-    raw["model"].update(proton_flow="coupling", proton_prefit_steps=200)
+    # the push's steps thin q by at most (1 − a)³ each: two protons in a 2.5-bohr box, βv > 7
+    # everywhere, need more of them than the coupling's 12 axis steps
+    raw["model"].update(proton_flow=flow, proton_prefit_steps=200,
+                        proton_prefit_screening=screening,
+                        proton_layers=4 if flow == "push" else 1)
     raw["sampler"]["burn_in"] = 1
     spec = qvfe.load_spec(raw)
     problem = qvfe.build_problem(spec)
@@ -243,10 +251,11 @@ def test_proton_prefit_reaches_the_exact_screened_pair_free_energy():
 
     T = units.kelvin_to_hartree(6000.0)
     L = hydrogen.box_length(1.25, 2)
-    energy = hydrogen.screened_proton_energy(L, hydrogen.thomas_fermi_wavenumber(1.25))
+    energy = (hydrogen.linear_response_proton_energy(L, 1.25, 2) if screening == "lindhard"
+              else hydrogen.screened_proton_energy(L, hydrogen.thomas_fermi_wavenumber(1.25)))
     grid = (np.arange(64) + 0.5) * L / 64
-    rel = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    v = jax.vmap(lambda r: energy(jnp.stack([jnp.zeros(3), r])))(jnp.asarray(rel))
+    rel = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(64, -1, 3)
+    v = jax.lax.map(jax.vmap(lambda r: energy(jnp.stack([jnp.zeros(3), r]))), jnp.asarray(rel))
     beta_f_exact = -np.log(L**6 * np.mean(np.exp(-np.asarray(v) / T)))
 
     q = hydrogen.proton_density(spec)
@@ -265,7 +274,7 @@ def test_proton_prefit_reaches_the_exact_screened_pair_free_energy():
 @pytest.mark.parametrize("model", [{"proton_flow": "backflow", "proton_prefit_steps": 10},
                                    {"proton_flow": "coupling", "proton_layers": 0,
                                     "proton_prefit_steps": 10}])
-def test_proton_prefit_needs_the_coupling_flow(model):
+def test_proton_prefit_needs_a_push_or_coupling_flow(model):
     from qvfe.spec import SpecError
 
     raw = _raw(coupling=1.0)
@@ -342,3 +351,59 @@ def test_lattice_positions_fill_the_box():
                                          "fcc": a / np.sqrt(2)}[kind], rel=1e-12)
     with pytest.raises(ValueError, match="do not fill"):
         hydrogen.lattice_positions("bcc", 6, 6.0)
+
+
+def test_linear_response_proton_pair_equals_the_rpa_screened_coulomb_potential():
+    """Two protons in a 12-bohr box: differences of the periodic linear-response energy equal
+    those of the isolated RPA pair potential φ(r) = 1/r + (2/π) ∫ (1/ε(q) − 1) sin(qr)/(qr) dq,
+    integrated in real space by quadrature (independent of the reciprocal sum), within 3e-4 Ha
+    (the cutoff and the images of the Friedel tail); the energy is unchanged by a common
+    translation and by moving a proton by a lattice vector."""
+    from scipy import integrate
+
+    from qvfe.physics import heg
+
+    rs = 1.25
+
+    def phi(r):
+        val, _ = integrate.quad(lambda q: (1 / heg.rpa_dielectric(q, rs) - 1) / q, 1e-9, 200,
+                                weight="sin", wvar=r, limit=400)
+        return 1 / r + 2 / np.pi * val / r
+
+    energy = hydrogen.linear_response_proton_energy(12.0, rs, 2, cutoff=6.0)
+
+    def pair(r):
+        return float(energy(jnp.array([[1.0, 1.0, 1.0], [1.0 + r, 1.0, 1.0]])))
+
+    for r in (0.5, 1.0, 2.0):
+        assert pair(r) - pair(3.0) == pytest.approx(phi(r) - phi(3.0), abs=3e-4)
+    # screening matters at these distances: the bare Coulomb difference is far off
+    assert abs((1 / 1.0 - 1 / 3.0) - (phi(1.0) - phi(3.0))) > 0.3
+
+    L = hydrogen.box_length(rs, 16)
+    s = L * jax.random.uniform(jax.random.PRNGKey(0), (16, 3))
+    energy = hydrogen.linear_response_proton_energy(L, rs, 16)
+    moved = (s + jnp.array([0.3, -1.1, 2.0])).at[5].add(jnp.array([L, 0.0, -L]))
+    assert float(energy(moved)) == pytest.approx(float(energy(s)), abs=1e-9)
+    assert float(energy(s)) == pytest.approx(
+        float(hydrogen.linear_response_proton_energy(L, rs, 16, cutoff=20.0)(s)), abs=16e-5)
+
+
+def test_proton_density_follows_the_spec():
+    """model.proton_flow picks the flow; the push flow's layer counts whole rounds of half-steps
+    (2⌈log₂ n⌉ each), so that every proton pushes every other one once per layer."""
+    from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
+                                      PeriodicPushDensity)
+
+    def q(**model):
+        raw = _raw(n_protons=16, rs=1.25, coupling=1.0)
+        raw["model"].update(model)
+        return hydrogen.proton_density(qvfe.load_spec(raw))
+
+    push = q(proton_flow="push", proton_layers=2)
+    assert isinstance(push, PeriodicPushDensity) and push.n_layers == 16
+    assert push.length_scale == 1.25 and push.box_length == hydrogen.box_length(1.25, 16)
+    pairs = {(i, j) for k in range(8) for i in push._split(k)[0] for j in push._split(k)[1]}
+    assert len(pairs) == 16 * 15  # each ordered pair (moving, fixed) once in 8 half-steps
+    assert isinstance(q(proton_flow="coupling"), PeriodicCouplingDensity)
+    assert isinstance(q(proton_flow="backflow"), PeriodicParticleDensity)

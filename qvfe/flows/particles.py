@@ -1,8 +1,15 @@
 """Flow densities of indistinguishable classical particles in a periodic box (hydrogen's protons).
 
 One job: a normalised, periodic density q(S) over positions S of shape ``(n, d)`` in a cubic box
-of side L, with exact samples and exact ln q (DESIGN.md §4). Two flows,
-both run in the density direction from S to a uniform U on the torus:
+of side L, with exact samples and exact ln q (DESIGN.md §4). Three flows,
+all run in the density direction from S to a uniform U on the torus:
+
+:class:`PeriodicPushDensity` (``model.proton_flow = "push"``): layers that move half of the
+particles (by a bit of their index) in 3D, each pushed aside in turn by every particle of the
+other half with the electron–nucleus step of ``qvfe.flows.nuclei``; the pair hole in the full
+pair distance, block-diagonal Jacobian, inverse by fixed point and Newton. Fitted to 16
+screened protons at rs = 1.25, T = 6000 K it reaches a βF 0.023 Ha/atom lower than the coupling
+flow (README, dense hydrogen).
 
 :class:`PeriodicCouplingDensity` (``model.proton_flow = "coupling"``): coupling layers that each
 move one Cartesian axis of half of the particles by a circular rational-quadratic spline
@@ -48,10 +55,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qvfe.flows.backflow import Backflow, _init_mlp
+from qvfe.flows.backflow import Backflow, _init_mlp, _value_and_jacfwd
+from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.splines import circular_spline, n_spline_params
 
-__all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity", "fit_to_boltzmann"]
+__all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity", "PeriodicPushDensity",
+           "fit_to_boltzmann"]
 
 Params = Any
 
@@ -314,6 +323,121 @@ class PeriodicCouplingDensity(_TorusFlowDensity):
         return u
 
 
+@dataclass(frozen=True, eq=False)
+class PeriodicPushDensity(_TorusFlowDensity):
+    """q(S) for ``n`` particles in a periodic box by particle-split layers of 3D pair pushes.
+
+    Layer l splits the particles in two halves by a bit of their index (as
+    :class:`PeriodicCouplingDensity` does, so ``2⌈log₂ n⌉`` layers let every particle push every
+    other one, in both directions) and moves each particle i of the moving half A, in the
+    density direction S → U, by one contraction step per particle j of the fixed half B,
+
+        x_i <- x_i + η(x_i − s_j) v(x_i − s_j),   j ∈ B in order,
+
+    the periodic electron–nucleus step of :class:`qvfe.flows.nuclei.ElectronNucleusFlow` with
+    the fixed particles as its nuclei. Where that flow lets electrons gather at a proton, here
+    the fixed particle pushes the moving ones aside in all three dimensions: one step can thin
+    q near s_j by a factor (1 − contraction)³, a pair hole of any shape in the pair distance,
+    which the axis-split coupling can only carve one axis at a time. Each moving particle's map
+    depends on its own position and B's, so the layer's Jacobian is block diagonal with 3×3
+    blocks: ln q is exact and cheap. Sampling inverts each step by its contraction fixed point,
+    polished by Newton steps; the last Newton step keeps the parameter derivative at fixed U
+    (``sample(..., reparameterized=True)``, the pathwise gradient of ``fit_to_boltzmann``).
+    The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
+
+    Example:
+        >>> import jax
+        >>> q = PeriodicPushDensity(n=4, dim=3, box_length=3.0, n_layers=4)
+        >>> params = q.init(jax.random.PRNGKey(0))
+        >>> s = q.sample(params, jax.random.PRNGKey(1), 8)   # (8, 4, 3) in [0, 3)
+        >>> q.log_prob(params, s).shape
+        (8,)
+    """
+
+    n: int
+    dim: int
+    box_length: float
+    hidden: tuple[int, ...] = (16,)
+    n_layers: int = 8
+    length_scale: float = 1.0
+    cusp_scale: float = 0.5
+    contraction: float = 0.9
+    fixed_point_steps: int = 40
+    newton_steps: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if self.n < 2:
+            raise ValueError("PeriodicPushDensity.n must be >= 2 (a layer moves one half of the "
+                             "particles given the other)")
+        if not self.box_length > 0:
+            raise ValueError("PeriodicPushDensity.box_length must be > 0")
+
+    def _split(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the moving and of the fixed particles in layer ``index``."""
+        n_bits = max(1, int(np.ceil(np.log2(self.n))))
+        bit, half = (index // 2) % n_bits, index % 2
+        moving = ((np.arange(self.n) >> bit) & 1) == half
+        if not moving.any() or moving.all():  # n not a power of two: a high bit's half is empty
+            moving = np.arange(self.n) < self.n // 2 if half else np.arange(self.n) >= self.n // 2
+        return np.flatnonzero(moving), np.flatnonzero(~moving)
+
+    def _pusher(self, n_fixed: int) -> ElectronNucleusFlow:
+        return ElectronNucleusFlow(n_fixed, self.dim, kind="periodic", box_length=self.box_length,
+                                   length_scale=self.length_scale, cusp_scale=self.cusp_scale,
+                                   hidden=self.hidden, n_layers=1, contraction=self.contraction)
+
+    def init(self, key: jax.Array) -> Params:
+        layers = []
+        for i, k in enumerate(jax.random.split(key, self.n_layers)):
+            layers.append(self._pusher(len(self._split(i)[1])).init(k)["layers"][0])
+        return {"layers": layers}
+
+    def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
+        total = jnp.zeros((), s.dtype)
+        for i, mlp in enumerate(params["layers"]):
+            moving, fixed = self._split(i)
+            z, logdet = self._pusher(len(fixed)).forward_and_log_det(
+                {"layers": [mlp]}, s[moving], s[fixed])
+            s, total = s.at[moving].set(z), total + logdet
+        return s, total
+
+    def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
+        """ln q(S) for one configuration (n, d)."""
+        return self.forward(params, s)[1] - self.n * self.log_volume
+
+    def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
+        eye = jnp.eye(self.dim, dtype=u.dtype)
+        for i in reversed(range(len(params["layers"]))):
+            mlp = params["layers"][i]
+            moving, fixed = self._split(i)
+            step = jax.vmap(_value_and_jacfwd(self._pusher(len(fixed))._displacement),
+                            (None, 0, None))
+
+            def undo(y, s_j, mlp=mlp, step=step):
+                """x with x + d(x − s_j) = y for each moving particle (rows of y)."""
+                frozen = jax.lax.stop_gradient(mlp)
+
+                def fixed_point(_, x):
+                    return y - step(frozen, x - s_j, None)[0]
+
+                def newton(x, p):
+                    d, jac = step(p, x - s_j, None)
+                    return x - jnp.linalg.solve(eye + jac, (x + d - y)[..., None])[..., 0]
+
+                x = jax.lax.fori_loop(0, self.fixed_point_steps, fixed_point,
+                                      jax.lax.stop_gradient(y))
+                x = jax.lax.fori_loop(0, self.newton_steps, lambda _, x: newton(x, frozen), x)
+                # one more Newton step, differentiable: the implicit derivative of the root
+                return newton(jax.lax.stop_gradient(x), mlp), None
+
+            y = u[moving]
+            y, _ = jax.lax.scan(undo, y, u[fixed][::-1])
+            u = u.at[moving].set(y)
+        return u
+
+
 AVERAGE_DECAY = 0.95  # of the running mean of βF by which fit_to_boltzmann keeps its best step
 
 
@@ -340,9 +464,11 @@ def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, param
     if gradient not in ("score", "pathwise"):
         raise ValueError(f"fit_to_boltzmann: gradient = {gradient!r} must be 'score' or "
                          "'pathwise'")
-    if gradient == "pathwise" and not isinstance(q, PeriodicCouplingDensity):
+    if gradient == "pathwise" and not isinstance(q, (PeriodicCouplingDensity,
+                                                     PeriodicPushDensity)):
         raise ValueError("fit_to_boltzmann: gradient = 'pathwise' needs a PeriodicCouplingDensity "
-                         "(the backflow's fixed-point inverse is not differentiated)")
+                         "or PeriodicPushDensity (the backflow's fixed-point inverse is not "
+                         "differentiated)")
     optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
 
     def pathwise_loss(p: Params, k: jax.Array) -> tuple[jax.Array, jax.Array]:

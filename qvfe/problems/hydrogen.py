@@ -6,19 +6,21 @@ temperature T given in kelvin. Two boundary modes:
 * ``periodic`` (dense hydrogen): a cubic box of side L = (4πN/3)^{1/3} rs, Ewald sum of all
   charges. The protons are classical and indistinguishable: their positions S follow a periodic
   flow density q_ω(S) (``qvfe.flows.particles``), exact samples and ln q; permutation-invariant
-  for the default backflow, while the coupling flow labels the protons (the bound below holds for
-  any normalised q over labelled positions; a symmetric q is the best one).
+  for the default backflow, while the push and coupling flows label the protons (the bound below
+  holds for any normalised q over labelled positions; a symmetric q is the best one).
   The electrons are the engine's density matrix for each S: occupations n of plane waves
   (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
   (``qvfe.flows.nuclei``) followed by the periodic backflow. The classical part of the density
   matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
-  With ``model.proton_prefit_steps`` the coupling flow is first fitted, by the pathwise gradient,
-  to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
-  :func:`screened_proton_energy`): a uniform start puts pairs of protons within a bohr, which
-  costs about 0.2 Ha/atom, and the joint training's score-function gradient for q, carried by
-  the electrons' local energies, is too noisy to remove it (README, dense hydrogen).
+  With ``model.proton_prefit_steps`` the push or coupling flow is first fitted, by the pathwise
+  gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
+  :func:`screened_proton_energy`, or the RPA dielectric function,
+  :func:`linear_response_proton_energy`; ``model.proton_prefit_screening``): a uniform start puts
+  pairs of protons within a bohr, which costs about 0.2 Ha/atom, and the joint training's
+  score-function gradient for q, carried by the electrons' local energies, is too noisy to
+  remove it (README, dense hydrogen).
   With ``system.proton_lattice`` (sc, bcc, fcc) or ``system.proton_positions`` the protons are
   clamped instead (q(S) = δ(S − S₀), a static-lattice calculation): F, E, S and K are then the
   electrons' alone, V holds every Coulomb energy (the protons' Madelung energy included), and
@@ -62,7 +64,7 @@ from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
-                                  fit_to_boltzmann)
+                                  PeriodicPushDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
 from qvfe.physics.ewald import image_sum, make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
@@ -76,6 +78,7 @@ from qvfe.spec import SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 Params = Any
+ProtonDensity = PeriodicPushDensity | PeriodicCouplingDensity | PeriodicParticleDensity
 PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
 
 
@@ -149,6 +152,45 @@ def screened_proton_energy(box_length: float, wavenumber: float, images: int = 2
     return energy
 
 
+def linear_response_proton_energy(box_length: float, rs: float, n_protons: int,
+                                  cutoff: float = 12.0):
+    """E(S) = Σ_{i<j} φ(r_ij) in Ha for one configuration S (n, 3): protons whose Coulomb
+    repulsion an electron gas of density rs screens in linear response, periodic cube of side L,
+
+        φ(r) = Σ_n 1/|r + nL| + (1/V) Σ_{G≠0} (4π/G²)(1/ε(G) − 1) e^{iG·r},
+
+    ε the RPA (Lindhard) dielectric function of the unpolarised gas (``heg.rpa_dielectric``): the
+    first part is the protons' own Ewald sum (in their background), the second the electrons'
+    screening charge, summed over reciprocal vectors |G| ≤ ``cutoff``·k_F (its terms fall as
+    G⁻⁶; 12 k_F leaves out < 1e-4 Ha per proton at rs = 1.25). The Thomas–Fermi Yukawa of
+    :func:`screened_proton_energy` is the q → 0 limit of the same ε; Lindhard's screens less at
+    q ≈ 2k_F, the scale of the proton spacing, so its protons keep more of their structure. Up to
+    an S-independent constant this is the Born–Oppenheimer energy to second order in the
+    electron–proton interaction.
+    """
+    L = float(box_length)
+    volume = L**3
+    k_fermi = heg.fermi_wavevector(rs, 3, polarized=False)
+    m_max = int(np.ceil(cutoff * k_fermi * L / (2 * np.pi)))
+    m = np.array(np.meshgrid(*[np.arange(-m_max, m_max + 1)] * 3, indexing="ij")).reshape(3, -1).T
+    # one of each pair ±G (the sum is real and even in G), G ≠ 0
+    half = (m[:, 2] > 0) | ((m[:, 2] == 0) & ((m[:, 1] > 0) | ((m[:, 1] == 0) & (m[:, 0] > 0))))
+    g = 2 * np.pi / L * m[half]
+    g_norm = np.linalg.norm(g, axis=1)
+    keep = g_norm <= cutoff * k_fermi
+    g, g_norm = g[keep], g_norm[keep]
+    weight = 2 * (4 * np.pi / (volume * g_norm**2)) * (1.0 / heg.rpa_dielectric(g_norm, rs) - 1.0)
+    g, weight = jnp.asarray(g), jnp.asarray(weight)
+    ewald = make_ewald(L * np.eye(3), np.ones(n_protons))
+
+    def energy(s: jax.Array) -> jax.Array:
+        phase = s @ g.T  # (n, G)
+        structure = jnp.sum(jnp.cos(phase), 0) ** 2 + jnp.sum(jnp.sin(phase), 0) ** 2
+        return ewald.energy(s) + 0.5 * jnp.sum(weight * (structure - s.shape[0]))
+
+    return energy
+
+
 @dataclass(frozen=True, eq=False)
 class ClampedNuclei:
     """q(S) = δ(S − S₀): nuclei at fixed positions (isolated molecules); no parameters."""
@@ -175,7 +217,7 @@ class OccupationsAndNuclei:
     """
 
     occupations: SpinfulOccupations | GroundOccupations
-    nuclei: PeriodicCouplingDensity | PeriodicParticleDensity | ClampedNuclei
+    nuclei: ProtonDensity | ClampedNuclei
 
     def init(self, key: jax.Array) -> Params:
         k_occ, k_nuc = jax.random.split(key)
@@ -196,10 +238,14 @@ class OccupationsAndNuclei:
         return (*self.occupations.occupied_indices((up, down)), s)
 
 
-def proton_density(spec: Any) -> PeriodicCouplingDensity | PeriodicParticleDensity:
+def proton_density(spec: Any) -> ProtonDensity:
     """The proton flow q(S) of a periodic hydrogen spec (``model.proton_flow`` and its sizes)."""
     s, m = spec.system, spec.model
     L = box_length(s.rs, s.n_protons)
+    if m.proton_flow == "push" and s.n_protons > 1:
+        half_steps = 2 * max(1, int(np.ceil(np.log2(s.n_protons))))
+        return PeriodicPushDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
+                                   n_layers=half_steps * m.proton_layers, length_scale=s.rs)
     if m.proton_flow == "coupling" and s.n_protons > 1:
         return PeriodicCouplingDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
                                        n_layers=6 * m.proton_layers, bins=m.proton_bins)
@@ -207,11 +253,14 @@ def proton_density(spec: Any) -> PeriodicCouplingDensity | PeriodicParticleDensi
                                    n_layers=m.proton_layers)
 
 
-def _screened_proton_prefit(spec: Any, nuclei_model: PeriodicCouplingDensity, T: float):
+def _screened_proton_prefit(spec: Any, nuclei_model: ProtonDensity, T: float):
     """The engine's ``prefit``: q(S) fitted by the pathwise gradient to e^{−λE_screened/kT}."""
     s, m = spec.system, spec.model
-    screened = screened_proton_energy(box_length(s.rs, s.n_protons),
-                                      thomas_fermi_wavenumber(s.rs))
+    L = box_length(s.rs, s.n_protons)
+    if m.proton_prefit_screening == "lindhard":
+        screened = linear_response_proton_energy(L, s.rs, s.n_protons)
+    else:
+        screened = screened_proton_energy(L, thomas_fermi_wavenumber(s.rs))
 
     def prefit(params: Params, key: jax.Array) -> Params:
         nuclei = fit_to_boltzmann(nuclei_model, params["phi"]["nuclei"],
@@ -302,6 +351,7 @@ def build(spec: Any) -> Problem:
         if m.proton_prefit_steps:
             prefit = _screened_proton_prefit(spec, nuclei_model, T)
             info["proton_prefit"] = {"steps": m.proton_prefit_steps, "batch": PREFIT_BATCH,
+                                     "screening": m.proton_prefit_screening,
                                      "thomas_fermi_wavenumber": thomas_fermi_wavenumber(s.rs)}
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
