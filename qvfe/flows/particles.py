@@ -377,9 +377,8 @@ class PeriodicPushDensity(_TorusFlowDensity):
         """Indices of the moving and of the fixed particles in layer ``index``."""
         n_bits = max(1, int(np.ceil(np.log2(self.n))))
         bit, half = (index // 2) % n_bits, index % 2
+        # both halves are non-empty: index 0 has every bit 0, and 2^bit < n has bit `bit` set
         moving = ((np.arange(self.n) >> bit) & 1) == half
-        if not moving.any() or moving.all():  # n not a power of two: a high bit's half is empty
-            moving = np.arange(self.n) < self.n // 2 if half else np.arange(self.n) >= self.n // 2
         return np.flatnonzero(moving), np.flatnonzero(~moving)
 
     def _pusher(self, n_fixed: int) -> ElectronNucleusFlow:

@@ -164,9 +164,9 @@ def linear_response_proton_energy(box_length: float, rs: float, n_protons: int,
     screening charge, summed over reciprocal vectors |G| ≤ ``cutoff``·k_F (its terms fall as
     G⁻⁶; 12 k_F leaves out < 1e-4 Ha per proton at rs = 1.25). The Thomas–Fermi Yukawa of
     :func:`screened_proton_energy` is the q → 0 limit of the same ε; Lindhard's screens less at
-    q ≈ 2k_F, the scale of the proton spacing, so its protons keep more of their structure. Up to
-    an S-independent constant this is the Born–Oppenheimer energy to second order in the
-    electron–proton interaction.
+    q ≈ 2k_F, though at rs = 1.25 the two pair potentials differ little at the proton spacing
+    (README, dense hydrogen). Up to an S-independent constant this is the Born–Oppenheimer energy
+    to second order in the electron–proton interaction.
     """
     L = float(box_length)
     volume = L**3
@@ -193,7 +193,7 @@ def linear_response_proton_energy(box_length: float, rs: float, n_protons: int,
 
 @dataclass(frozen=True, eq=False)
 class ClampedNuclei:
-    """q(S) = δ(S − S₀): nuclei at fixed positions (isolated molecules); no parameters."""
+    """q(S) = δ(S − S₀): nuclei at fixed positions (molecules, static lattices); no parameters."""
 
     positions: np.ndarray  # (P, d)
 
