@@ -98,9 +98,11 @@ def run_conditions(spec: Spec) -> dict[str, Any]:
 
 
 def hydrogen_conditions(spec: Spec) -> dict[str, Any]:
-    """T in K, rs, N and boundary of a hydrogen run."""
+    """T in K, rs, N, boundary and whether the protons are clamped (a static lattice, which no
+    CEIMC liquid row describes) of a hydrogen run."""
     s = spec.system
-    return {"T_K": s.T_kelvin, "rs": s.rs, "N": s.n_protons, "boundary": s.boundary}
+    return {"T_K": s.T_kelvin, "rs": s.rs, "N": s.n_protons, "boundary": s.boundary,
+            "clamped": bool(s.proton_lattice or s.proton_positions)}
 
 
 def _first_kind(run_dirs: list[str | Path]) -> str | None:
@@ -169,7 +171,7 @@ _HYDROGEN_KEYS = (("E", "E", "Ha/atom"), ("F", "F", "Ha/atom"), ("S", "S", "k_B/
 
 
 def _hydrogen_row(table: refs.Table, cond: dict[str, Any]) -> dict | None:
-    if cond["boundary"] != "periodic":
+    if cond["boundary"] != "periodic" or cond["clamped"]:
         return None
     rows = refs.match(table, rel=1e-6, T_K=cond["T_K"], rs=cond["rs"])
     return rows[0] if rows else None
@@ -318,7 +320,7 @@ def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    periodic = [(c, r) for _, c, r in runs if c["boundary"] == "periodic"]
+    periodic = [(c, r) for _, c, r in runs if c["boundary"] == "periodic" and not c["clamped"]]
     x_key = "rs" if len({c["rs"] for c, _ in periodic}) > 1 else "T_K"
     other = "T_K" if x_key == "rs" else "rs"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
