@@ -60,7 +60,8 @@ import numpy as np
 from jax.scipy.special import erfc as _jerfc
 from scipy.special import erfc as _erfc
 
-__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "image_sum", "require_x64"]
+__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "image_sum", "reciprocal_half_space",
+           "require_x64"]
 
 
 def require_x64(what: str = "Ewald sums") -> None:
@@ -281,11 +282,7 @@ def make_ewald(
     _, images = _lattice_points(lattice, r_cut + r_wrap)
     self_images = images[np.linalg.norm(images, axis=1) > 0]
 
-    # Reciprocal vectors: half space (G and -G contribute equally), G != 0, |G| <= g_cut.
-    recip = 2 * np.pi * np.linalg.inv(lattice).T  # rows b_i with a_i . b_j = 2 pi delta_ij
-    gint, gvecs = _lattice_points(recip, g_cut)
-    half = _half_space(gint)  # integer coordinates: exact, and excludes G = 0
-    gint, gvecs = gint[half], gvecs[half]
+    gint, gvecs = reciprocal_half_space(lattice, g_cut)
     gnorm = np.linalg.norm(gvecs, axis=1)
     # exp(i G.x) = prod_k exp(i m_k b_k.x). The structure factor on the whole box of integer
     # vectors m (last coordinate >= 0) is one einsum over per-axis powers: on CPU this is ~5x
@@ -362,6 +359,15 @@ def make_ewald(
         n_gvectors=int(len(gvecs)),
         accuracy=float(accuracy),
     )
+
+
+def reciprocal_half_space(lattice: np.ndarray, g_cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal vectors G ≠ 0 of the cell with |G| <= g_cut, one of each pair ±G (for sums even
+    in G), as integer coordinates m and vectors G = m @ (2π lattice⁻ᵀ)."""
+    recip = 2 * np.pi * np.linalg.inv(lattice).T  # rows b_i with a_i . b_j = 2 pi delta_ij
+    gint, gvecs = _lattice_points(recip, g_cut)
+    half = _half_space(gint)  # integer coordinates: exact, and excludes G = 0
+    return gint[half], gvecs[half]
 
 
 def _half_space(m: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
-from qvfe.physics.ewald import image_sum, make_ewald
+from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals
@@ -171,14 +171,8 @@ def linear_response_proton_energy(box_length: float, rs: float, n_protons: int,
     L = float(box_length)
     volume = L**3
     k_fermi = heg.fermi_wavevector(rs, 3, polarized=False)
-    m_max = int(np.ceil(cutoff * k_fermi * L / (2 * np.pi)))
-    m = np.array(np.meshgrid(*[np.arange(-m_max, m_max + 1)] * 3, indexing="ij")).reshape(3, -1).T
-    # one of each pair ±G (the sum is real and even in G), G ≠ 0
-    half = (m[:, 2] > 0) | ((m[:, 2] == 0) & ((m[:, 1] > 0) | ((m[:, 1] == 0) & (m[:, 0] > 0))))
-    g = 2 * np.pi / L * m[half]
+    _, g = reciprocal_half_space(L * np.eye(3), cutoff * k_fermi)  # the sum is even in G
     g_norm = np.linalg.norm(g, axis=1)
-    keep = g_norm <= cutoff * k_fermi
-    g, g_norm = g[keep], g_norm[keep]
     weight = 2 * (4 * np.pi / (volume * g_norm**2)) * (1.0 / heg.rpa_dielectric(g_norm, rs) - 1.0)
     g, weight = jnp.asarray(g), jnp.asarray(weight)
     ewald = make_ewald(L * np.eye(3), np.ones(n_protons))
