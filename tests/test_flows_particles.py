@@ -135,6 +135,25 @@ def test_coupling_log_det_inverse_shift_and_pair_hole():
     np.testing.assert_allclose(dens, expected, atol=1e-6)
 
 
+def fit_gaussian_core_pair(q, gradient, lr, steps=300, batch=256, core=0.3):
+    """Fit q (two particles on the 2-D torus) to βv(r) = 4 e^{−r²/(2 core²)} with
+    ``fit_to_boltzmann``; return the fitted βF = E_q[βv + ln q] over 20000 samples, its standard
+    error, and the exact βF = −ln(L² ∫ e^{−βv(r)} d²r) by a 400² quadrature."""
+
+    def beta_v(d):
+        d = d - L * jnp.round(d / L)
+        return 4.0 * jnp.exp(-jnp.sum(d**2, -1) / (2 * core**2))
+
+    grid = (np.arange(400) + 0.5) * L / 400
+    mesh = jnp.asarray(np.stack(np.meshgrid(grid, grid), -1))
+    beta_f_exact = -np.log(L**4 * np.mean(np.exp(-np.asarray(beta_v(mesh)))))
+    params = fit_to_boltzmann(q, q.init(jax.random.PRNGKey(0)), lambda s: beta_v(s[0] - s[1]),
+                              jax.random.PRNGKey(1), steps, batch, lr=lr, gradient=gradient)
+    s = q.sample(params, jax.random.PRNGKey(9), 20000)
+    f = np.asarray(beta_v(s[:, 0] - s[:, 1]) + q.log_prob(params, s))
+    return f.mean(), f.std() / np.sqrt(f.size), beta_f_exact
+
+
 @pytest.mark.parametrize("gradient, lr, tolerance", [("score", 0.03, 0.002),
                                                      ("pathwise", 0.01, 0.002),
                                                      ("pathwise", 0.03, 0.3)])
@@ -146,24 +165,8 @@ def test_coupling_learns_a_repulsive_pair_to_the_exact_free_energy(gradient, lr,
     3σ and come within 0.002 of it (the uniform q's gap is 0.25: only a pair hole closes it).
     The pathwise fit at 0.03 reaches 0.02 of the exact value in 50 steps, then q collapses
     (gap 27 at step 300): the fit must return its best q instead, within 0.3."""
-    batch, steps, core = 256, 300, 0.3
     q = PeriodicCouplingDensity(n=2, dim=2, box_length=L, hidden=(16,), n_layers=4, bins=8)
-
-    def beta_v(d):
-        d = d - L * jnp.round(d / L)
-        return 4.0 * jnp.exp(-jnp.sum(d**2, -1) / (2 * core**2))
-
-    grid = (np.arange(400) + 0.5) * L / 400
-    mesh = jnp.asarray(np.stack(np.meshgrid(grid, grid), -1))
-    beta_f_exact = -np.log(L**4 * np.mean(np.exp(-np.asarray(beta_v(mesh)))))
-
-    def terms(params, s):  # βv + ln q per configuration
-        return beta_v(s[:, 0] - s[:, 1]) + q.log_prob(params, s)
-
-    params = fit_to_boltzmann(q, q.init(jax.random.PRNGKey(0)), lambda s: beta_v(s[0] - s[1]),
-                              jax.random.PRNGKey(1), steps, batch, lr=lr, gradient=gradient)
-    f = np.asarray(terms(params, q.sample(params, jax.random.PRNGKey(9), 20000)))
-    f_var, f_err = f.mean(), f.std() / np.sqrt(f.size)
+    f_var, f_err, beta_f_exact = fit_gaussian_core_pair(q, gradient, lr)
     assert f_var > beta_f_exact - 3 * f_err
     assert f_var - beta_f_exact < tolerance, (f_var, beta_f_exact, f_err)
 
@@ -229,25 +232,12 @@ def test_push_log_det_inverse_and_pair_hole():
 
 
 def test_push_learns_a_repulsive_pair_to_the_exact_free_energy():
-    """As the coupling test below: two particles with a Gaussian-core repulsion on the 2-D torus,
+    """As the coupling test above: two particles with a Gaussian-core repulsion on the 2-D torus,
     the push flow fitted by the pathwise gradient comes within 0.012 of the exact βF (the uniform
     q's gap is 0.25). The coupling flow gets closer on this narrow 2-D core (0.002): the hole's
     depth e^{−4} takes the push several steps of at most (1 − a)² each (four layers: 0.013,
     eight: 0.009); on 16 screened protons in 3D the push is the better one (README)."""
     q = PeriodicPushDensity(n=2, dim=2, box_length=L, hidden=(16,), n_layers=8, length_scale=0.5)
-    core = 0.3
-
-    def beta_v(d):
-        d = d - L * jnp.round(d / L)
-        return 4.0 * jnp.exp(-jnp.sum(d**2, -1) / (2 * core**2))
-
-    grid = (np.arange(400) + 0.5) * L / 400
-    mesh = jnp.asarray(np.stack(np.meshgrid(grid, grid), -1))
-    beta_f_exact = -np.log(L**4 * np.mean(np.exp(-np.asarray(beta_v(mesh)))))
-    params = fit_to_boltzmann(q, q.init(jax.random.PRNGKey(0)), lambda s: beta_v(s[0] - s[1]),
-                              jax.random.PRNGKey(1), 300, 256, lr=0.01, gradient="pathwise")
-    s = q.sample(params, jax.random.PRNGKey(9), 20000)
-    f = np.asarray(beta_v(s[:, 0] - s[:, 1]) + q.log_prob(params, s))
-    f_var, f_err = f.mean(), f.std() / np.sqrt(f.size)
+    f_var, f_err, beta_f_exact = fit_gaussian_core_pair(q, "pathwise", 0.01)
     assert f_var > beta_f_exact - 3 * f_err
     assert f_var - beta_f_exact < 0.012, (f_var, beta_f_exact, f_err)

@@ -162,6 +162,14 @@ class PeriodicParticleDensity(_TorusFlowDensity):
         return u
 
 
+def _index_half(n: int, block: int, half: int) -> np.ndarray:
+    """Mask of the particles whose index has bit ``block mod ⌈log₂ n⌉`` equal to ``half``: over
+    ⌈log₂ n⌉ consecutive blocks any two particles fall in different halves. Both halves are
+    non-empty: index 0 has every bit 0, and index 2^bit < n has that bit set."""
+    n_bits = max(1, int(np.ceil(np.log2(n))))
+    return ((np.arange(n) >> (block % n_bits)) & 1) == half
+
+
 def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
@@ -241,12 +249,7 @@ class PeriodicCouplingDensity(_TorusFlowDensity):
     def _split(self, index: int) -> tuple[int, np.ndarray, np.ndarray]:
         """Axis moved by layer ``index``, the other axes, and the mask of the moving half."""
         axis = index % self.dim
-        half = (index // self.dim) % 2
-        n_bits = max(1, int(np.ceil(np.log2(self.n))))
-        bit = (index // (2 * self.dim)) % n_bits
-        moving = ((np.arange(self.n) >> bit) & 1) == half
-        if not moving.any():  # n not a power of two: the upper half of a high bit may be empty
-            moving = ~moving
+        moving = _index_half(self.n, index // (2 * self.dim), (index // self.dim) % 2)
         return axis, np.array([b for b in range(self.dim) if b != axis]), moving
 
     def _conditioner(self, layer: Params, cond: jax.Array, moving: np.ndarray
@@ -337,13 +340,15 @@ class PeriodicPushDensity(_TorusFlowDensity):
     the periodic electron–nucleus step of :class:`qvfe.flows.nuclei.ElectronNucleusFlow` with
     the fixed particles as its nuclei. Where that flow lets electrons gather at a proton, here
     the fixed particle pushes the moving ones aside in all three dimensions: one step can thin
-    q near s_j by a factor (1 − contraction)³, a pair hole of any shape in the pair distance,
-    which the axis-split coupling can only carve one axis at a time. Each moving particle's map
-    depends on its own position and B's, so the layer's Jacobian is block diagonal with 3×3
-    blocks: ln q is exact and cheap. Sampling inverts each step by its contraction fixed point,
-    polished by Newton steps (on the N = 16 pre-fitted flow four Newton steps alone reach 1e-14;
-    the ten fixed-point steps before them are a margin for flows far from the identity); the last Newton step keeps the parameter derivative at fixed U
-    (``sample(..., reparameterized=True)``, the pathwise gradient of ``fit_to_boltzmann``).
+    q near s_j by a factor (1 − a)³, a = contraction/(7/4 + √d) the step's amplitude, a pair
+    hole of any shape in the pair distance, which the axis-split coupling can only carve one
+    axis at a time; deeper holes take more steps. Each moving particle's map depends on its own
+    position and B's, so the layer's Jacobian is block diagonal with 3×3 blocks: ln q is exact
+    and cheap. Sampling inverts each step by its contraction fixed point, polished by Newton
+    steps (on the N = 16 pre-fitted flow four Newton steps alone reach 1e-14; the ten
+    fixed-point steps before them are a margin for flows far from the identity); the last Newton
+    step keeps the parameter derivative at fixed U (``sample(..., reparameterized=True)``, the
+    pathwise gradient of ``fit_to_boltzmann``).
     The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
 
     Example:
@@ -376,10 +381,7 @@ class PeriodicPushDensity(_TorusFlowDensity):
 
     def _split(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the moving and of the fixed particles in layer ``index``."""
-        n_bits = max(1, int(np.ceil(np.log2(self.n))))
-        bit, half = (index // 2) % n_bits, index % 2
-        # both halves are non-empty: index 0 has every bit 0, and 2^bit < n has bit `bit` set
-        moving = ((np.arange(self.n) >> bit) & 1) == half
+        moving = _index_half(self.n, index // 2, index % 2)
         return np.flatnonzero(moving), np.flatnonzero(~moving)
 
     def _pusher(self, n_fixed: int) -> ElectronNucleusFlow:
