@@ -323,17 +323,16 @@ def build(spec: Any) -> Problem:
         s_const = -f_const / T + 1.5
 
         def proton_terms(per_sample: dict) -> dict:
-            """Proton kinetic and N! terms (constants), then the virial pressure per cell."""
-            out = {"F": per_sample["F"] + f_const, "E": per_sample["E"] + 1.5 * T,
-                   "K": per_sample["K"] + 1.5 * T, "S": per_sample["S"] + s_const}
-            out["P"] = n_p * (2.0 * out["K"] + per_sample["V"]) / (3.0 * volume)
+            """Proton kinetic and N! terms (constants; none for clamped protons), then the virial
+            pressure per cell."""
+            out = {} if clamped is not None else {
+                "F": per_sample["F"] + f_const, "E": per_sample["E"] + 1.5 * T,
+                "K": per_sample["K"] + 1.5 * T, "S": per_sample["S"] + s_const}
+            kinetic = out.get("K", per_sample["K"])
+            out["P"] = n_p * (2.0 * kinetic + per_sample["V"]) / (3.0 * volume)
             return out
 
-        def static_lattice_pressure(per_sample: dict) -> dict:
-            """Clamped protons: the electrons' F, E, S and all Coulomb energies, no proton terms."""
-            return {"P": n_p * (2.0 * per_sample["K"] + per_sample["V"]) / (3.0 * volume)}
-
-        derived = proton_terms if clamped is None else static_lattice_pressure
+        derived = proton_terms
         observable_units = {"P": "Ha/bohr^3"}
         if clamped is not None:
             ewald_pp = make_ewald(L * np.eye(3), np.ones(n_p))
