@@ -366,6 +366,11 @@ class HydrogenModel(QuantumModel):
                              hi=1024)
     cusp_scale: float = opt(0.5, doc="range of the electron-nucleus cusp feature in bohr",
                             lo=0.0, lo_open=True, hi=10.0)
+    nuclei_exact_cusp: bool = opt(False, doc="a fixed first electron-nucleus step (range "
+                                  "cusp_scale) makes the cusp at every proton exact (slope -1 "
+                                  "of ln psi; the local energy stays finite there) and the "
+                                  "learned steps smooth; isolated molecules then take smooth "
+                                  "Gaussian orbitals (s exponents < 10 bohr^-2)")
     electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
                          "the electrons' ground configuration only (T ≪ T_F; no electronic "
                          "entropy)", choices=("thermal", "ground"))

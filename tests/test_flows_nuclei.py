@@ -1,4 +1,5 @@
-"""Electron–nucleus flow: identity at init, exact block log-det, bijectivity, symmetries, cusp."""
+"""Electron–nucleus flow: identity at init, exact block log-det, bijectivity, symmetries, the
+learned cusp feature and the exact cusp step."""
 
 import folx
 import jax
@@ -23,6 +24,11 @@ FLOWS = {
                                 cusp_scale=0.3),
     "periodic": ElectronNucleusFlow(n_nuclei=3, dim=3, kind="periodic", box_length=L,
                                     hidden=(8,), n_layers=2, cusp_scale=0.3),
+    "open, exact cusp": ElectronNucleusFlow(n_nuclei=2, dim=3, kind="open", hidden=(8,),
+                                            n_layers=2, cusp_scale=0.3, cusp_charge=1.0),
+    "periodic, exact cusp": ElectronNucleusFlow(n_nuclei=3, dim=3, kind="periodic", box_length=L,
+                                                hidden=(8,), n_layers=2, cusp_scale=0.5,
+                                                cusp_charge=1.0),
 }
 
 
@@ -54,12 +60,14 @@ def test_log_det_matches_dense_jacobian(case):
     assert abs(float(ld)) > 1e-3  # the perturbed flow is far from the identity
 
 
-def test_forward_laplacian_through_the_scan_over_nuclei_equals_hessian():
+@pytest.mark.parametrize("cusp_charge", [None, 1.0])
+def test_forward_laplacian_through_the_scan_over_nuclei_equals_hessian(cusp_charge):
     """The nuclei are scanned over (lax.scan): folx must follow the electrons through the scan.
     Checked on what the kinetic energy uses: z, through a periodic function (an orbital's
-    phase), plus half the log-det; one layer, three nuclei (two scanned steps)."""
+    phase), plus half the log-det; one layer, three nuclei (two scanned steps), with and without
+    the exact cusp step before it."""
     flow = ElectronNucleusFlow(n_nuclei=3, dim=3, kind="periodic", box_length=L, hidden=(8,),
-                               cusp_scale=0.3)
+                               cusp_scale=0.3, cusp_charge=cusp_charge)
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x = jax.random.uniform(jax.random.PRNGKey(2), (4, 3), minval=0.0, maxval=L)
     s = jax.random.uniform(jax.random.PRNGKey(3), (3, 3), minval=0.0, maxval=L)
@@ -89,7 +97,7 @@ def test_inverse_recovers_x(case):
 def test_electron_permutation_equivariance(case):
     flow, params, x, s = case
     z, ld = flow.forward_and_log_det(params, x, s)
-    pe = np.array([2, 0, 3, 1])
+    pe = np.array([1, 0, 3, 2])  # within each spin (the correlated steps tell spins apart)
     z2, ld2 = flow.forward_and_log_det(params, x[pe], s)
     np.testing.assert_allclose(np.asarray(z2), np.asarray(z[pe]), atol=1e-12)
     np.testing.assert_allclose(float(ld2), float(ld), atol=1e-12)
@@ -151,3 +159,26 @@ def test_bad_configuration_names_the_field():
         ElectronNucleusFlow(n_nuclei=1, kind="periodic")
     with pytest.raises(ValueError, match="contraction"):
         ElectronNucleusFlow(n_nuclei=1, kind="open", contraction=1.0)
+    with pytest.raises(ValueError, match="cusp_charge"):
+        ElectronNucleusFlow(n_nuclei=1, kind="open", cusp_charge=0.0)
+
+
+@pytest.mark.parametrize("name", ["open, exact cusp", "periodic, exact cusp"])
+def test_exact_cusp_gives_the_slope_minus_z_at_every_nucleus(name):
+    """Half the log-det along any line through a nucleus, f(t) = c + g t - Z |t| + O(t^2): its
+    symmetric second difference (f(h) + f(-h) - 2 f(0)) / 2h is -Z for every nucleus and
+    direction, whatever the learned layers (perturbed) do: they are smooth there, and no other
+    nucleus is within the step's range."""
+    flow = FLOWS[name]
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
+    s = (jnp.array([[0.0, 0.0, -0.7], [0.0, 0.0, 0.7], [1.5, 0.3, 0.2]])[:flow.n_nuclei]
+         + (L / 2 if flow.kind == "periodic" else 0.0))
+    others = jnp.array([[1.0, -1.2, 0.4], [-0.9, 0.8, 1.3], [0.2, 1.5, -1.1]])
+    h = 1e-5
+    for nucleus in range(flow.n_nuclei):
+        for direction in (jnp.array([0.0, 0.0, 1.0]), jnp.array([0.6, -0.48, 0.64])):
+            def half_log_det(t):
+                x = jnp.concatenate([(s[nucleus] + t * direction)[None], s[nucleus] + others])
+                return 0.5 * flow.forward_and_log_det(params, x, s)[1]
+            slope = (half_log_det(h) + half_log_det(-h) - 2 * half_log_det(0.0)) / (2 * h)
+            assert float(slope) == pytest.approx(-flow.cusp_charge, rel=1e-4), (nucleus, slope)

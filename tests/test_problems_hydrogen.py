@@ -195,6 +195,20 @@ def test_isolated_h2_molecule_energy():
     assert abs(e[0] + 1.17447) < 5e-3, e
 
 
+def test_exact_cusp_takes_smooth_gaussians_for_molecules():
+    """model.nuclei_exact_cusp: the isolated H2's orbitals come from the s exponents below 10
+    bohr^-2 (plus p), whose restricted Hartree-Fock energy, -1.1299986 Ha, is the T -> 0 start
+    reported as E_HF (the full basis's is -1.1335407)."""
+    raw = {"system": {"kind": "hydrogen", "boundary": "isolated", "n_protons": 2,
+                      "T_kelvin": 1000.0, "proton_positions": [0, 0, -0.7, 0, 0, 0.7]},
+           "model": {"nuclei_exact_cusp": True}}
+    problem = qvfe.build_problem(qvfe.load_spec(raw))
+    assert 2 * problem.info["E_HF"] == pytest.approx(-1.1299986, abs=1e-6)
+    raw["model"]["nuclei_exact_cusp"] = False
+    assert 2 * qvfe.build_problem(qvfe.load_spec(raw)).info["E_HF"] == pytest.approx(
+        -1.1335407, abs=1e-6)
+
+
 def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():
     from qvfe.spec import SpecError
 

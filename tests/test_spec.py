@@ -77,6 +77,8 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "numbers: must have 3·n_protons = 6"),
     (H_ISOLATED, {"system.proton_positions": [0, 0, 0, 0, 0, 0]}, "protons 0 and 1 coincide"),
     (H_ISOLATED, {"system.rs": 1.0}, "invalid for system.boundary = 'isolated'"),
+    (H_ISOLATED, {"model.nuclei_exact_cusp": 1}, "model.nuclei_exact_cusp = 1 is invalid: must "
+     "be a boolean"),
     (H_ISOLATED, {"system.boundary": "open"}, "system.boundary = 'open' is invalid: must be "
      "one of 'periodic', 'isolated'"),
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),

@@ -282,6 +282,8 @@ def build(spec: Any) -> Problem:
     charges = np.concatenate([-np.ones(n_e), np.ones(n_p)])
     info: dict[str, Any] = {"T": T, "T_kelvin": s.T_kelvin, "n_protons": n_p, "n_up": n_up,
                             "n_down": n_down, "boundary": s.boundary}
+    # the cusp slope of ln psi at a proton is -lambda (coupling lambda); none without interaction
+    cusp_charge = s.coupling if m.nuclei_exact_cusp and s.coupling > 0 else None
 
     prefit = None  # periodic only: hydrogen's proton pre-fit
     if s.boundary == "periodic":
@@ -302,8 +304,9 @@ def build(spec: Any) -> Problem:
         else:
             clamped, nuclei_model = None, proton_density(spec)
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
-                                          length_scale=s.rs, cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
-                                          n_layers=m.nuclei_layers)
+                                          length_scale=s.rs, cusp_scale=m.cusp_scale,
+                                          hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers,
+                                          cusp_charge=cusp_charge)
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
                             hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
         if s.coupling == 0.0:
@@ -362,17 +365,21 @@ def build(spec: Any) -> Problem:
                          "P_exact": (2.0 * float(ex["E"]) + 2.0 * pr["E"]) / (3.0 * volume)})
         box = L
     else:
-        from qvfe.physics.molecular_orbitals import (POLARISATION_EXPONENTS, molecular_orbitals,
-                                                     rhf_energy)
+        from qvfe.physics.molecular_orbitals import (DEFAULT_EXPONENTS, POLARISATION_EXPONENTS,
+                                                     molecular_orbitals, rhf_energy)
 
         centers = np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3)
         closed = n_up == n_down
         method = "rhf" if closed else "core"
         # p functions polarise bonds; a lone atom's s set already holds its 1s to 3e-6 Ha
         p_exponents = POLARISATION_EXPONENTS if n_p > 1 else None
+        # with the exact cusp the orbitals must be smooth at the protons: tight s functions mimic
+        # the cusp at z = s, which the flow moves off the proton (local energies of ±10 Ha there)
+        s_exponents = DEFAULT_EXPONENTS[DEFAULT_EXPONENTS < 10.0] if cusp_charge else None
         try:
             basis = molecular_orbitals(centers, n_electrons=n_e, method=method,
-                                       n_orbitals=s.n_orbitals or None, p_exponents=p_exponents)
+                                       exponents=s_exponents, n_orbitals=s.n_orbitals or None,
+                                       p_exponents=p_exponents)
         except ValueError as e:  # e.g. more orbitals asked for than the Gaussian basis holds
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: {e}") from None
         energies = basis.energies()
@@ -381,8 +388,9 @@ def build(spec: Any) -> Problem:
                             f"or ≥ {n_max}")
         occupations = _occupation_model(m, energies, n_up, n_down, T)
         nuclei_model = ClampedNuclei(centers)
-        nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="open", cusp_scale=m.cusp_scale,
-                                          hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers)
+        nuclei_flow = ElectronNucleusFlow(
+            n_p, 3, kind="open", cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
+            n_layers=m.nuclei_layers, cusp_charge=cusp_charge)
         backflow = Backflow(n_up, n_down, 3, kind="open", hidden=(m.backflow_hidden,),
                             n_layers=m.backflow_layers)
         q = jnp.asarray(charges)
@@ -398,7 +406,7 @@ def build(spec: Any) -> Problem:
         derived, observable_units, box = None, {}, None
         info["n_orbitals"] = len(energies)
         if closed and s.coupling == 1.0:
-            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e,
+            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e, exponents=s_exponents,
                                             p_exponents=p_exponents)) / n_p
 
     wf = SquareRootFlowWavefunction(basis, backflow, nuclei=nuclei_flow)
