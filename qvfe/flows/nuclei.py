@@ -46,19 +46,21 @@ bijections.
 Exact cusp (``cusp_charge = Z``): a learned cusp feature gives ``ln psi`` the slope ``-Z`` at a
 nucleus only approximately (it must spend the network's Lipschitz budget on it), and what it misses
 leaves a ``-Z/r`` divergence in the local energy. So a fixed first step moves every electron by the
-sum over nuclei of ``h(r) v(D)``, ``h(r) = beta r max(0, 1 - (r/l_c)^2)^3`` with ``beta = -Z/2``:
-near a nucleus ``z - s = D (1 + beta r + O(r^2))``, a radial scaling whose Jacobian gives
+sum over nuclei of ``h(r) v(D)``, ``h(r) = beta r / (1 + (r/l_c)^2)^2``, ``beta = -Z/2``: near a
+nucleus ``z - s = D (1 + beta r + O(r^2))``, a radial scaling whose Jacobian gives
 ``1/2 ln|J| = 2 beta r`` (3D: ``G^2 (G + r G')`` with ``G = 1 + beta r``), the slope ``-Z`` of the
-cusp. It is exact at every nucleus whose neighbours are farther than ``l_c``: ``h`` vanishes beyond
-``l_c`` (twice differentiably, so the Laplacian has no surface term), so no other term tilts the
-kink (with a long-range envelope the other proton of H2 tilted it by 1 %, leaving ``0.01/r`` in
-the local energy); and it is a sum, not a composition, which would move the later nuclei's kinks
-by the earlier steps' displacement. The learned steps then drop the cusp feature: smooth in
-``|D|^2``, they add no term linear in ``r`` (a smooth map after the radial kink keeps its linear
-term), and neither must the orbitals: a smooth basis (plane waves; Gaussians without the tight s
-functions that mimic a cusp at ``z = s``, which the later maps move off the nucleus). Bound:
-``|h| + r |h'| <= 0.55 |beta| l_c`` (with ``|v| <= r``, ``|grad v| <= 1``), so the sum over ``P``
-nuclei is a contraction when ``l_c = min(cusp_scale, contraction / (0.55 |beta| P))``.
+cusp. A sum, not a composition, which would move the later nuclei's kinks by the earlier steps'
+displacement; the other nuclei's terms, smooth there, only tilt the kink by their Jacobian (about
+1 % for H2 with ``l_c = 0.5``, leaving ``0.01/r`` of the ``1/r`` in the local energy). Why not a
+compactly supported ``h``, which would make the cusp exact: a map that is the identity outside a
+ball preserves the ball's volume, so ``ln|J|`` must overshoot above 0 before the edge, and that
+wiggle raised the local energy's spread from 0.6 to 2 Ha at H2's start (and kept it there). The
+learned steps drop the cusp feature: smooth in ``|D|^2``, they add no term linear in ``r`` (a
+smooth map after the radial kink keeps its linear term), and neither must the orbitals: a smooth
+basis (plane waves; Gaussians without the tight s functions that mimic a cusp at ``z = s``, which
+the later maps move off the nucleus). Bound: ``|h| + r |h'| <= 0.45 |beta| l_c`` (with
+``|v| <= r``, ``|grad v| <= 1``), so the sum over ``P`` nuclei is a contraction when
+``l_c = min(cusp_scale, contraction / (0.45 |beta| P))``.
 """
 
 from __future__ import annotations
@@ -147,9 +149,9 @@ class ElectronNucleusFlow:
 
     @property
     def _cusp_range(self) -> float:
-        """l_c of the exact cusp step: P terms of norm <= 0.55 |beta| l_c within contraction."""
+        """l_c of the exact cusp step: P terms of norm <= 0.45 |beta| l_c within contraction."""
         beta = 0.5 * self.cusp_charge
-        return min(self.cusp_scale, self.contraction / (0.55 * beta * self.n_nuclei))
+        return min(self.cusp_scale, self.contraction / (0.45 * beta * self.n_nuclei))
 
     @property
     def _amplitude(self) -> float:
@@ -195,7 +197,7 @@ class ElectronNucleusFlow:
             r = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=1)
                                        + _EXACT_CUSP_EPS * (np.pi * l_c / L) ** 2)
             v = (L / (2 * np.pi)) * jnp.sin(angle)
-        h = -0.5 * self.cusp_charge * r * jnp.maximum(0.0, 1.0 - (r / l_c) ** 2) ** 3
+        h = -0.5 * self.cusp_charge * r / (1.0 + (r / l_c) ** 2) ** 2
         return jnp.sum(h[:, None] * v, axis=0)
 
     def _cusp_layer(self, x: jax.Array, s: jax.Array):
