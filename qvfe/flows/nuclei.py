@@ -83,6 +83,12 @@ _CUSP_EPS = 1e-12
 _EXACT_CUSP_EPS = 1e-20
 
 
+def _periodic_distance(angle: jax.Array, box_length: float, eps: float) -> jax.Array:
+    """r_p = (L/pi) |sin(angle/2)| over the last axis, angle = 2 pi D / L; ``eps`` under the root
+    keeps its derivatives finite at D = 0."""
+    return (box_length / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=-1) + eps)
+
+
 @dataclass(frozen=True, eq=False)
 class ElectronNucleusFlow:
     """Configuration; parameters live in the pytree returned by ``init`` (identity at init).
@@ -175,7 +181,7 @@ class ElectronNucleusFlow:
             return a * _bounded_mlp(mlp, feats) * delta / (1.0 + r2)
         L = self.box_length
         angle = (2 * np.pi / L) * delta
-        r_p = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2) + _CUSP_EPS)
+        r_p = _periodic_distance(angle, L, _CUSP_EPS)
         feats = [jnp.sin(angle), jnp.cos(angle)]
         if self.cusp_charge is None:
             rho = r_p / self.cusp_scale
@@ -194,8 +200,7 @@ class ElectronNucleusFlow:
         else:
             L = self.box_length
             angle = (2 * np.pi / L) * delta
-            r = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=1)
-                                       + _EXACT_CUSP_EPS * (np.pi * l_c / L) ** 2)
+            r = _periodic_distance(angle, L, _EXACT_CUSP_EPS * (np.pi * l_c / L) ** 2)
             v = (L / (2 * np.pi)) * jnp.sin(angle)
         h = -0.5 * self.cusp_charge * r / (1.0 + (r / l_c) ** 2) ** 2
         return jnp.sum(h[:, None] * v, axis=0)
