@@ -9,16 +9,9 @@ import pytest
 
 from qvfe.flows.backflow import Backflow
 
+from helpers import perturbed
+
 L = 2.5
-
-
-def perturbed(params, key, scale):
-    """Parameters far from the identity: every leaf gets Gaussian noise of size ``scale``."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
-    )
 
 
 FLOWS = {

@@ -9,14 +9,9 @@ import pytest
 
 from qvfe.flows.nuclei import ElectronNucleusFlow
 
+from helpers import perturbed
+
 L = 3.0
-
-
-def perturbed(params, key, scale):
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)])
 
 
 FLOWS = {

@@ -9,17 +9,12 @@ import pytest
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, fit_to_boltzmann)
 
+from helpers import perturbed
+
 L = 2.0
 BACKFLOW = PeriodicParticleDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=2)
 COUPLING = PeriodicCouplingDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=4, bins=4)
 PUSH = PeriodicPushDensity(n=3, dim=2, box_length=L, hidden=(8,), n_layers=4, length_scale=0.5)
-
-
-def perturbed(params, key, scale):
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)])
 
 
 PERTURBED = {"backflow": (BACKFLOW, perturbed(BACKFLOW.init(jax.random.PRNGKey(0)),

@@ -18,6 +18,8 @@ from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 from qvfe.physics.potentials import harmonic_trap
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
+from helpers import perturbed
+
 OMEGA = 1.3
 L = 3.1
 TWIST = np.array([0.13, -0.21])
@@ -41,14 +43,6 @@ SYSTEMS = {
         lambda x: 0.0,
     ),
 }
-
-
-def perturbed(params, key, scale=3.0):
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
-    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,7 +96,7 @@ def test_local_energy_dot_zero_variance_and_folx_equals_hessian(watchdog):
     np.testing.assert_allclose(e.real, exact, rtol=1e-11)
     np.testing.assert_allclose(e.imag, 0.0, atol=1e-12)
     # a strong backflow: the Laplacian of ln|det dZ/dX| enters; folx must agree with jax.hessian
-    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     e_folx = energy_fn("dot", "folx")(params, x, up, down)
     e_hess = energy_fn("dot", "hessian")(params, x, up, down)
     np.testing.assert_allclose(e_folx, e_hess, rtol=1e-10, atol=1e-10)
@@ -119,7 +113,7 @@ def test_local_energy_gas_plane_waves_exact_and_folx_equals_hessian(watchdog):
     np.testing.assert_allclose(e.real, exact, rtol=1e-11)
     np.testing.assert_allclose(e.imag, 0.0, atol=1e-11)
     # complex psi with a backflow: real and imaginary parts of E_loc against jax.hessian
-    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     e_folx = energy_fn("gas", "folx")(params, x, up, down)
     e_hess = energy_fn("gas", "hessian")(params, x, up, down)
     np.testing.assert_allclose(e_folx, e_hess, rtol=1e-10, atol=1e-10)
@@ -134,7 +128,7 @@ def _phase_difference(a, b):
 @pytest.mark.parametrize("name", sorted(SYSTEMS))
 def test_exchange_of_same_spin_electrons_flips_the_sign(name):
     wf, _ = SYSTEMS[name]
-    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x, up, down = batch(name)
     swapped = x.at[:, [0, 1]].set(x[:, [1, 0]])
     re, im = log_psi_fn(wf)(params, x, up, down)
@@ -152,7 +146,7 @@ def test_twisted_boundary_condition_of_the_gas():
     """Moving one electron by L e_a multiplies psi by exp(2 pi i twist_a): |psi|^2 is periodic,
     which is what Metropolis relies on when it wraps walkers into the box."""
     wf, _ = SYSTEMS["gas"]
-    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x, up, down = batch("gas")
     re, im = log_psi_fn(wf)(params, x, up, down)
     for i, a in [(0, 0), (2, 1)]:
@@ -223,7 +217,7 @@ def test_norm_is_one_with_a_nontrivial_backflow(case):
 def test_parameter_derivatives_of_re_and_im_match_finite_differences():
     """What the engine differentiates for 2 Re E[(d ln psi)^* (E_loc - E)]: both parts of ln psi."""
     wf, _ = SYSTEMS["gas"]
-    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x, up, down = batch("gas", 1)
     x, up, down = x[0], up[0], down[0]
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -271,11 +265,7 @@ def test_exact_electron_nucleus_cusp_cancels_the_proton_divergence_of_the_local_
             basis, Backflow(1, 1, 3, hidden=(8,)),
             nuclei=ElectronNucleusFlow(2, 3, kind="open", hidden=(8,), n_layers=2,
                                        cusp_charge=cusp_charge))
-        params = wf.init(jax.random.PRNGKey(0))
-        leaves, tree = jax.tree_util.tree_flatten(params)
-        keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-        params = jax.tree_util.tree_unflatten(
-            tree, [a + 0.5 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+        params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 0.5)
         other = jnp.array([0.4, -0.9, 0.3])
         zero = jnp.zeros(1, dtype=jnp.int32)
 
