@@ -119,7 +119,8 @@ class Result:
                          "had not mixed over the evaluation, so those error bars may be too "
                          "small; evaluate more samples or raise sampler.mcmc_sweeps")
         kinds = {"_exact": "exact", "_ref": "reference", "_HF": "Hartree-Fock of the ground "
-                 "determinant, the T -> 0 limit without flow"}
+                 "determinant, the T -> 0 limit without flow", "_FCI": "full CI of the two "
+                 "electrons in the orbital table, the basis set's bound without flow"}
         for k, v in self.info.items():
             suffix = next((x for x in kinds if k.endswith(x)), None)
             if isinstance(v, float) and suffix:

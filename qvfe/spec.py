@@ -374,6 +374,11 @@ class HydrogenModel(QuantumModel):
     electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
                          "the electrons' ground configuration only (T ≪ T_F; no electronic "
                          "entropy)", choices=("thermal", "ground"))
+    geminal: str = opt("none", doc="isolated closed shells with electrons = 'ground': a singlet "
+                       "geminal det[sum_ab C_ab phi_a(z_i) phi_b(z_j')] over the whole orbital "
+                       "table replaces the Hartree-Fock determinants; 'learned': C starts at "
+                       "their projector; 'pair_fci' (two electrons): C fixed at the full CI in "
+                       "the orbitals, the flows learned", choices=("none", "learned", "pair_fci"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -624,6 +629,24 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"model.proton_prefit_steps = {spec.model.proton_prefit_steps} is "
                             "invalid for system.boundary = 'isolated' (clamped protons): must "
                             "be 0")
+    geminal = spec.model.geminal
+    if geminal != "none":
+        from qvfe.wavefunction import GEMINAL_MAX_PAIRS  # jax only when the option is used
+
+        n_up, n_down = ((s.n_up, s.n_down) if s.n_up >= 0 else
+                        ((s.n_protons + 1) // 2, s.n_protons // 2))
+        if s.boundary != "isolated" or spec.model.electrons != "ground":
+            raise SpecError(f"model.geminal = {geminal!r} is invalid with system.boundary = "
+                            f"{s.boundary!r} and model.electrons = {spec.model.electrons!r}: "
+                            "must be 'isolated' (real orbitals) and 'ground' (one base state)")
+        most = 1 if geminal == "pair_fci" else GEMINAL_MAX_PAIRS
+        if not 1 <= n_up == n_down <= most:
+            raise SpecError(f"model.geminal = {geminal!r} is invalid for n_up = {n_up}, n_down = "
+                            f"{n_down}: needs a closed shell, n_up = n_down in [1, {most}]")
+        if s.coupling != 1.0 and geminal == "pair_fci":
+            raise SpecError(f"model.geminal = 'pair_fci' is invalid with system.coupling = "
+                            f"{s.coupling:g}: the full CI is that of the Coulomb Hamiltonian "
+                            "(must be 1)")
     _check_distinct_protons(s.proton_positions, box_length=(
         (4 * math.pi * s.n_protons / 3) ** (1 / 3) * s.rs if s.boundary == "periodic" else None))
     if not spec.run.x64:

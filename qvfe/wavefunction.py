@@ -16,6 +16,18 @@ Conventions
 * ``local_energy`` returns a complex scalar: its real part is what the energy estimator averages;
   the imaginary part has zero mean under |psi|^2 (a useful check) and is kept for the gradient.
 
+Geminal base state (``geminal=True``, ground-state option of closed shells, N_up = N_down = n):
+the two determinants are replaced by one, ``det[G(z_i, z_{n+j})]_{i,j<n}`` with the pair orbital
+``G(r, r') = sum_ab C_ab phi_a(r) phi_b(r')`` over the whole (real) orbital table, C symmetric (a
+singlet): the antisymmetrised geminal power. ``C = P_n + Delta`` with ``P_n`` the projector on the
+occupied orbitals of ``n`` and ``Delta`` learned (zero at init): at Delta = 0, ``det(Phi_up P_n
+Phi_down^T) = det Phi_up[:, n] det Phi_down[:, n]``, the determinant state, exactly; for two
+electrons the geminal spans the singlet space of the table (full configuration interaction in the
+orbitals). By Cauchy-Binet, ``int |det G|^2 = (n!)^2 e_n(C^T C)`` (e_n: n-th elementary symmetric
+polynomial of the eigenvalues), so dividing by ``sqrt(e_n)`` keeps the state normalised.
+``fixed_geminal`` holds C fixed instead (e.g. the two-electron full CI of the table, from
+``qvfe.physics.molecular_orbitals.pair_fci``): only the flows are learned.
+
 Normalisation: with orthonormal orbitals each determinant integrates to ``N_sigma!``; the
 ``1/sqrt(N_up! N_down!)`` makes ``int |psi_n|^2 dX = 1`` exactly for any bijective backflow
 (change of variables), which is the point of the square-root flow. Electrons of different spin are
@@ -45,7 +57,11 @@ from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
-__all__ = ["SquareRootFlowWavefunction"]
+__all__ = ["SquareRootFlowWavefunction", "elementary_symmetric_of_gram"]
+
+GEMINAL_MAX_PAIRS = 16
+"""Largest n for the geminal: Newton's identities for e_n alternate in sign, and at n = 16 they
+still hold e_n to ~1e-12 relative near the projector (C(16, 8) = 12870 cancels)."""
 
 
 def _register_folx_elementwise() -> None:
@@ -60,6 +76,24 @@ def _register_folx_elementwise() -> None:
     if prim is not None and not is_registered(prim):
         folx.register_function(prim, folx.wrap_forward_laplacian(jax.lax.one_minus_square,
                                                                  in_axes=()))
+
+def elementary_symmetric_of_gram(c: jax.Array, n: int) -> jax.Array:
+    """e_n of the eigenvalues of ``c^T c``: the sum of the squared n x n minors of ``c``.
+
+    By Newton's identities from the power sums tr((c^T c)^k), k <= n: smooth in ``c`` also where
+    eigenvalues are degenerate (the projector, where eigenvalue derivatives are not), which an
+    eigendecomposition would not be.
+    """
+    gram = c.T @ c
+    power, sums = jnp.eye(gram.shape[0], dtype=gram.dtype), []
+    for _ in range(n):
+        power = power @ gram
+        sums.append(jnp.trace(power))
+    e = [jnp.ones((), gram.dtype)]
+    for k in range(1, n + 1):
+        e.append(sum((-1) ** (i - 1) * e[k - i] * sums[i - 1] for i in range(1, k + 1)) / k)
+    return e[n]
+
 
 Params = Any
 Potential = Callable[[jax.Array], jax.Array]  # x (n, d) -> scalar
@@ -77,6 +111,10 @@ class SquareRootFlowWavefunction:
         sector: optional ``(occ_up, occ_down) -> int`` giving the symmetry sector of a base state
             for a backflow with ``n_sectors > 1`` (see ``Backflow``: the sectors must be ones
             every sector's map conserves, or the states of different sectors are not orthogonal).
+        geminal: a learned singlet geminal instead of the two determinants (module docstring);
+            needs a real orbital table and ``n_up == n_down``. Only for one base state (the
+            ground-state option): the dressed states of different ``n`` are not orthogonal.
+        fixed_geminal: with ``geminal``, a fixed symmetric C (M, M) instead of the learned one.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
@@ -93,6 +131,8 @@ class SquareRootFlowWavefunction:
     backflow: Backflow
     nuclei: ElectronNucleusFlow | None = None
     sector: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    geminal: bool = False
+    fixed_geminal: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.basis.dim != self.backflow.dim:
@@ -106,6 +146,21 @@ class SquareRootFlowWavefunction:
         if (self.sector is None) != (self.backflow.n_sectors == 1):
             raise ValueError("a sector function goes with a backflow of n_sectors > 1 and only "
                              "with one")
+        if self.geminal:
+            if self.basis.is_complex:
+                raise ValueError("geminal needs a real orbital table (C symmetric is a singlet "
+                                 "of real orbitals)")
+            if not 1 <= self.n_up == self.n_down <= GEMINAL_MAX_PAIRS:
+                raise ValueError(f"geminal needs n_up == n_down in [1, {GEMINAL_MAX_PAIRS}], got "
+                                 f"{self.n_up} and {self.n_down}")
+        if self.fixed_geminal is not None:
+            c = np.asarray(self.fixed_geminal, dtype=np.float64)
+            m = self.basis.n_orbitals
+            if not self.geminal or c.shape != (m, m) or not np.allclose(c, c.T):
+                raise ValueError(f"fixed_geminal must be a symmetric ({m}, {m}) matrix and goes "
+                                 f"with geminal=True (got shape {c.shape}, geminal="
+                                 f"{self.geminal})")
+            object.__setattr__(self, "fixed_geminal", c)
 
     @property
     def n_up(self) -> int:
@@ -125,7 +180,21 @@ class SquareRootFlowWavefunction:
         params = {"backflow": self.backflow.init(key)}
         if self.nuclei is not None:
             params["nuclei"] = self.nuclei.init(jax.random.fold_in(key, 1))
+        if self.geminal and self.fixed_geminal is None:
+            m = self.basis.n_orbitals
+            params["geminal"] = jnp.zeros(m * (m + 1) // 2)  # upper triangle of Delta
         return params
+
+    def geminal_matrix(self, params: Params, occ_up: jax.Array, occ_down: jax.Array) -> jax.Array:
+        """C = P_n + Delta, (M, M): the projector on the occupied orbitals plus the learned part
+        (or ``fixed_geminal``)."""
+        if self.fixed_geminal is not None:
+            return jnp.asarray(self.fixed_geminal)
+        m = self.basis.n_orbitals
+        rows, cols = np.triu_indices(m)
+        upper = jnp.zeros((m, m), params["geminal"].dtype).at[rows, cols].set(params["geminal"])
+        delta = upper + upper.T - jnp.diag(jnp.diag(upper))
+        return delta.at[occ_up, occ_down].add(1.0)
 
     # ---- ln psi ----------------------------------------------------------------------------
     def log_psi(
@@ -146,6 +215,15 @@ class SquareRootFlowWavefunction:
         norm = 0.5 * (gammaln(self.n_up + 1) + gammaln(self.n_down + 1))
         re = 0.5 * log_jac - norm
         im = jnp.zeros((), dtype=re.dtype)
+        if self.geminal:
+            c = self.geminal_matrix(params, occ_up, occ_down)
+            every = jnp.arange(self.basis.n_orbitals)
+            up = self.basis.values(z[: self.n_up], every)
+            down = self.basis.values(z[self.n_up:], every)
+            sign, logabs = jnp.linalg.slogdet(up.matrix @ c @ down.matrix.T)
+            re = (re + logabs + jnp.sum(up.log_row) + jnp.sum(down.log_row)
+                  - 0.5 * jnp.log(elementary_symmetric_of_gram(c, self.n_up)))
+            return re, im + 0.5 * np.pi * (1.0 - sign)
         for rows, occ in ((slice(0, self.n_up), occ_up), (slice(self.n_up, None), occ_down)):
             zs = z[rows]
             if zs.shape[0] == 0:  # empty species: det of a 0x0 matrix is 1

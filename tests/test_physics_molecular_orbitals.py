@@ -16,6 +16,8 @@ from qvfe.physics.molecular_orbitals import (
     gaussian_integrals,
     molecular_orbitals,
     nuclear_repulsion,
+    orbital_integrals,
+    pair_fci,
     rhf_energy,
 )
 
@@ -24,6 +26,8 @@ jax.config.update("jax_enable_x64", True)
 H2 = np.array([[0.0, 0.0, -0.7], [0.0, 0.0, 0.7]])  # R = 1.4 bohr
 HF_LIMIT_H2 = -1.1336296  # Kolos & Roothaan, Rev. Mod. Phys. 32, 219 (1960); numerical HF
 HF_LIMIT_H_ANION = -0.4879297  # numerical HF for H- (e.g. Froese Fischer, The Hartree-Fock Method)
+S_LIMIT_H_ANION = -0.5144929  # H- with radial correlation only (s-limit; Goldman, PRA 52, 3718 (1995))
+EXACT_H2 = -1.1744757  # Kolos & Wolniewicz, R = 1.4 bohr
 
 # a small s basis on two centres with unequal exponents, for integral checks
 CENTRES = np.array([[0.1, -0.2, 0.3], [0.9, 0.4, -0.5], [0.1, -0.2, 0.3], [-0.6, 0.7, 0.2]])
@@ -249,6 +253,25 @@ def test_h_anion_rhf_energy_against_numerical_hartree_fock():
     # one centre, two electrons: an s basis is complete for this spherical problem
     e = rhf_energy(np.zeros((1, 3)), n_electrons=2)
     assert HF_LIMIT_H_ANION < e < HF_LIMIT_H_ANION + 1e-4
+
+
+def test_orbital_integrals_give_the_rhf_energy_and_pair_fci_its_literature_limits():
+    """2 h_00 + (00|00) + 1/R of the occupied orbital is the SCF energy; the two-electron full CI
+    lies below RHF and above the exact energy: H- in s functions within 1e-4 Ha of (and above) its
+    s-limit, H2 in s + p between the exact energy and RHF; C symmetric with unit norm."""
+    mo = molecular_orbitals(H2, p_exponents=POLARISATION_EXPONENTS)
+    h, eri = orbital_integrals(mo)
+    assert h.shape == (mo.n_orbitals,) * 2 and eri.shape == (mo.n_orbitals,) * 4
+    np.testing.assert_allclose(h, h.T, atol=1e-12)
+    assert 2 * h[0, 0] + eri[0, 0, 0, 0] + 1 / 1.4 == pytest.approx(mo.scf_energy, abs=1e-9)
+    e, c = pair_fci(mo)
+    assert EXACT_H2 < e < mo.scf_energy - 0.035  # 38.6 mHa of correlation in this table
+    np.testing.assert_allclose(c, c.T, atol=1e-12)
+    assert np.linalg.norm(c) == pytest.approx(1.0) and c[0, 0] > 0.98
+    anion = molecular_orbitals(np.zeros((1, 3)), n_electrons=2,
+                               exponents=0.01 * 2.0 ** np.arange(18))
+    e_anion = pair_fci(anion)[0]
+    assert S_LIMIT_H_ANION < e_anion < S_LIMIT_H_ANION + 1e-4
 
 
 def test_rhf_energy_is_rotation_invariant_with_p_functions():

@@ -8,7 +8,7 @@
   lattice vector, and when everything moves together.
 - A few steps of the interacting system keep the estimates finite, with F = E − T S and the virial
   pressure P V = (2K + V)/3 sample by sample.
-- Isolated H atom at low T: E = −0.5 Ha within 1 mHa.
+- Isolated H atom at low T: E = −0.5 Ha within 1 mHa; H₂'s full-CI geminal has the full-CI energy.
 """
 
 from pathlib import Path
@@ -180,10 +180,10 @@ def test_periodic_hydrogen_atom_matches_plane_wave_diagonalization():
 @pytest.mark.slow
 def test_isolated_h2_molecule_energy():
     """H2 with clamped protons at R = 1.4 bohr, T = 1000 K: E within 5 mHa of the exact -1.17447 Ha
-    (Kolos & Wolniewicz), the issue's target. The spec's exact cusp takes smooth Gaussians, whose
-    restricted Hartree-Fock energy -1.13000 Ha is the flow's start (the basis limit is -1.13363),
-    so the flows must supply 40 of the 44 mHa below it. Not met yet: 1500 steps at batch 512 gave
-    -1.16162(190) Ha (README)."""
+    (Kolos & Wolniewicz), the issue's target. The spec's base state is the pair's full CI in smooth
+    Gaussian orbitals (-1.16853 Ha; their RHF determinant -1.13000), with the exact cusp and the
+    learned flows on top: 1500 steps at batch 512 gave -1.17283(149) Ha (README; one determinant
+    with the same flows stopped at -1.16162(190))."""
     spec = qvfe.load_spec(Path(__file__).resolve().parents[1] / "systems"
                           / "hydrogen_h2_isolated_R1.4.toml",
                           overrides={"optim.steps": 1500, "sampler.batch": 512,
@@ -191,8 +191,9 @@ def test_isolated_h2_molecule_energy():
     result = qvfe.run(spec, progress=False)
     e = 2 * result.observables["E"].mean, 2 * result.observables["E"].error
     assert 2 * result.info["E_HF"] == pytest.approx(-1.13000, abs=1e-4)
+    assert 2 * result.info["E_FCI"] == pytest.approx(-1.16853, abs=1e-4)
     assert e[1] < 2e-3
-    assert e[0] < 2 * result.info["E_HF"]  # below the Hartree-Fock start
+    assert e[0] < 2 * result.info["E_HF"]  # below the Hartree-Fock determinant
     assert abs(e[0] + 1.17447) < 5e-3, e
 
 
@@ -208,6 +209,25 @@ def test_exact_cusp_takes_smooth_gaussians_for_molecules():
     raw["model"]["nuclei_exact_cusp"] = False
     assert 2 * qvfe.build_problem(qvfe.load_spec(raw)).info["E_HF"] == pytest.approx(
         -1.1335407, abs=1e-6)
+
+
+def test_pair_fci_geminal_without_flows_has_the_full_ci_energy():
+    """model.geminal = 'pair_fci' with no flow layers: the state is H2's (R = 1.4 bohr) full CI in
+    the full s + p orbital table (-1.1721532 Ha, 2.3 mHa above the exact -1.17447, 38.6 below RHF),
+    so the Monte Carlo energy of its local energies must equal it within 3 sigma (sigma < 3 mHa)."""
+    raw = {"system": {"kind": "hydrogen", "boundary": "isolated", "n_protons": 2,
+                      "T_kelvin": 1000.0, "proton_positions": [0, 0, -0.7, 0, 0, 0.7]},
+           "model": {"electrons": "ground", "geminal": "pair_fci", "nuclei_layers": 0,
+                     "backflow_layers": 0},
+           "optim": {"steps": 0},
+           "sampler": {"batch": 512, "burn_in": 300, "mcmc_sweeps": 20},
+           "eval": {"samples": 512 * 40}}
+    result = qvfe.run(qvfe.load_spec(raw), progress=False)
+    assert 2 * result.info["E_FCI"] == pytest.approx(-1.1721532, abs=1e-6)
+    assert 2 * result.info["E_HF"] == pytest.approx(-1.1335407, abs=1e-6)
+    e, err = 2 * result.observables["E"].mean, 2 * result.observables["E"].error
+    assert err < 3e-3
+    assert abs(e - 2 * result.info["E_FCI"]) < 3 * err, (e, err)
 
 
 def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():

@@ -81,6 +81,17 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "be a boolean"),
     (H_ISOLATED, {"system.boundary": "open"}, "system.boundary = 'open' is invalid: must be "
      "one of 'periodic', 'isolated'"),
+    (H_ISOLATED, {"model.geminal": "pair_fci"}, "model.geminal = 'pair_fci' is invalid with "
+     "system.boundary = 'isolated' and model.electrons = 'thermal': must be 'isolated' (real "
+     "orbitals) and 'ground'"),
+    (H_ISOLATED, {"model.geminal": "learned", "model.electrons": "ground", "system.n_up": 2,
+                  "system.n_down": 0}, "model.geminal = 'learned' is invalid for n_up = 2, "
+     "n_down = 0: needs a closed shell, n_up = n_down in [1, 16]"),
+    (H_ISOLATED, {"model.geminal": "pair_fci", "model.electrons": "ground",
+                  "system.coupling": 0.5}, "model.geminal = 'pair_fci' is invalid with "
+     "system.coupling = 0.5"),
+    (H_ISOLATED, {"model.geminal": "agp"}, "model.geminal = 'agp' is invalid: must be one of "
+     "'none', 'learned', 'pair_fci'"),
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),
     ({"system": {"kind": "coulomb_trap", "n": 1, "dim": 1, "beta": 1.0}}, None,
      "model.flow = 'realnvp' needs n*dim ≥ 2"),

@@ -7,6 +7,7 @@ hessian deadlock), zero-variance local energies for identity flows, and paramete
 
 import faulthandler
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ import pytest
 from qvfe.flows.backflow import Backflow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 from qvfe.physics.potentials import harmonic_trap
-from qvfe.wavefunction import SquareRootFlowWavefunction
+from qvfe.wavefunction import SquareRootFlowWavefunction, elementary_symmetric_of_gram
 
 from helpers import perturbed
 
@@ -281,3 +282,51 @@ def test_exact_electron_nucleus_cusp_cancels_the_proton_divergence_of_the_local_
         for r in (1e-4, 1e-5, 1e-6, 1e-7):
             assert abs(r * float(exact(r, direction))) < 0.02, (r, direction)
             assert r * float(learned(r, direction)) == pytest.approx(-1.0, abs=0.01)
+
+
+# ---- geminal base state -------------------------------------------------------------------------
+def _geminal_pair(basis, n, dim, key=0):
+    """The same backflow with determinants and with a geminal, n up + n down electrons."""
+    backflow = Backflow(n, n, dim, hidden=(8,))
+    return (SquareRootFlowWavefunction(basis, backflow),
+            SquareRootFlowWavefunction(basis, backflow, geminal=True))
+
+
+def test_geminal_at_the_projector_is_the_determinant_state():
+    """C = P_n (Delta = 0) gives ln psi and the sign of the two determinants exactly, also for an
+    open pattern (different up and down orbitals) and a perturbed backflow."""
+    det_wf, gem_wf = _geminal_pair(HarmonicBasis(QN_2D, OMEGA), 2, 2)
+    params = perturbed(gem_wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    params["geminal"] = jnp.zeros_like(params["geminal"])
+    x = jax.random.normal(jax.random.PRNGKey(2), (6, 4, 2))
+    for up, down in (([0, 2], [0, 2]), ([1, 3], [0, 5])):
+        up, down = jnp.tile(jnp.array(up), (6, 1)), jnp.tile(jnp.array(down), (6, 1))
+        want = log_psi_fn(det_wf)({"backflow": params["backflow"]}, x, up, down)
+        got = log_psi_fn(gem_wf)(params, x, up, down)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+        np.testing.assert_allclose(np.cos(got[1]), np.cos(want[1]), atol=1e-12)
+
+
+def test_geminal_state_is_normalised_by_the_sum_of_squared_minors():
+    """int |psi|^2 = 1 for a random symmetric C: 2 up + 2 down electrons in 1D harmonic orbitals
+    (omega = 1, degrees <= 4), identity flow, Gauss-Hermite quadrature with 9 nodes per coordinate
+    (exact for the polynomial x Gaussian integrand); e_2 by Newton's identities equals the sum
+    of the squared 2 x 2 minors of C."""
+    basis = HarmonicBasis(np.arange(5)[:, None], 1.0)
+    _, wf = _geminal_pair(basis, 2, 1)
+    params = wf.init(jax.random.PRNGKey(0))
+    params["geminal"] = 0.7 * jax.random.normal(jax.random.PRNGKey(3), params["geminal"].shape)
+    up = down = jnp.array([0, 1])
+    c = wf.geminal_matrix(params, up, down)
+    minors = sum(np.linalg.det(np.asarray(c)[np.ix_(s, t)]) ** 2
+                 for s in itertools.combinations(range(5), 2)
+                 for t in itertools.combinations(range(5), 2))
+    np.testing.assert_allclose(elementary_symmetric_of_gram(c, 2), minors, rtol=1e-12)
+    assert abs(minors - 1.0) > 0.5  # the normalisation is not trivial
+    nodes, weights = np.polynomial.hermite.hermgauss(9)
+    grid = _tensor_grid([nodes] * 4)
+    w = np.prod(_tensor_grid([weights] * 4), axis=-1) * np.exp(np.sum(np.asarray(grid) ** 2, -1))
+    n = len(grid)
+    re, _ = log_psi_fn(wf)(params, grid.reshape(n, 4, 1), jnp.tile(up, (n, 1)),
+                           jnp.tile(down, (n, 1)))
+    np.testing.assert_allclose(np.sum(w * np.exp(2 * np.asarray(re))), 1.0, atol=1e-10)

@@ -24,6 +24,10 @@ below 1e-10 (near linear dependence of diffuse functions on neighbouring centres
 orthonormal (C^T S C = 1), ordered by orbital energy, and have a fixed sign (their largest
 coefficient is positive).
 
+Two electrons. ``orbital_integrals`` transforms h and (ab|cd) to the orbitals, and ``pair_fci``
+diagonalises the two-electron Hamiltonian in the table's whole singlet space (full configuration
+interaction): the basis-set bound that a geminal base state reaches without a flow.
+
 Units: Hartree atomic units (lengths in bohr, energies in hartree).
 
 Convention for ``values``: ``log_row`` is zero and ``matrix[i, j] = phi_{occ[j]}(z_i)``. All values
@@ -57,6 +61,8 @@ __all__ = [
     "gaussian_integrals",
     "molecular_orbitals",
     "nuclear_repulsion",
+    "orbital_integrals",
+    "pair_fci",
     "rhf_energy",
 ]
 
@@ -369,6 +375,8 @@ class MolecularOrbitalBasis:
             Gaussians (per proton: K s functions, then x, y, z for each p exponent).
         orbital_energies: (n_orbitals,) ascending (hartree).
         p_exponents: (Kp,) p exponents per proton (empty: s only).
+        scf_energy: total energy (electronic + nuclear repulsion, hartree) of the determinant the
+            orbitals come from (RHF or core), if known.
     """
 
     centers: np.ndarray
@@ -377,6 +385,7 @@ class MolecularOrbitalBasis:
     orbital_energies: np.ndarray
     p_exponents: np.ndarray = field(default_factory=lambda: np.zeros(0))
     is_complex: bool = False
+    scf_energy: float | None = None
 
     def __post_init__(self) -> None:
         centers = _check_centers(self.centers)
@@ -539,6 +548,7 @@ def molecular_orbitals(
         coefficients=sol.coefficients[:, : int(n_orbitals)],
         orbital_energies=sol.orbital_energies[: int(n_orbitals)],
         p_exponents=np.zeros(0) if p_exponents is None else p_exponents,
+        scf_energy=sol.total_energy,
     )
 
 
@@ -555,3 +565,41 @@ def rhf_energy(
     -1.1285
     """
     return float(_solve(centers, n_electrons, "rhf", exponents, p_exponents).total_energy)
+
+
+def orbital_integrals(basis: MolecularOrbitalBasis) -> tuple[np.ndarray, np.ndarray]:
+    """One- and two-electron integrals over the orbitals of ``basis``.
+
+    Returns ``h`` (M, M), ``<a| -1/2 nabla^2 + V |b>``, and ``eri`` (M, M, M, M), ``(ab|cd)`` in
+    chemists' order; M = ``basis.n_orbitals``.
+    """
+    ints = gaussian_integrals(*basis.basis_functions, basis.centers)
+    c = basis.coefficients
+    h = c.T @ (ints.kinetic + ints.nuclear) @ c
+    eri = np.einsum("pqrs,pa,qb,rc,sd->abcd", ints.repulsion, c, c, c, c, optimize=True)
+    return h, eri
+
+
+def pair_fci(basis: MolecularOrbitalBasis) -> tuple[float, np.ndarray]:
+    """Full CI of two electrons (a singlet) in the orbitals of ``basis``.
+
+    The spatial ground state ``sum_ab C_ab phi_a(r1) phi_b(r2)`` is the lowest eigenvector of
+    ``H[(ab), (cd)] = h_ac d_bd + d_ac h_bd + (ac|bd)`` on all M^2 products (the ground state of two
+    distinguishable particles is symmetric, so it is the singlet's). Returns the total energy
+    (with the nuclear repulsion, hartree) and C (M, M), symmetric with unit Frobenius norm.
+
+    >>> import numpy as np
+    >>> e, c = pair_fci(molecular_orbitals([[0, 0, -0.7], [0, 0, 0.7]]))  # s only
+    >>> round(e, 4)
+    -1.1549
+    """
+    h, eri = orbital_integrals(basis)
+    m = h.shape[0]
+    eye = np.eye(m)
+    ham = (np.einsum("ac,bd->abcd", h, eye) + np.einsum("ac,bd->abcd", eye, h)
+           + eri.transpose(0, 2, 1, 3))
+    energies, vectors = np.linalg.eigh(ham.reshape(m * m, m * m))
+    c = vectors[:, 0].reshape(m, m)
+    c = 0.5 * (c + c.T)
+    c = c * np.sign(np.trace(c)) / np.linalg.norm(c)
+    return float(energies[0]) + nuclear_repulsion(basis.centers), c

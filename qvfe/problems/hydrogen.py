@@ -286,6 +286,7 @@ def build(spec: Any) -> Problem:
     cusp_charge = s.coupling if m.nuclei_exact_cusp and s.coupling > 0 else None
 
     prefit = None  # periodic only: hydrogen's proton pre-fit
+    fci_geminal = None  # isolated two-electron molecules only
     if s.boundary == "periodic":
         L = box_length(s.rs, n_p)
         volume = L**3
@@ -366,7 +367,7 @@ def build(spec: Any) -> Problem:
         box = L
     else:
         from qvfe.physics.molecular_orbitals import (DEFAULT_EXPONENTS, POLARISATION_EXPONENTS,
-                                                     molecular_orbitals, rhf_energy)
+                                                     molecular_orbitals, pair_fci)
 
         centers = np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3)
         closed = n_up == n_down
@@ -406,10 +407,14 @@ def build(spec: Any) -> Problem:
         derived, observable_units, box = None, {}, None
         info["n_orbitals"] = len(energies)
         if closed and s.coupling == 1.0:
-            info["E_HF"] = float(rhf_energy(centers, n_electrons=n_e, exponents=s_exponents,
-                                            p_exponents=p_exponents)) / n_p
+            info["E_HF"] = float(basis.scf_energy) / n_p
+            if n_e == 2:  # what the geminal reaches without a flow: full CI in the orbitals
+                e_fci, fci_geminal = pair_fci(basis)
+                info["E_FCI"] = e_fci / n_p
 
-    wf = SquareRootFlowWavefunction(basis, backflow, nuclei=nuclei_flow)
+    wf = SquareRootFlowWavefunction(
+        basis, backflow, nuclei=nuclei_flow, geminal=m.geminal != "none",
+        fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model), wf, potential)
     cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
                        damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
