@@ -301,6 +301,14 @@ class ElectronGasSampler(QuantumSampler):
                             "adapted", lo=0.0, lo_open=True, hi=100.0)
 
 
+CUBIC_CELL_SITES: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "sc": ((0, 0, 0),),
+    "bcc": ((0, 0, 0), (0.5, 0.5, 0.5)),
+    "fcc": ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)),
+}
+"""Fractional sites of one conventional cell of each ``system.proton_lattice``."""
+
+
 @dataclass(frozen=True)
 class HydrogenSystem:
     kind: str = opt(doc="system kind", choices=("hydrogen",))
@@ -319,7 +327,7 @@ class HydrogenSystem:
     proton_lattice: str = opt("", doc="periodic: clamp the protons on this cubic lattice "
                               "filling the box (static-lattice calculation; n_protons must be "
                               "m³ for 'sc', 2m³ for 'bcc', 4m³ for 'fcc'); empty: sampled",
-                              choices=("", "sc", "bcc", "fcc"))
+                              choices=("", *CUBIC_CELL_SITES))
     n_up: int = opt(-1, doc="spin-up electrons (-1: ceil(n_protons/2))", lo=-1, hi=256)
     n_down: int = opt(-1, doc="spin-down electrons (-1: floor(n_protons/2))", lo=-1, hi=256)
     coupling: float = opt(1.0, doc="strength λ of all Coulomb interactions (0: ideal gases)",
@@ -596,7 +604,7 @@ def _check_hydrogen(spec: Spec) -> None:
                             f"must have 3·n_protons = {3 * s.n_protons} (or none: sampled "
                             "protons)")
         if s.proton_lattice:
-            per_cell = {"sc": 1, "bcc": 2, "fcc": 4}[s.proton_lattice]
+            per_cell = len(CUBIC_CELL_SITES[s.proton_lattice])
             cells = round((s.n_protons / per_cell) ** (1 / 3))
             if per_cell * cells**3 != s.n_protons:
                 raise SpecError(f"system.n_protons = {s.n_protons} is invalid for "

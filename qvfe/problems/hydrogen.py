@@ -74,7 +74,7 @@ from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count,
                                         hartree_fock_reference)
-from qvfe.spec import SpecError
+from qvfe.spec import CUBIC_CELL_SITES, SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 Params = Any
@@ -106,8 +106,7 @@ def ideal_proton_gas(n: int, volume: float, T: float) -> dict[str, float]:
 def lattice_positions(lattice: str, n_protons: int, box_length: float) -> np.ndarray:
     """(n, 3) sites of a cubic lattice ('sc', 'bcc', 'fcc') of m³ conventional cells filling the
     box, m = (n_protons / sites per cell)^{1/3}."""
-    basis = {"sc": [[0, 0, 0]], "bcc": [[0, 0, 0], [0.5, 0.5, 0.5]],
-             "fcc": [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]}[lattice]
+    basis = CUBIC_CELL_SITES[lattice]
     m = round((n_protons / len(basis)) ** (1 / 3))
     if len(basis) * m**3 != n_protons:
         raise ValueError(f"{n_protons} protons do not fill m³ {lattice} cells")
