@@ -20,7 +20,7 @@ examples:
   qvfe eval runs/i16 --samples 100000            final numbers with frozen parameters
   qvfe keys                                      every spec key, its default and range
   qvfe compare runs/heg_* --plot heg.png         electron gas vs Brown et al. (2013) RPIMC
-  qvfe compare runs/h_* --plot h.png             hydrogen vs CEIMC
+  qvfe compare runs/h_* --plot h.png             hydrogen vs CEIMC (isolated H, H2: exact)
 """
 
 

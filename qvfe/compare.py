@@ -11,7 +11,9 @@ Energies are in Hartree per electron in the table, with Rydberg (Brown's unit) a
 
 For hydrogen the reference is the CEIMC table (Pierleoni et al. 2016 and others, no error bars) at
 matching (T in K, rs): E and F in Ha per atom, S in k_B per atom and P in GPa; Δ/σ then uses the
-run's error alone. Isolated-molecule runs have no row and are listed with "-".
+run's error alone. Isolated runs (clamped protons in open space) are compared on E per atom with
+the exact energies of ``data/hydrogen_molecules_exact_Ha.csv`` (the H atom; H₂ at R = 1.4 bohr),
+matched by the number of protons and their separation; other geometries are listed with "-".
 """
 
 from __future__ import annotations
@@ -99,10 +101,16 @@ def run_conditions(spec: Spec) -> dict[str, Any]:
 
 def hydrogen_conditions(spec: Spec) -> dict[str, Any]:
     """T in K, rs, N, boundary and whether the protons are clamped (a static lattice, which no
-    CEIMC liquid row describes) of a hydrogen run."""
+    CEIMC liquid row describes) of a hydrogen run; R, the proton separation of an isolated atom
+    (0) or pair (None otherwise)."""
     s = spec.system
+    R = None
+    if s.boundary == "isolated" and s.n_protons <= 2:
+        p = s.proton_positions
+        R = math.dist(p[:3], p[3:6]) if s.n_protons == 2 else 0.0
     return {"T_K": s.T_kelvin, "rs": s.rs, "N": s.n_protons, "boundary": s.boundary,
-            "clamped": bool(s.proton_lattice or s.proton_positions)}
+            "clamped": bool(s.proton_lattice or s.proton_positions), "R": R,
+            "coupling": s.coupling}
 
 
 def _first_kind(run_dirs: list[str | Path]) -> str | None:
@@ -171,10 +179,18 @@ _HYDROGEN_KEYS = (("E", "E", "Ha/atom"), ("F", "F", "Ha/atom"), ("S", "S", "k_B/
 
 
 def _hydrogen_row(table: refs.Table, cond: dict[str, Any]) -> dict | None:
-    if cond["boundary"] != "periodic" or cond["clamped"]:
+    """The CEIMC row of a liquid run, or the exact energy per atom (key E, label "exact") of an
+    isolated atom or molecule; None for anything else."""
+    if cond["boundary"] == "isolated":
+        if cond["R"] is None or cond["coupling"] != 1.0:
+            return None
+        rows = refs.match(refs.load_hydrogen_molecules(), rel=1e-9, n_protons=cond["N"],
+                          R_bohr=cond["R"])
+        return {"E": rows[0]["E"] / cond["N"], "label": "exact"} if rows else None
+    if cond["clamped"]:
         return None
     rows = refs.match(table, rel=1e-6, T_K=cond["T_K"], rs=cond["rs"])
-    return rows[0] if rows else None
+    return {**rows[0], "label": "CEIMC"} if rows else None
 
 
 def _compare_hydrogen(runs, table: refs.Table) -> list[Comparison]:
@@ -189,18 +205,18 @@ def _compare_hydrogen(runs, table: refs.Table) -> list[Comparison]:
             mean, err = est.mean, est.error
             if key == "P":
                 mean, err = units.pressure_to_gpa(mean), units.pressure_to_gpa(err)
-            ref_value = None if row is None else row[ref_key]
+            ref_value = None if row is None else row.get(ref_key)
             out.append(Comparison(run_dir, cond, key, mean, err, ref_value,
                                   None if ref_value is None else 0.0,
-                                  "CEIMC" if ref_value is not None else
-                                  ("no reference row" if row is None else f"CEIMC has no {key}"),
-                                  unit))
+                                  row["label"] if ref_value is not None else
+                                  ("no reference row" if row is None else
+                                   f"{row['label']} has no {key}"), unit))
     return out
 
 
 def _format_hydrogen(comparisons: list[Comparison]) -> str:
-    head = (f"{'run':<24} {'T (K)':>7} {'rs':>5} {'N':>4} {'obs':>3} {'qvfe':>24} "
-            f"{'CEIMC':>10} {'Δ':>10} {'Δ/σ':>6} {'unit':>9}")
+    head = (f"{'run':<24} {'T (K)':>7} {'rs/R':>5} {'N':>4} {'obs':>3} {'qvfe':>24} "
+            f"{'reference':>10} {'Δ':>10} {'Δ/σ':>6} {'unit':>9}")
     lines = [head, "-" * len(head)]
     for c in comparisons:
         k = c.conditions
@@ -210,13 +226,20 @@ def _format_hydrogen(comparisons: list[Comparison]) -> str:
         else:
             ref, diff, sig = f"{c.ref_value: .5g}", f"{c.difference:+.4g}", f"{c.sigma:+.1f}"
         name = Path(c.run_dir).name[-24:]
-        lines.append(f"{name:<24} {k['T_K']:>7g} {k['rs']:>5g} {k['N']:>4} {c.key:>3} "
+        where = k["rs"] if k["boundary"] == "periodic" else k["R"]
+        where = "-" if where is None else f"{where:g}"
+        lines.append(f"{name:<24} {k['T_K']:>7g} {where:>5} {k['N']:>4} {c.key:>3} "
                      f"{ours:>24} {ref:>10} {diff:>10} {sig:>6} {c.unit:>9}")
-    lines.append("Δ = qvfe − reference; σ = the run's standard error (the table has no error "
-                 "bars); finite N against CEIMC (near the thermodynamic limit).")
-    if any(c.ref_value is not None for c in comparisons):
+    lines.append("Δ = qvfe − reference; σ = the run's standard error (the tables have no error "
+                 "bars); rs/R: rs of a periodic run, the proton separation (bohr) of an isolated "
+                 "one; finite N against CEIMC (near the thermodynamic limit).")
+    used = {c.ref_label for c in comparisons if c.ref_value is not None}
+    if "CEIMC" in used:
         lines.append("reference: CEIMC, Pierleoni, Morales, Rillo, Holzmann, Ceperley, PNAS 113, "
                      "4953 (2016); Morales et al., PRE 81, 021202 (2010)")
+    if "exact" in used:
+        lines.append("reference: exact Born-Oppenheimer energies, " +
+                     refs.load_hydrogen_molecules().citation)
     return "\n".join(lines)
 
 
@@ -312,6 +335,30 @@ def plot(run_dirs: list[str | Path], path: str | Path, ref: str | None = None,
     return out
 
 
+def _plot_molecules(runs, out: Path) -> Path:
+    """PNG of E per atom (Ha) vs the proton separation R of isolated runs, with the exact energies
+    (runs of other geometries have no R and are left out)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+    exact = refs.load_hydrogen_molecules()
+    ax.plot([r["R_bohr"] for r in exact], [r["E"] / r["n_protons"] for r in exact], "s",
+            mfc="none", label="exact (Born-Oppenheimer)")
+    pts = [(c["R"], r.observables["E"]) for _, c, r in runs
+           if c["R"] is not None and "E" in r.observables]
+    ax.errorbar([p[0] for p in pts], [p[1].mean for p in pts], [p[1].error for p in pts],
+                fmt="o", capsize=2, color="k", label="qvfe")
+    ax.set_xlabel("proton separation R (bohr; 0: the atom)")
+    ax.set_ylabel("E (Ha per atom)")
+    ax.legend(fontsize=7)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
     """PNG of E (Ha/atom) and P (GPa) vs rs (or vs T when all runs share one rs), with the CEIMC
     rows at the runs' other coordinate."""
@@ -321,6 +368,8 @@ def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     periodic = [(c, r) for _, c, r in runs if c["boundary"] == "periodic" and not c["clamped"]]
+    if not periodic:
+        return _plot_molecules(runs, out)
     x_key = "rs" if len({c["rs"] for c, _ in periodic}) > 1 else "T_K"
     other = "T_K" if x_key == "rs" else "rs"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)

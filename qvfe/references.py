@@ -310,6 +310,19 @@ def load_ceimc_hydrogen() -> Table:
                  columns=tuple(columns) + tuple(aliases) + ("T_Ha",))
 
 
+def load_hydrogen_molecules() -> Table:
+    """Exact Born-Oppenheimer energies of neutral hydrogen with clamped protons: n_protons, R_bohr
+    (the separation; 0 for the atom), E (= E_Ha, the molecule's total energy in Ha), source."""
+    name = "hydrogen_molecules_exact_Ha.csv"
+    columns, rows, header = read_csv(name)
+    _as_int(rows, "n_protons")
+    for r in rows:
+        r["E"] = r["E_Ha"]
+    return Table(name=name, citation="H atom: exact; H2: Sims & Hagstrom, J. Chem. Phys. 124, "
+                 "094101 (2006)", unit="Ha", original_unit="Ha", rows=tuple(rows),
+                 header=header, columns=tuple(columns) + ("E",))
+
+
 # ---------------------------------------------------------------------------------------------
 # lookup
 # ---------------------------------------------------------------------------------------------

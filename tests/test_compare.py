@@ -125,11 +125,21 @@ def test_hydrogen_runs_against_ceimc(tmp_path):
     assert comps["P"].unit == "GPa" and comps["P"].value == pytest.approx(1.02 * 553.0)
     table = compare.format_table(list(comps.values()))
     assert "Pierleoni" in table and "+0.004" in table
-    # an isolated molecule has no row and is listed, not dropped
+    # an isolated H2 at R = 1.4 bohr (tilted) against the exact energy per atom; at R = 2 bohr
+    # there is no row and it is listed, not dropped
     iso = _hydrogen_dir(tmp_path / "h2", {"E": (-0.58, 0.001)}, boundary="isolated", rs=0.0,
-                        n_protons=2, proton_positions=[0, 0, -0.7, 0, 0, 0.7])
+                        n_protons=2, proton_positions=[0.1, 0.2, 0.3, 0.1 + 0.8, 0.2 + 0.6,
+                                                       0.3 + 0.96**0.5])
     (e,) = compare.compare_runs([iso])
+    assert e.conditions["R"] == pytest.approx(1.4, abs=1e-12)
+    assert e.difference == pytest.approx(-0.58 + 1.1744757142204434 / 2, abs=1e-12)
+    assert e.ref_label == "exact" and "Sims & Hagstrom" in compare.format_table([e])
+    far = _hydrogen_dir(tmp_path / "h2far", {"E": (-0.56, 0.001)}, boundary="isolated", rs=0.0,
+                        n_protons=2, proton_positions=[0, 0, -1, 0, 0, 1])
+    (e,) = compare.compare_runs([far])
     assert e.ref_value is None and " - " in compare.format_table([e])
+    png = compare.plot([iso, far], tmp_path / "h2.png")  # E against R with the exact points
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # nor has a static lattice at the CEIMC point's rs and T (CEIMC's protons are a liquid)
     bcc = _hydrogen_dir(tmp_path / "bcc", {"E": (-0.40, 0.007)}, proton_lattice="bcc")
     (e,) = compare.compare_runs([bcc])

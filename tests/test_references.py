@@ -17,6 +17,7 @@ LOADERS = {
     "amgb_2d_groundstate_Ha.csv": refs.load_amgb,
     "ueg3d_groundstate_misc.csv": refs.load_ueg3d_misc,
     "hydrogen_ceimc_refs_fermiflow.csv": refs.load_ceimc_hydrogen,
+    "hydrogen_molecules_exact_Ha.csv": refs.load_hydrogen_molecules,
 }
 
 
@@ -60,6 +61,9 @@ def test_misc_and_hydrogen_records():
     assert row["F"] == -0.5737 and row["S"] == 6.25 and row["K"] is None
     assert row["T_Ha"] == pytest.approx(6000 / 315775.02)
     assert math.isnan(h.column("K")[0])
+    mol = refs.load_hydrogen_molecules()
+    assert refs.match_one(mol, n_protons=1)["E"] == -0.5
+    assert refs.match_one(mol, n_protons=2, R_bohr=1.4)["E"] == pytest.approx(-1.17447571, abs=1e-8)
 
 
 def test_match_is_strict():
