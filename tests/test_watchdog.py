@@ -7,7 +7,7 @@ import time
 
 import qvfe
 from qvfe.cli import _parser, restart_argv
-from qvfe.watchdog import StallWatchdog
+from qvfe.watchdog import StallWatchdog, keepalive
 
 SPEC = {"system": {"kind": "coulomb_trap", "n": 2, "dim": 2, "beta": 1.0},
         "model": {"flow": "realnvp", "layers": 2, "hidden": 4},
@@ -37,6 +37,42 @@ def test_slow_steps_raise_the_limit():
         time.sleep(0.2)
         dog.beat()
     assert stalls == []
+
+
+def test_keepalives_from_a_long_computation_keep_it_quiet_without_counting_as_steps():
+    """A long compiled call (hydrogen's proton pre-fit) calls keepalive(): no stall while it does,
+    the step limit is untouched, and the stall is still reported once it stops."""
+    stalls = []
+    with StallWatchdog(0.2, stalls.append, first_timeout=0.2, poll=0.02) as dog:
+        for _ in range(12):
+            time.sleep(0.05)
+            keepalive()
+        assert stalls == [] and dog.keepalives == 12 and dog.limit() == 0.2
+        time.sleep(0.4)
+    assert len(stalls) == 1
+    keepalive()  # no active watchdog: nothing to tell
+    assert dog.keepalives == 12
+
+
+def test_prefit_and_burn_in_call_keepalive_from_inside_their_compiled_loops():
+    import jax
+    import jax.numpy as jnp
+
+    from qvfe.flows.particles import PeriodicPushDensity, fit_to_boltzmann
+    from qvfe.sampling import metropolis
+
+    q = PeriodicPushDensity(n=2, dim=2, box_length=3.0, hidden=(4,))
+    with StallWatchdog(60.0, lambda idle: None) as dog:
+        jax.block_until_ready(jax.jit(lambda p, k: fit_to_boltzmann(
+            q, p, lambda s: 0.0 * s.sum(), k, 25, batch=8, gradient="pathwise"))(
+                q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)))
+        jax.effects_barrier()
+        assert dog.keepalives == 3  # steps 0, 10 and 20
+        chain = metropolis.init(jax.random.PRNGKey(2), jnp.zeros((4, 2, 1)), 0.5)
+        jax.block_until_ready(jax.jit(lambda c: metropolis.burn_in(
+            c, lambda x: -jnp.sum(x**2, axis=(1, 2)), 12))(chain))
+        jax.effects_barrier()
+    assert dog.keepalives == 5  # and sweeps 0 and 10
 
 
 def test_driver_beats_after_every_step_and_evaluation_chunk():

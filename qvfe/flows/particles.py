@@ -58,6 +58,7 @@ import optax
 from qvfe.flows.backflow import Backflow, _init_mlp, _value_and_jacfwd
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.splines import circular_spline, n_spline_params
+from qvfe.watchdog import keepalive_every
 
 __all__ = ["PeriodicCouplingDensity", "PeriodicParticleDensity", "PeriodicPushDensity",
            "fit_to_boltzmann"]
@@ -487,6 +488,7 @@ def fit_to_boltzmann(q: PeriodicCouplingDensity | PeriodicParticleDensity, param
 
     def one_step(carry, k):
         p, opt_state, i, average, best, best_f = carry
+        keepalive_every(i, 10)  # a long fit is one compiled call: tell the stall watchdog
         grads, beta_f = jax.grad(loss, has_aux=True)(p, k)
         # keep the parameters where a running mean of the batch βF was lowest: a fit that
         # diverges (a wide network at a rate that suits a narrow one) then returns its best q,

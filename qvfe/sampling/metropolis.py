@@ -26,6 +26,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from qvfe.watchdog import keepalive_every
+
 __all__ = ["MetropolisState", "init", "step", "burn_in"]
 
 LogProbFn = Callable[[jax.Array], jax.Array]  # (batch, n, d) -> (batch,)
@@ -139,13 +141,15 @@ def burn_in(
     lp = log_prob_fn(x)
     max_width = _max_width(box_length)
 
-    def body(carry, k):
+    def body(carry, step):
+        k, i = step
+        keepalive_every(i, 10)  # the burn-in is one compiled call: tell the stall watchdog
         x, lp, width = carry
         x, lp, acc = _sweep(k, x, lp, width, log_prob_fn, box_length)
         return (x, lp, _adapt(width, acc, target, gain, max_width)), acc
 
-    keys = jax.random.split(k_run, n_sweeps)
-    (x, _, width), accs = jax.lax.scan(body, (x, lp, state.width), keys)
+    steps = (jax.random.split(k_run, n_sweeps), jnp.arange(n_sweeps))
+    (x, _, width), accs = jax.lax.scan(body, (x, lp, state.width), steps)
     return MetropolisState(key, x, width, accs[-1]), accs[-1]
 
 
