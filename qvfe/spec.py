@@ -309,6 +309,14 @@ CUBIC_CELL_SITES: dict[str, tuple[tuple[float, float, float], ...]] = {
 """Fractional sites of one conventional cell of each ``system.proton_lattice``."""
 
 
+def hydrogen_electron_counts(system: Any) -> tuple[int, int]:
+    """(n_up, n_down) of a hydrogen system: as given, or the n_protons electrons split evenly
+    (the extra one up) when both are -1."""
+    if system.n_up >= 0:
+        return system.n_up, system.n_down
+    return (system.n_protons + 1) // 2, system.n_protons // 2
+
+
 @dataclass(frozen=True)
 class HydrogenSystem:
     kind: str = opt(doc="system kind", choices=("hydrogen",))
@@ -588,7 +596,8 @@ def _check_hydrogen(spec: Spec) -> None:
     if s.n_up >= 0 and s.n_up + s.n_down != s.n_protons:
         raise SpecError(f"system.n_up + system.n_down = {s.n_up + s.n_down} is invalid: must "
                         f"equal system.n_protons = {s.n_protons} (neutral hydrogen)")
-    n_max = max(s.n_up, s.n_down) if s.n_up >= 0 else (s.n_protons + 1) // 2
+    n_up, n_down = hydrogen_electron_counts(s)
+    n_max = max(n_up, n_down)
     if s.n_orbitals and s.n_orbitals < n_max:
         raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) or "
                         f"≥ {n_max}, the larger spin population")
@@ -641,8 +650,6 @@ def _check_hydrogen(spec: Spec) -> None:
     if geminal != "none":
         from qvfe.wavefunction import GEMINAL_MAX_PAIRS  # jax only when the option is used
 
-        n_up, n_down = ((s.n_up, s.n_down) if s.n_up >= 0 else
-                        ((s.n_protons + 1) // 2, s.n_protons // 2))
         if s.boundary != "isolated" or spec.model.electrons != "ground":
             raise SpecError(f"model.geminal = {geminal!r} is invalid with system.boundary = "
                             f"{s.boundary!r} and model.electrons = {spec.model.electrons!r}: "

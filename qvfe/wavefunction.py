@@ -77,6 +77,7 @@ def _register_folx_elementwise() -> None:
         folx.register_function(prim, folx.wrap_forward_laplacian(jax.lax.one_minus_square,
                                                                  in_axes=()))
 
+
 def elementary_symmetric_of_gram(c: jax.Array, n: int) -> jax.Array:
     """e_n of the eigenvalues of ``c^T c``: the sum of the squared n x n minors of ``c``.
 

@@ -74,7 +74,7 @@ from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count,
                                         hartree_fock_reference)
-from qvfe.spec import CUBIC_CELL_SITES, SpecError
+from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 Params = Any
@@ -265,16 +265,10 @@ def _screened_proton_prefit(spec: Any, nuclei_model: ProtonDensity, T: float):
     return prefit
 
 
-def _electron_counts(s: Any) -> tuple[int, int]:
-    if s.n_up >= 0:
-        return s.n_up, s.n_down
-    return (s.n_protons + 1) // 2, s.n_protons // 2
-
-
 def build(spec: Any) -> Problem:
     s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
     n_p = s.n_protons
-    n_up, n_down = _electron_counts(s)
+    n_up, n_down = hydrogen_electron_counts(s)
     n_e = n_up + n_down
     n_max = max(n_up, n_down)
     T = units.kelvin_to_hartree(s.T_kelvin)
