@@ -390,6 +390,14 @@ class HydrogenModel(QuantumModel):
     electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
                          "the electrons' ground configuration only (T ≪ T_F; no electronic "
                          "entropy)", choices=("thermal", "ground"))
+    orbitals: str = opt("plane_waves", doc="periodic: the base orbitals, 'plane_waves' (uniform "
+                        "density) or 'screened_bands' (for each proton configuration the lowest "
+                        "eigenstates of 1/2 k^2 plus the protons' RPA-screened Coulomb "
+                        "potential, in the plane waves up to band_cutoff)",
+                        choices=("plane_waves", "screened_bands"))
+    band_cutoff: float = opt(2.0, doc="screened_bands: the plane waves of the bands' expansion "
+                             "reach this many times the largest |k| of the orbital table",
+                             lo=1.0, hi=4.0)
     geminal: str = opt("none", doc="isolated closed shells with electrons = 'ground': a singlet "
                        "geminal det[sum_ab C_ab phi_a(z_i) phi_b(z_j')] over the whole orbital "
                        "table replaces the Hartree-Fock determinants; 'learned': C starts at "
@@ -646,6 +654,10 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"model.proton_prefit_steps = {spec.model.proton_prefit_steps} is "
                             "invalid for system.boundary = 'isolated' (clamped protons): must "
                             "be 0")
+        if spec.model.orbitals != "plane_waves":
+            raise SpecError(f"model.orbitals = {spec.model.orbitals!r} is invalid for "
+                            "system.boundary = 'isolated' (Gaussian molecular orbitals): must "
+                            "be 'plane_waves' (the default, ignored there)")
     geminal = spec.model.geminal
     if geminal != "none":
         from qvfe.wavefunction import GEMINAL_MAX_PAIRS  # jax only when the option is used

@@ -55,6 +55,7 @@ from scipy.special import gammaln
 
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
+from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
 __all__ = ["SquareRootFlowWavefunction", "elementary_symmetric_of_gram"]
@@ -105,7 +106,8 @@ class SquareRootFlowWavefunction:
     """Slater determinants per spin, evaluated at backflowed coordinates, times |det dZ/dX|^(1/2).
 
     Attributes:
-        basis: orbital table (``HarmonicBasis`` or ``PlaneWaveBasis``).
+        basis: orbital table (``HarmonicBasis``, ``PlaneWaveBasis``, or hydrogen's
+            ``ScreenedBands``, whose values take the band coefficients from the context).
         backflow: the bijection X -> Z; its ``n_up``, ``n_down``, ``dim`` define the particles.
         nuclei: optional electron-nucleus flow applied before the backflow; then every method
             takes the nuclear positions ``s`` (P, d) as one more argument (hydrogen).
@@ -128,7 +130,7 @@ class SquareRootFlowWavefunction:
         >>> re, im = wf.log_psi(params, x, jnp.array([0, 1]), jnp.array([0]))
     """
 
-    basis: HarmonicBasis | PlaneWaveBasis
+    basis: HarmonicBasis | PlaneWaveBasis | ScreenedBands
     backflow: Backflow
     nuclei: ElectronNucleusFlow | None = None
     sector: Callable[[jax.Array, jax.Array], jax.Array] | None = None
@@ -204,11 +206,14 @@ class SquareRootFlowWavefunction:
     ) -> tuple[jax.Array, jax.Array]:
         """``(ln|psi_n(x)|, arg psi_n(x))`` for one sample ``x`` of shape ``(n_up + n_down, d)``.
 
-        ``context`` is ``(s,)``, the nuclear positions, when the wavefunction has ``nuclei``.
+        ``context`` is ``(s,)``, the nuclear positions, when the wavefunction has ``nuclei``;
+        anything after them (hydrogen's band coefficients, ``qvfe.physics.bands``) is passed on
+        to the orbital table's ``values``.
         """
         log_jac = jnp.zeros((), x.dtype)
+        basis_context = context
         if self.nuclei is not None:
-            (s,) = context
+            s, *basis_context = context
             x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, s)
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
         z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
@@ -219,8 +224,8 @@ class SquareRootFlowWavefunction:
         if self.geminal:
             c = self.geminal_matrix(params, occ_up, occ_down)
             every = jnp.arange(self.basis.n_orbitals)
-            up = self.basis.values(z[: self.n_up], every)
-            down = self.basis.values(z[self.n_up:], every)
+            up = self.basis.values(z[: self.n_up], every, *basis_context)
+            down = self.basis.values(z[self.n_up:], every, *basis_context)
             sign, logabs = jnp.linalg.slogdet(up.matrix @ c @ down.matrix.T)
             re = (re + logabs + jnp.sum(up.log_row) + jnp.sum(down.log_row)
                   - 0.5 * jnp.log(elementary_symmetric_of_gram(c, self.n_up)))
@@ -229,7 +234,7 @@ class SquareRootFlowWavefunction:
             zs = z[rows]
             if zs.shape[0] == 0:  # empty species: det of a 0x0 matrix is 1
                 continue
-            values = self.basis.values(zs, jnp.asarray(occ))
+            values = self.basis.values(zs, jnp.asarray(occ), *basis_context)
             sign, logabs = jnp.linalg.slogdet(values.matrix)
             re = re + logabs + jnp.sum(values.log_row)
             if self.basis.is_complex:

@@ -117,9 +117,11 @@ def test_periodic_images_leave_energy_and_psi_unchanged():
     assert abs(float(re_moved - re0)) > 1e-4
 
 
-def test_interacting_steps_are_consistent(tmp_path):
+@pytest.mark.parametrize("orbitals", ["plane_waves", "screened_bands"])
+def test_interacting_steps_are_consistent(tmp_path, orbitals):
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32)
     raw["model"]["proton_flow"] = "coupling"  # the other tests take the default backflow
+    raw["model"]["orbitals"] = orbitals
     result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
@@ -130,6 +132,8 @@ def test_interacting_steps_are_consistent(tmp_path):
                                           rel=1e-10)
     assert obs["K"].mean > 1.5 * T  # protons' 3/2 kT plus the electrons' kinetic energy
     assert result.per == "atom" and result.observable_units["P"] == "Ha/bohr^3"
+    if orbitals == "screened_bands":  # |k| up to twice the orbital table's largest
+        assert result.info["band_plane_waves"] > result.info["n_orbitals"]
 
 
 def test_isolated_hydrogen_atom_ground_state_energy():

@@ -10,7 +10,11 @@ temperature T given in kelvin. Two boundary modes:
   holds for any normalised q over labelled positions; a symmetric q is the best one).
   The electrons are the engine's density matrix for each S: occupations n of plane waves
   (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
-  (``qvfe.flows.nuclei``) followed by the periodic backflow. The classical part of the density
+  (``qvfe.flows.nuclei``) followed by the periodic backflow. With ``model.orbitals =
+  "screened_bands"`` the base orbitals are instead, for each S, the lowest bands of the
+  protons' RPA-screened potential (``qvfe.physics.bands``; band j in place of plane wave j):
+  orthonormal for every S, so each ρ(S) keeps its exact entropy, with the electrons' charge
+  already gathered around the protons before any flow. The classical part of the density
   matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
@@ -66,6 +70,7 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
+from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
@@ -112,6 +117,19 @@ def lattice_positions(lattice: str, n_protons: int, box_length: float) -> np.nda
         raise ValueError(f"{n_protons} protons do not fill m³ {lattice} cells")
     cells = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
     return (box_length / m) * (cells + np.asarray(basis, dtype=np.float64)).reshape(-1, 3)
+
+
+def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
+                     twist: np.ndarray) -> np.ndarray:
+    """The plane waves of the box (energy-ordered, with the twist) whose |k| is at most
+    ``cutoff`` times the largest of ``k_vectors`` (at least of the grid's 2π/L): the expansion
+    basis of the screened bands (``qvfe.physics.bands``), whole shells."""
+    k_max = cutoff * max(float(np.max(np.linalg.norm(k_vectors, axis=1))),
+                         2 * np.pi / box_length)
+    # a sphere of radius k_max holds about (4π/3)(k_max L/2π)³ grid points; ask for more
+    count = int(4.2 * (k_max * box_length / (2 * np.pi) + 2) ** 3) + len(k_vectors)
+    table, _ = plane_wave_orbitals(3, box_length, count, twist)
+    return table[np.linalg.norm(table, axis=1) <= k_max * (1 + 1e-12)]
 
 
 def thomas_fermi_wavenumber(rs: float) -> float:
@@ -206,11 +224,14 @@ class OccupationsAndNuclei:
     """The classical half of the hydrogen density matrix: p(n, S) = p_φ(n) q_ω(S).
 
     Patterns are ``(occ_up, occ_down, S)``; ``occupied_indices`` passes S on as the wavefunction's
-    and the potential's context (see ``qvfe.density_matrix``).
+    and the potential's context (see ``qvfe.density_matrix``), and with ``bands`` the band
+    coefficients of each S after it (one diagonalisation per configuration and call, not one per
+    evaluation of ψ).
     """
 
     occupations: SpinfulOccupations | GroundOccupations
     nuclei: ProtonDensity | ClampedNuclei
+    bands: ScreenedBands | None = None
 
     def init(self, key: jax.Array) -> Params:
         k_occ, k_nuc = jax.random.split(key)
@@ -228,7 +249,8 @@ class OccupationsAndNuclei:
 
     def occupied_indices(self, pattern):
         up, down, s = pattern
-        return (*self.occupations.occupied_indices((up, down)), s)
+        context = (s,) if self.bands is None else (s, jax.vmap(self.bands.coefficients)(s))
+        return (*self.occupations.occupied_indices((up, down)), *context)
 
 
 def proton_density(spec: Any) -> ProtonDensity:
@@ -291,6 +313,10 @@ def build(spec: Any) -> Problem:
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
         occupations = _occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
+        if m.orbitals == "screened_bands":
+            basis = ScreenedBands(band_plane_waves(L, k_vectors, m.band_cutoff, twist), L, s.rs,
+                                  n_orb, charge=s.coupling)
+            info["band_plane_waves"] = basis.n_plane_waves
         if s.proton_lattice or s.proton_positions:
             clamped = (lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
                        np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3))
@@ -304,12 +330,12 @@ def build(spec: Any) -> Problem:
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
                             hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
         if s.coupling == 0.0:
-            def potential(x: jax.Array, nuc: jax.Array) -> jax.Array:
+            def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
                 return jnp.zeros((), x.dtype)
         else:
             ewald = make_ewald(L * np.eye(3), charges)
 
-            def potential(x: jax.Array, nuc: jax.Array) -> jax.Array:
+            def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
                 return s.coupling * ewald.energy(jnp.concatenate([x, nuc]))
 
         def init_walkers(key: jax.Array, batch: int) -> jax.Array:
@@ -408,7 +434,8 @@ def build(spec: Any) -> Problem:
     wf = SquareRootFlowWavefunction(
         basis, backflow, nuclei=nuclei_flow, geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
-    dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model), wf, potential)
+    bands = basis if isinstance(basis, ScreenedBands) else None
+    dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
     cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
                        damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
                        mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,

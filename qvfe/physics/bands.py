@@ -1,0 +1,134 @@
+"""Band orbitals of electrons among protons: the lowest eigenstates of ½k² plus the protons'
+linearly screened Coulomb potential, expanded in the box's plane waves, for one proton
+configuration.
+
+One job: for the protons at S (P, 3) in a periodic cube of side L, diagonalise
+
+    H_kk' = ½|k|² δ_kk' + (1/V) û(k − k') Σ_I e^{−i(k−k')·R_I},   û(G) = −4π / (G² ε(G)),
+
+in a table of K plane waves e^{ik·r}/√V (the box's k-grid, a twist included), with ε the RPA
+(Lindhard) dielectric function of the electron gas at the protons' density (``heg.rpa_dielectric``;
+ε = 1 gives the bare Coulomb potential, one electron's exact Hamiltonian in the plane waves)
+and û(0) = 0 (the G = 0 parts of the electron–proton, electron–electron and proton–proton
+energies cancel in a neutral cell). That is the nearly-free-electron metal's screened
+pseudopotential: no self-consistency, no parameters, a fixed function of S. Its M lowest
+eigenvectors (columns of ``coefficients(S)``, (K, M), orthonormal) are orbitals
+φ_j(r) = Σ_k c_kj e^{ik·r}/√V that pile up charge on the protons and open gaps at the Bragg
+planes, which a determinant of plane waves (uniform density) cannot: hydrogen's base states
+(``model.orbitals = "screened_bands"``; README, dense hydrogen).
+
+Because the columns are orthonormal for every S, determinants of them are orthonormal base
+states for every S and the density matrix of each S stays normalised; the eigenvectors' phases
+(arbitrary per S) only change each base state's global phase. S enters as data: the
+coefficients carry no gradient (``stop_gradient``), since nothing differentiates the electrons'
+wavefunction with respect to the protons (their gradient is the score function of q(S)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qvfe.physics import heg
+from qvfe.physics.orbital_values import OrbitalValues, plane_wave_orbital_values
+
+__all__ = ["ScreenedBands"]
+
+
+@dataclass(frozen=True, eq=False)
+class ScreenedBands:
+    """The ``n_bands`` lowest bands of the screened protons, in the plane waves ``k_vectors``.
+
+    Attributes:
+        k_vectors: (K, 3) plane-wave table of the box (``qvfe.physics.orbitals.plane_wave_orbitals``,
+            energy-ordered); the bands' expansion basis.
+        box_length: side L of the cube (bohr).
+        rs: the electrons' density parameter (bohr) that sets the screening ε.
+        n_bands: M ≤ K bands kept: the orbital table of the occupation model.
+        charge: the electron–proton coupling λ (1 for hydrogen; 0 gives plane waves).
+        screening: 'rpa' (ε Lindhard, the metal's bands) or 'none' (ε = 1, the bare Coulomb
+            potential: one electron's exact Hamiltonian in the plane waves).
+
+    The orbital table has the interface of ``PlaneWaveBasis``: ``values(z, occ, coefficients)``
+    takes the coefficients of the configuration as one more argument (the wavefunction passes
+    them on from its context), ``energies()`` the plane waves' ½k² of the first M rows (the bands'
+    labels for the occupation model, S-independent).
+    """
+
+    k_vectors: np.ndarray
+    box_length: float
+    rs: float
+    n_bands: int
+    charge: float = 1.0
+    screening: str = "rpa"
+    is_complex: bool = True
+
+    def __post_init__(self) -> None:
+        k = np.asarray(self.k_vectors, dtype=np.float64)
+        if k.ndim != 2 or k.shape[1] != 3:
+            raise ValueError(f"ScreenedBands.k_vectors must be (K, 3), got shape {k.shape}")
+        if not 1 <= self.n_bands <= k.shape[0]:
+            raise ValueError(f"ScreenedBands.n_bands must be in [1, {k.shape[0]}] (the plane "
+                             f"waves), got {self.n_bands}")
+        if not self.box_length > 0 or not self.rs > 0:
+            raise ValueError("ScreenedBands.box_length and rs must be > 0, got "
+                             f"{self.box_length} and {self.rs}")
+        if self.screening not in ("rpa", "none"):
+            raise ValueError(f"ScreenedBands.screening must be 'rpa' or 'none', got "
+                             f"{self.screening!r}")
+        object.__setattr__(self, "k_vectors", k)
+        g = k[:, None, :] - k[None, :, :]  # (K, K, 3): reciprocal-lattice vectors k - k'
+        g_norm = np.linalg.norm(g, axis=-1)
+        off = g_norm > 1e-9 * (2 * np.pi / self.box_length)
+        safe = np.where(off, g_norm, 1.0)
+        eps = heg.rpa_dielectric(safe, self.rs) if self.screening == "rpa" else 1.0
+        u = np.where(off, -4 * np.pi / (safe**2 * eps), 0.0)
+        object.__setattr__(self, "_pair_potential", self.charge * u / self.volume)
+
+    @property
+    def volume(self) -> float:
+        return float(self.box_length**3)
+
+    @property
+    def dim(self) -> int:
+        return 3
+
+    @property
+    def n_orbitals(self) -> int:
+        return int(self.n_bands)
+
+    @property
+    def n_plane_waves(self) -> int:
+        return int(self.k_vectors.shape[0])
+
+    def hamiltonian(self, s: jax.Array) -> jax.Array:
+        """H (K, K), complex Hermitian, for the protons at ``s`` (P, 3)."""
+        s = jax.lax.stop_gradient(s)
+        phase = jnp.asarray(self.k_vectors) @ s.T  # (K, P): k·R_I
+        a = jax.lax.complex(jnp.cos(phase), -jnp.sin(phase))  # e^{-ik·R_I}
+        structure = a @ jnp.conj(a).T  # Σ_I e^{-i(k-k')·R_I}
+        kinetic = 0.5 * jnp.sum(jnp.asarray(self.k_vectors) ** 2, axis=-1)
+        return jnp.diag(kinetic).astype(structure.dtype) + self._pair_potential * structure
+
+    def bands(self, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(energies (M,) in Ha, coefficients (K, M)) of the M lowest bands at ``s``."""
+        energies, vectors = jnp.linalg.eigh(self.hamiltonian(s))
+        return energies[: self.n_bands], vectors[:, : self.n_bands]
+
+    def coefficients(self, s: jax.Array) -> jax.Array:
+        """The (K, M) plane-wave coefficients of the M lowest bands at ``s``."""
+        return self.bands(s)[1]
+
+    def values(self, z: jax.Array, occ: jax.Array, coefficients: jax.Array) -> OrbitalValues:
+        """Bands ``occ`` (int, (n,)) at positions ``z`` (n, 3), given the configuration's
+        ``coefficients`` (K, M)."""
+        waves = plane_wave_orbital_values(z, jnp.asarray(self.k_vectors, dtype=z.dtype),
+                                          self.volume)
+        return OrbitalValues(waves.log_row, waves.matrix @ coefficients[:, occ])
+
+    def energies(self) -> np.ndarray:
+        """½k² of the first M plane waves: the bands' S-independent labels."""
+        return 0.5 * np.sum(self.k_vectors[: self.n_bands] ** 2, axis=-1)
