@@ -361,7 +361,8 @@ def build(spec: Any) -> Problem:
             ewald_pp = make_ewald(L * np.eye(3), np.ones(n_p))
             info["clamped_protons"] = clamped.tolist()
             info["proton_madelung"] = float(ewald_pp.energy(jnp.asarray(clamped))) / n_p
-            e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
+            e_hf = (hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
+                    if m.orbitals == "plane_waves" else None)  # the bands' density is not uniform
             if e_hf is not None:  # uniform electron density: no electron–proton energy
                 info["E_HF"] = (n_e * e_hf + s.coupling * n_p * info["proton_madelung"]) / n_p
         if m.proton_prefit_steps:
