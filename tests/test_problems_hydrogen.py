@@ -117,11 +117,12 @@ def test_periodic_images_leave_energy_and_psi_unchanged():
     assert abs(float(re_moved - re0)) > 1e-4
 
 
-@pytest.mark.parametrize("orbitals", ["plane_waves", "screened_bands"])
-def test_interacting_steps_are_consistent(tmp_path, orbitals):
+def test_interacting_steps_are_consistent(tmp_path):
+    """With the screened bands (the dense-hydrogen specs' orbitals); the interacting plane waves
+    run in the clamped-proton tests below, sampled protons over plane waves in the ideal one."""
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32)
     raw["model"]["proton_flow"] = "coupling"  # the other tests take the default backflow
-    raw["model"]["orbitals"] = orbitals
+    raw["model"]["orbitals"] = "screened_bands"
     result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
@@ -132,8 +133,7 @@ def test_interacting_steps_are_consistent(tmp_path, orbitals):
                                           rel=1e-10)
     assert obs["K"].mean > 1.5 * T  # protons' 3/2 kT plus the electrons' kinetic energy
     assert result.per == "atom" and result.observable_units["P"] == "Ha/bohr^3"
-    if orbitals == "screened_bands":  # |k| up to twice the orbital table's largest
-        assert result.info["band_plane_waves"] > result.info["n_orbitals"]
+    assert result.info["band_plane_waves"] > result.info["n_orbitals"]  # |k| up to 2·2π/L here
 
 
 def test_isolated_hydrogen_atom_ground_state_energy():
