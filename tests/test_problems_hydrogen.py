@@ -234,6 +234,15 @@ def test_pair_fci_geminal_without_flows_has_the_full_ci_energy():
     assert abs(e - 2 * result.info["E_FCI"]) < 3 * err, (e, err)
 
 
+def test_too_many_band_plane_waves_is_a_spec_error():
+    raw = _raw(n_protons=16, rs=1.25, coupling=1.0)
+    raw["model"].update(orbitals="screened_bands", band_cutoff=4.0)
+    raw["system"]["n_orbitals"] = 200
+    with pytest.raises(qvfe.SpecError, match=r"model.band_cutoff = 4 with 200 orbitals per spin "
+                       r"needs \d+ plane waves per band \(> 1000"):
+        qvfe.build_problem(qvfe.load_spec(raw))
+
+
 def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():
     from qvfe.spec import SpecError
 

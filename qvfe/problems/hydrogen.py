@@ -85,6 +85,7 @@ from qvfe.wavefunction import SquareRootFlowWavefunction
 Params = Any
 ProtonDensity = PeriodicPushDensity | PeriodicCouplingDensity | PeriodicParticleDensity
 PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
+MAX_BAND_PLANE_WAVES = 1000  # screened bands: one K x K diagonalisation per configuration
 
 
 def box_length(rs: float, n_protons: int) -> float:
@@ -314,8 +315,14 @@ def build(spec: Any) -> Problem:
         occupations = _occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
         if m.orbitals == "screened_bands":
-            basis = ScreenedBands(band_plane_waves(L, k_vectors, m.band_cutoff, twist), L, s.rs,
-                                  n_orb, charge=s.coupling)
+            waves = band_plane_waves(L, k_vectors, m.band_cutoff, twist)
+            if len(waves) > MAX_BAND_PLANE_WAVES:
+                raise SpecError(f"model.band_cutoff = {m.band_cutoff:g} with {n_orb} orbitals "
+                                f"per spin needs {len(waves)} plane waves per band (> "
+                                f"{MAX_BAND_PLANE_WAVES}, one diagonalisation of that size per "
+                                "configuration): lower model.band_cutoff or system.T_kelvin, or "
+                                "set system.n_orbitals")
+            basis = ScreenedBands(waves, L, s.rs, n_orb, charge=s.coupling)
             info["band_plane_waves"] = basis.n_plane_waves
         if s.proton_lattice or s.proton_positions:
             clamped = (lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
