@@ -145,13 +145,18 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         walkers = constrain(mc.walkers)
         prop = constrain(dm.sample_occupations(params["phi"], k_occ, B))
         occ_prev = constrain(occ_prev)
-        log_ratio = (dm.log_abs2_batch(theta, dm.indices(prop))(walkers)
-                     - dm.log_abs2_batch(theta, dm.indices(occ_prev))(walkers))
+        idx_prop, idx_prev = dm.indices(prop), dm.indices(occ_prev)
+        log_ratio = (dm.log_abs2_batch(theta, idx_prop)(walkers)
+                     - dm.log_abs2_batch(theta, idx_prev)(walkers))
         accept = jnp.log(jax.random.uniform(k_acc, (B,))) < log_ratio
-        occ = jax.tree.map(
-            lambda a, b: jnp.where(accept.reshape((B,) + (1,) * (a.ndim - 1)), a, b),
-            prop, occ_prev)
-        idx = dm.indices(occ)
+
+        def choose(a, b):
+            return jnp.where(accept.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
+
+        # the indices (with hydrogen's bands, one diagonalisation per configuration) are a
+        # per-sample function of the occupation, so the accepted ones are chosen, not recomputed
+        occ = jax.tree.map(choose, prop, occ_prev)
+        idx = jax.tree.map(choose, idx_prop, idx_prev)
         target = dm.log_abs2_batch(theta, idx)
         mc = mc._replace(walkers=walkers)
         mc, acc = metropolis.step(mc, target, cfg.mcmc_sweeps, box_length=cfg.box_length)
