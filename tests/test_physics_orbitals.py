@@ -12,6 +12,7 @@ from qvfe.physics.orbitals import (
     harmonic_shell_degeneracy,
     plane_wave_closed_shells,
     plane_wave_orbitals,
+    plane_waves_within,
     polar_harmonic_orbitals,
 )
 
@@ -78,6 +79,20 @@ def test_plane_waves_complete_and_sorted(dim, twist):
     assert len({tuple(r) for r in np.round(m).astype(int).tolist()}) == n  # no duplicates
     np.testing.assert_allclose(e, 0.5 * (2 * np.pi / L) ** 2 * _brute_plane_waves(dim, t, n),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("dim,twist", [(2, None), (3, None), (3, (0.13, -0.41, 0.27))])
+def test_plane_waves_within_an_energy_take_every_one_below_it(dim, twist):
+    L = 3.7
+    t = np.zeros(dim) if twist is None else np.asarray(twist)
+    all_e = 0.5 * (2 * np.pi / L) ** 2 * _brute_plane_waves(dim, t, 10**6)
+    for max_energy in (0.0, 1.0, 7.3, float(all_e[32])):  # the last one on a shell
+        k, e = plane_waves_within(dim, L, max_energy, twist)
+        expected = all_e[all_e <= max_energy * (1 + 1e-9)]
+        np.testing.assert_allclose(e, expected, rtol=1e-12)
+        np.testing.assert_array_equal(k, plane_wave_orbitals(dim, L, len(e), twist)[0])
+    k, e = plane_waves_within(dim, L, 60.0, twist, limit=50)  # far more than 50 within
+    assert 50 < len(e) < np.sum(all_e <= 60.0)
 
 
 def test_plane_wave_tie_order_and_magic_numbers():

@@ -31,6 +31,7 @@ __all__ = [
     "closed_shell_count",
     "harmonic_shell_degeneracy",
     "plane_wave_orbitals",
+    "plane_waves_within",
     "plane_wave_closed_shells",
 ]
 
@@ -174,6 +175,32 @@ def plane_wave_orbitals(
     m = _plane_wave_integers(dim, n_orbitals, t)
     k = 2.0 * np.pi * (m + t) / L
     return k.astype(np.float64), 0.5 * np.sum(k**2, axis=1)
+
+
+def plane_waves_within(
+    dim: int, L: float, max_energy: float, twist: np.ndarray | tuple[float, ...] | None = None,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every plane wave of the box with ε = |k|²/2 ≤ ``max_energy`` (whole shells), ordered as in
+    :func:`plane_wave_orbitals`: ``(k_vectors, energies)``.
+
+    An energy cutoff rather than a count (the electron gas's Boltzmann window above the Fermi
+    level, the screened bands' expansion basis). With ``limit`` the search stops once more than
+    ``limit`` plane waves lie within, and returns more than ``limit`` of them (not necessarily all):
+    enough for a caller to refuse the cutoff without enumerating a huge sphere.
+
+    >>> k, e = plane_waves_within(3, 2 * np.pi, 0.5)
+    >>> len(e)
+    7
+    """
+    tol = 1e-9 * max(abs(max_energy), 1e-300)  # the tie rounding of plane_wave_orbitals
+    count = 8
+    while True:
+        k, e = plane_wave_orbitals(dim, L, count, twist)
+        if e[-1] > max_energy + tol or (limit is not None and count > limit):
+            inside = e <= max_energy + tol
+            return k[inside], e[inside]
+        count *= 2
 
 
 def plane_wave_closed_shells(

@@ -32,7 +32,7 @@ from qvfe.physics import heg
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
-from qvfe.physics.orbitals import plane_wave_orbitals
+from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.problem import Problem
 from qvfe.spec import SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
@@ -43,14 +43,11 @@ BOLTZMANN_WINDOW = 12.0  # levels up to 12 kT above the Fermi level: weight e^-1
 
 def auto_orbital_count(dim: int, L: float, n_max: int, T: float,
                        twist: np.ndarray | None) -> int:
-    """Plane waves per spin with ε ≤ ε_F + 12 kT, ε_F the n_max-th lowest level; whole shells."""
-    m = max(2 * n_max, 8)
-    while True:
-        _, e = plane_wave_orbitals(dim, L, m, twist)
-        cut = e[n_max - 1] + BOLTZMANN_WINDOW * T
-        if e[-1] > cut * (1 + 1e-9) or m > MAX_ORBITALS:
-            return int(np.sum(e <= cut * (1 + 1e-9)))
-        m *= 2
+    """Plane waves per spin with ε ≤ ε_F + 12 kT, ε_F the n_max-th lowest level; whole shells
+    (more than ``MAX_ORBITALS``, not counted to the end, where that is exceeded)."""
+    _, levels = plane_wave_orbitals(dim, L, n_max, twist)
+    cut = levels[-1] + BOLTZMANN_WINDOW * T
+    return len(plane_waves_within(dim, L, cut, twist, limit=MAX_ORBITALS)[1])
 
 
 def hartree_fock_reference(k_vectors: np.ndarray, energies: np.ndarray, n_up: int, n_down: int,

@@ -74,7 +74,7 @@ from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
-from qvfe.physics.orbitals import plane_wave_orbitals
+from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count,
@@ -124,13 +124,12 @@ def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
                      twist: np.ndarray) -> np.ndarray:
     """The plane waves of the box (energy-ordered, with the twist) whose |k| is at most
     ``cutoff`` times the largest of ``k_vectors`` (at least of the grid's 2π/L): the expansion
-    basis of the screened bands (``qvfe.physics.bands``), whole shells."""
+    basis of the screened bands (``qvfe.physics.bands``), whole shells; more than
+    ``MAX_BAND_PLANE_WAVES`` (not all) where the cutoff holds more."""
     k_max = cutoff * max(float(np.max(np.linalg.norm(k_vectors, axis=1))),
                          2 * np.pi / box_length)
-    # a sphere of radius k_max holds about (4π/3)(k_max L/2π)³ grid points; ask for more
-    count = int(4.2 * (k_max * box_length / (2 * np.pi) + 2) ** 3) + len(k_vectors)
-    table, _ = plane_wave_orbitals(3, box_length, count, twist)
-    return table[np.linalg.norm(table, axis=1) <= k_max * (1 + 1e-12)]
+    return plane_waves_within(3, box_length, 0.5 * k_max**2, twist,
+                              limit=MAX_BAND_PLANE_WAVES)[0]
 
 
 def thomas_fermi_wavenumber(rs: float) -> float:
