@@ -246,6 +246,11 @@ class QuantumModel:
                                    "makes every layer a contraction (1: a bijection for every "
                                    "parameter value; above 1 see qvfe/flows/backflow.py)",
                                    lo=1.0, hi=1000.0)
+    opposite_spin_layers: int = opt(0, doc="periodic, both spins: layers of the opposite-spin "
+                                    "flow before the backflow (each moves every electron by a "
+                                    "bounded mean push of the other spin; a bijection for every "
+                                    "parameter value at an amplitude that does not shrink with "
+                                    "N, see qvfe/flows/opposite_spin.py)", lo=0, hi=16)
     laplacian: str = opt("folx", doc="kinetic energy by", choices=("folx", "hessian"))
     flow_sectors: str = opt("auto", doc="'auto': the 2D quantum dot with 1 up + 1 down and polar "
                             "orbitals gets one √flow per relative |m| (pair terms only; the "
@@ -581,6 +586,8 @@ def _check_consistency(spec: Spec) -> None:
         if not spec.run.x64:
             raise SpecError("run.x64 = false is invalid for electron_gas: the Ewald energy "
                             "needs float64 (must be true)")
+    if spec.kind in ("quantum_dot", "electron_gas", "hydrogen"):
+        _check_opposite_spin_layers(spec)
     if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
                         f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
@@ -594,6 +601,22 @@ def _check_consistency(spec: Spec) -> None:
         if spec.optim.objective == "flow_matching" and spec.model.flow != "cnf":
             raise SpecError("optim.objective = 'flow_matching' needs model.flow = 'cnf' "
                             f"(got model.flow = {spec.model.flow!r})")
+
+
+def _check_opposite_spin_layers(spec: Spec) -> None:
+    layers, s = spec.model.opposite_spin_layers, spec.system
+    if not layers:
+        return
+    if spec.kind == "hydrogen":
+        n_up, n_down = hydrogen_electron_counts(s)
+        periodic = s.boundary == "periodic"
+    else:
+        n_up, n_down = s.n_up, s.n_down
+        periodic = spec.kind == "electron_gas"
+    if not periodic or not (n_up and n_down):
+        raise SpecError(f"model.opposite_spin_layers = {layers} is invalid here (system.kind = "
+                        f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
+                        "box is periodic and both spins are present")
 
 
 def _check_hydrogen(spec: Spec) -> None:

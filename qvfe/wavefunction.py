@@ -55,6 +55,7 @@ from scipy.special import gammaln
 
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
+from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
@@ -111,6 +112,8 @@ class SquareRootFlowWavefunction:
         backflow: the bijection X -> Z; its ``n_up``, ``n_down``, ``dim`` define the particles.
         nuclei: optional electron-nucleus flow applied before the backflow; then every method
             takes the nuclear positions ``s`` (P, d) as one more argument (hydrogen).
+        opposite_spin: optional opposite-spin flow applied after ``nuclei``, before the backflow
+            (periodic boxes with both spins).
         sector: optional ``(occ_up, occ_down) -> int`` giving the symmetry sector of a base state
             for a backflow with ``n_sectors > 1`` (see ``Backflow``: the sectors must be ones
             every sector's map conserves, or the states of different sectors are not orthogonal).
@@ -133,6 +136,7 @@ class SquareRootFlowWavefunction:
     basis: HarmonicBasis | PlaneWaveBasis | ScreenedBands
     backflow: Backflow
     nuclei: ElectronNucleusFlow | None = None
+    opposite_spin: OppositeSpinFlow | None = None
     sector: Callable[[jax.Array, jax.Array], jax.Array] | None = None
     geminal: bool = False
     fixed_geminal: np.ndarray | None = None
@@ -146,6 +150,11 @@ class SquareRootFlowWavefunction:
             raise ValueError("more particles of one spin than orbitals in the table")
         if self.nuclei is not None and self.nuclei.dim != self.backflow.dim:
             raise ValueError("the electron-nucleus flow and the backflow differ in dim")
+        if self.opposite_spin is not None and (
+                (self.opposite_spin.n_up, self.opposite_spin.n_down, self.opposite_spin.dim)
+                != (self.backflow.n_up, self.backflow.n_down, self.backflow.dim)):
+            raise ValueError("the opposite-spin flow and the backflow differ in n_up, n_down or "
+                             "dim")
         if (self.sector is None) != (self.backflow.n_sectors == 1):
             raise ValueError("a sector function goes with a backflow of n_sectors > 1 and only "
                              "with one")
@@ -183,6 +192,8 @@ class SquareRootFlowWavefunction:
         params = {"backflow": self.backflow.init(key)}
         if self.nuclei is not None:
             params["nuclei"] = self.nuclei.init(jax.random.fold_in(key, 1))
+        if self.opposite_spin is not None:
+            params["opposite_spin"] = self.opposite_spin.init(jax.random.fold_in(key, 2))
         if self.geminal and self.fixed_geminal is None:
             m = self.basis.n_orbitals
             params["geminal"] = jnp.zeros(m * (m + 1) // 2)  # upper triangle of Delta
@@ -215,6 +226,9 @@ class SquareRootFlowWavefunction:
         if self.nuclei is not None:
             s, *basis_context = context
             x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, s)
+        if self.opposite_spin is not None:
+            x, ld = self.opposite_spin.forward_and_log_det(params["opposite_spin"], x)
+            log_jac = log_jac + ld
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
         z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
         log_jac = log_jac + ld

@@ -94,13 +94,15 @@ def test_periodic_images_leave_energy_and_psi_unchanged():
 
     from qvfe.flows.backflow import Backflow
     from qvfe.flows.nuclei import ElectronNucleusFlow
+    from qvfe.flows.opposite_spin import OppositeSpinFlow
     from qvfe.physics.orbital_values import PlaneWaveBasis
     from qvfe.physics.orbitals import plane_wave_orbitals
     from qvfe.wavefunction import SquareRootFlowWavefunction
     k, _ = plane_wave_orbitals(3, L, 7, np.zeros(3))
     wf = SquareRootFlowWavefunction(
         PlaneWaveBasis(k, L), Backflow(1, 1, 3, kind="periodic", box_length=L, hidden=(4,)),
-        nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=L, hidden=(4,)))
+        nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=L, hidden=(4,)),
+        opposite_spin=OppositeSpinFlow(1, 1, 3, L, length_scale=s.rs, hidden=(4,)))
     params = wf.init(jax.random.PRNGKey(2))
     params = jax.tree.map(lambda a: a + 2.0 * jax.random.normal(jax.random.PRNGKey(3), a.shape),
                           params)
@@ -123,6 +125,7 @@ def test_interacting_steps_are_consistent(tmp_path):
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32)
     raw["model"]["proton_flow"] = "coupling"  # the other tests take the default backflow
     raw["model"]["orbitals"] = "screened_bands"
+    raw["model"]["opposite_spin_layers"] = 1
     result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())

@@ -49,6 +49,14 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     ({"system": {"kind": "hydrogen"}}, None, "system.n_protons is required"),
     (H_PERIODIC, {"system.rs": 0.0}, "system.rs = 0.0 is invalid: must be > 0 for "
      "system.boundary = 'periodic'"),
+    (HEG, {"model.opposite_spin_layers": 1}, "model.opposite_spin_layers = 1 is invalid here "
+     "(system.kind = 'electron_gas', n_up = 3, n_down = 0): must be 0 unless the box is periodic "
+     "and both spins are present"),
+    (H_ISOLATED, {"model.opposite_spin_layers": 2}, "model.opposite_spin_layers = 2 is invalid"),
+    ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
+     {"model.opposite_spin_layers": 1}, "model.opposite_spin_layers = 1 is invalid"),
+    (H_PERIODIC, {"model.opposite_spin_layers": 17}, "model.opposite_spin_layers = 17 is invalid: "
+     "must be an integer in [0, 16]"),
     (H_PERIODIC, {"system.n_up": 3}, "give both (≥ 0) or neither"),
     (H_PERIODIC, {"system.n_up": 3, "system.n_down": 0}, "must equal system.n_protons = 2"),
     (H_PERIODIC, {"system.T_kelvin": 0.0}, "system.T_kelvin = 0.0 is invalid: must be a number "

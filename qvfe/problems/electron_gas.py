@@ -28,6 +28,7 @@ from qvfe.autoregressive.occupations import SpinfulOccupations
 from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
+from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.physics import heg
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
@@ -87,7 +88,12 @@ def build(spec: Any) -> Problem:
     occupations = SpinfulOccupations(energies, n_up, n_down, T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     backflow = make_backflow(spec)
-    wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow)
+    opposite_spin = (OppositeSpinFlow(n_up, n_down, dim, L, length_scale=s.rs,
+                                      hidden=(m.backflow_hidden,),
+                                      n_layers=m.opposite_spin_layers)
+                     if m.opposite_spin_layers else None)
+    wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
+                                    opposite_spin=opposite_spin)
 
     if s.coupling == 0.0:
         def potential(x: jax.Array) -> jax.Array:
@@ -125,6 +131,9 @@ def build(spec: Any) -> Problem:
         info["E_HF"] = e_hf
     def fold_check(theta: Any, xs: jax.Array) -> dict:
         """Where det dZ/dX is not positive the √flow is no bijection (see Backflow)."""
+        if opposite_spin is not None:  # the backflow acts on the opposite-spin flow's output
+            xs = jax.vmap(lambda x: opposite_spin.forward_and_log_det(
+                theta["opposite_spin"], x)[0])(xs)
         sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
         return {"fold": (sign <= 0).astype(xs.dtype)}
 

@@ -67,6 +67,7 @@ from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
+from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
@@ -301,6 +302,7 @@ def build(spec: Any) -> Problem:
     cusp_charge = s.coupling if m.nuclei_exact_cusp and s.coupling > 0 else None
 
     prefit = None  # periodic only: hydrogen's proton pre-fit
+    opposite_spin = None  # periodic only
     fci_geminal = None  # isolated two-electron molecules only
     if s.boundary == "periodic":
         L = box_length(s.rs, n_p)
@@ -335,6 +337,10 @@ def build(spec: Any) -> Problem:
                                           cusp_charge=cusp_charge)
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
                             hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+        if m.opposite_spin_layers:
+            opposite_spin = OppositeSpinFlow(n_up, n_down, 3, L, length_scale=s.rs,
+                                             hidden=(m.backflow_hidden,),
+                                             n_layers=m.opposite_spin_layers)
         if s.coupling == 0.0:
             def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
                 return jnp.zeros((), x.dtype)
@@ -439,7 +445,7 @@ def build(spec: Any) -> Problem:
                 info["E_FCI"] = e_fci / n_p
 
     wf = SquareRootFlowWavefunction(
-        basis, backflow, nuclei=nuclei_flow, geminal=m.geminal != "none",
+        basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin, geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
