@@ -7,7 +7,8 @@ T_F of the gas's own polarisation by default (Brown et al. 2013; see ``qvfe.phys
 
 Base states are Slater determinants (one per spin) of plane waves e^{ik·z}/√V, k = 2π(m + twist)/L,
 from an energy-ordered list; the occupation model starts at the exact non-interacting Boltzmann
-distribution over that list and the √flow is a periodic backflow, the identity at the start.
+distribution over that list and the √flow is a periodic backflow (after the opposite-spin flow
+of ``model.opposite_spin_layers``, if any), the identity at the start.
 Results per electron in Hartree (Rydberg also written, as in Brown's tables); the pressure by the
 virial relation P = (2K + V)/(d V_cell) (Coulomb energies scale as 1/L), in Ha/bohr³.
 

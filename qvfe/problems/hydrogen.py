@@ -10,7 +10,8 @@ temperature T given in kelvin. Two boundary modes:
   holds for any normalised q over labelled positions; a symmetric q is the best one).
   The electrons are the engine's density matrix for each S: occupations n of plane waves
   (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
-  (``qvfe.flows.nuclei``) followed by the periodic backflow. With ``model.orbitals =
+  (``qvfe.flows.nuclei``) followed by the opposite-spin flow (``model.opposite_spin_layers``,
+  ``qvfe.flows.opposite_spin``) and the periodic backflow. With ``model.orbitals =
   "screened_bands"`` the base orbitals are instead, for each S, the lowest bands of the
   protons' RPA-screened potential (``qvfe.physics.bands``; band j in place of plane wave j):
   orthonormal for every S, so each ρ(S) keeps its exact entropy, with the electrons' charge
