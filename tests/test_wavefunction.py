@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from qvfe.flows.backflow import Backflow
+from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 from qvfe.physics.potentials import harmonic_trap
 from qvfe.wavefunction import SquareRootFlowWavefunction, elementary_symmetric_of_gram
@@ -199,6 +200,16 @@ CASES = {
         SquareRootFlowWavefunction(
             PlaneWaveBasis(2 * np.pi * (np.array([[0], [1], [-1]]) + 0.2) / L, L),
             Backflow(1, 1, 1, kind="periodic", box_length=L, hidden=(8,)),
+        ),
+        [1], [2], "periodic",
+    ),
+    # the same pair moved by the opposite-spin flow before the backflow
+    "2e_1d_ring_opposite_spin": (
+        SquareRootFlowWavefunction(
+            PlaneWaveBasis(2 * np.pi * (np.array([[0], [1], [-1]]) + 0.2) / L, L),
+            Backflow(1, 1, 1, kind="periodic", box_length=L, hidden=(8,)),
+            opposite_spin=OppositeSpinFlow(1, 1, 1, L, length_scale=0.5, hidden=(8,),
+                                           n_layers=2),
         ),
         [1], [2], "periodic",
     ),
