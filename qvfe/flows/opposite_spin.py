@@ -31,12 +31,13 @@ one stays put). Bounds, with ``q = (r/l)^2``, ``w q = 1 - w``, ``|grad r| <= 1``
 each term's gradient ``|grad(w^2 eta u)| <= 4 w^2 (1 - w) + 2 w^3 (1 - w) + w^2 = w h(w)`` with
 ``h(w) = 5 w - 2 w^2 - 2 w^3 <= h_max = 1.8565`` (at ``w = (sqrt(136) - 4)/12``); the numerator is
 at most ``(l/2) S`` and ``|grad S| <= S / l`` (``S = sum_j w_j``), so by the quotient rule
-``|dg/dx|_2 <= a (h_max + 1/2)``. With ``a = contraction / (h_max + 1/2)`` every electron's map is a contraction perturbation of the
-identity: a bijection of R^d with ``det > 0``, periodic, hence a bijection of the torus, for every
-parameter value and every configuration of the other spin, whatever the number of electrons
-(``a = 0.38``: one electron of the other spin at contact gives ``dg/dx = a/(1 + c) = 0.31``,
-against the pair sum's 0.011 at n = 16 in 3D). The half-step commutes with permutations of either spin (the mean is symmetric in the
-other spin), and moving an electron by a lattice vector moves its own ``z`` by the same vector.
+``|dg/dx|_2 <= a (h_max + 1/2)``. With ``a = contraction / (h_max + 1/2)`` every electron's map
+is a contraction perturbation of the identity: a bijection of R^d with ``det > 0``, periodic,
+hence a bijection of the torus, for every parameter value and every configuration of the other
+spin, whatever the number of electrons (``a = 0.38``: one electron of the other spin at contact
+gives ``dg/dx = a/(1 + c) = 0.31``, against the pair sum's 0.011 at n = 16 in 3D). The half-step
+commutes with permutations of either spin (the mean is symmetric in the other spin), and moving
+an electron by a lattice vector moves its own ``z`` by the same vector.
 """
 
 from __future__ import annotations
