@@ -72,6 +72,16 @@ def make_backflow(spec: Any) -> Backflow:
                     strength=m.backflow_strength)
 
 
+def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
+                       rs: float) -> OppositeSpinFlow | None:
+    """The opposite-spin flow of ``model.opposite_spin_layers`` in a periodic box (None for 0
+    layers), weights of range rs, networks as wide as the backflow's; hydrogen's too."""
+    if not model.opposite_spin_layers:
+        return None
+    return OppositeSpinFlow(n_up, n_down, dim, L, length_scale=rs,
+                            hidden=(model.backflow_hidden,), n_layers=model.opposite_spin_layers)
+
+
 def build(spec: Any) -> Problem:
     s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
     n_up, n_down, dim = s.n_up, s.n_down, s.dim
@@ -89,10 +99,7 @@ def build(spec: Any) -> Problem:
     occupations = SpinfulOccupations(energies, n_up, n_down, T,
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     backflow = make_backflow(spec)
-    opposite_spin = (OppositeSpinFlow(n_up, n_down, dim, L, length_scale=s.rs,
-                                      hidden=(m.backflow_hidden,),
-                                      n_layers=m.opposite_spin_layers)
-                     if m.opposite_spin_layers else None)
+    opposite_spin = make_opposite_spin(m, n_up, n_down, dim, L, s.rs)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
                                     opposite_spin=opposite_spin)
 

@@ -68,7 +68,6 @@ from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
-from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
@@ -79,7 +78,7 @@ from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
-from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count,
+from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, make_opposite_spin,
                                         hartree_fock_reference)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
@@ -338,10 +337,7 @@ def build(spec: Any) -> Problem:
                                           cusp_charge=cusp_charge)
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
                             hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
-        if m.opposite_spin_layers:
-            opposite_spin = OppositeSpinFlow(n_up, n_down, 3, L, length_scale=s.rs,
-                                             hidden=(m.backflow_hidden,),
-                                             n_layers=m.opposite_spin_layers)
+        opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
         if s.coupling == 0.0:
             def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
                 return jnp.zeros((), x.dtype)
@@ -446,7 +442,8 @@ def build(spec: Any) -> Problem:
                 info["E_FCI"] = e_fci / n_p
 
     wf = SquareRootFlowWavefunction(
-        basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin, geminal=m.geminal != "none",
+        basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin,
+        geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
