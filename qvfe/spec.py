@@ -355,24 +355,28 @@ class HydrogenSystem:
 class HydrogenModel(QuantumModel):
     """The quantum model plus the proton flow and the electron-nucleus layers."""
 
-    proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'push' (half of "
-                           "the protons pushed aside in 3D by each of the other half; the "
-                           "closest to the screened liquid), 'coupling' (spline coupling layers "
-                           "with a pair push along one axis) or 'backflow' (contraction-bounded "
-                           "periodic backflow)", choices=("push", "coupling", "backflow"))
+    proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'radial' (half of "
+                           "the protons moved about each of the other half by a monotone radial "
+                           "spline of their distance: holes of any depth), 'push' (the same "
+                           "halves pushed aside in 3D by contraction steps), 'coupling' (spline "
+                           "coupling layers with a pair push along one axis) or 'backflow' "
+                           "(contraction-bounded periodic backflow)",
+                           choices=("radial", "push", "coupling", "backflow"))
     proton_layers: int = opt(1, doc="layers of the proton flow q(S) (0: uniform protons; "
                              "coupling: a layer moves each proton once along each axis, half of "
                              "them at a time by a bit of their index, so ⌈log₂ n_protons⌉ layers "
-                             "let every pair push apart; push: a layer lets every proton push "
-                             "every other one once, 2⌈log₂ n_protons⌉ half-steps)", lo=0, hi=16)
+                             "let every pair push apart; push and radial: a layer lets every "
+                             "proton move about every other one once, 2⌈log₂ n_protons⌉ "
+                             "half-steps)", lo=0, hi=16)
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
-    proton_bins: int = opt(8, doc="spline bins per axis step of the coupling proton flow",
+    proton_bins: int = opt(8, doc="spline bins of the coupling proton flow's axis steps and of "
+                           "the radial flow's radial maps",
                            lo=1, hi=64)
     proton_prefit_steps: int = opt(0, doc="steps of the proton pre-fit before the joint "
                                    "training: q(S) fitted by the pathwise gradient to protons "
                                    "that the electrons screen linearly (Thomas-Fermi Yukawa "
                                    "pairs), batch 128 (0: start from uniform protons; needs "
-                                   "proton_flow = 'push' or 'coupling')", lo=0, hi=100000)
+                                   "proton_flow = 'radial', 'push' or 'coupling')", lo=0, hi=100000)
     proton_prefit_screening: str = opt("thomas_fermi", doc="electrons' linear screening of "
                                        "the protons in the pre-fit: 'thomas_fermi' (Yukawa "
                                        "pairs) or 'lindhard' (RPA dielectric function, which "
@@ -663,8 +667,8 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"model.proton_prefit_steps = {m.proton_prefit_steps} is invalid "
                             f"with model.proton_flow = {m.proton_flow!r}, model.proton_layers = "
                             f"{m.proton_layers} and system.n_protons = {s.n_protons}: must be 0 "
-                            "unless the flow is 'push' or 'coupling' with ≥ 1 layer and ≥ 2 "
-                            "protons")
+                            "unless the flow is 'radial', 'push' or 'coupling' with ≥ 1 layer "
+                            "and ≥ 2 protons")
     else:
         if len(s.proton_positions) != 3 * s.n_protons:
             raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "

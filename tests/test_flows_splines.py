@@ -1,10 +1,10 @@
-"""Circular rational-quadratic spline: identity at zero, bijection of the circle, exact log slope."""
+"""Rational-quadratic splines: identity at zero, bijections of the circle and of [0, ρ], exact log slope."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qvfe.flows.splines import circular_spline, n_spline_params
+from qvfe.flows.splines import circular_spline, n_spline_params, radial_spline
 
 L = 2.5
 BINS = 5
@@ -60,3 +60,29 @@ def test_parameter_gradient_matches_finite_differences():
         f = lambda r: float(sum(circular_spline(x, r, L)))  # noqa: E731
         fd = (f(RAW + e) - f(RAW - e)) / (2 * eps)
         np.testing.assert_allclose(float(g[i]), fd, rtol=1e-5, atol=1e-8)
+
+
+RHO = 1.7
+R_GRID = jnp.concatenate([jnp.linspace(0.0, RHO, 301), RHO * jax.random.uniform(
+    jax.random.PRNGKey(2), (200,))])
+
+
+def test_radial_spline_maps_the_interval_onto_itself_with_unit_end_slope():
+    """R(0) = 0, R(ρ) = ρ with R'(ρ) = 1 whatever the parameters (the identity beyond ρ joins
+    with a continuous slope), R'(0) free; monotone, exact log slope, inverse; zero is the
+    identity."""
+    fwd_r = jax.vmap(lambda r: radial_spline(r, RAW, RHO))
+    y, ld = fwd_r(R_GRID)
+    slope = jax.vmap(jax.grad(lambda r: radial_spline(r, RAW, RHO)[0]))(R_GRID)
+    assert float(jnp.min(slope)) > 0.0
+    np.testing.assert_allclose(np.asarray(ld), np.log(np.asarray(slope)), atol=1e-10)
+    end, end_ld = radial_spline(jnp.asarray(RHO), RAW, RHO)
+    start, start_ld = radial_spline(jnp.asarray(0.0), RAW, RHO)
+    assert abs(float(end) - RHO) < 1e-12 and abs(float(end_ld)) < 1e-10
+    assert float(start) == 0.0 and abs(float(start_ld)) > 0.1  # the centre's slope is free
+    back, ld_inv = jax.vmap(lambda v: radial_spline(v, RAW, RHO, inverse=True))(y)
+    np.testing.assert_allclose(np.asarray(back), np.asarray(R_GRID), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(ld_inv), -np.asarray(ld), atol=1e-10)
+    y0, ld0 = jax.vmap(lambda r: radial_spline(r, jnp.zeros(3 * BINS), RHO))(R_GRID)
+    np.testing.assert_allclose(np.asarray(y0), np.asarray(R_GRID), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(ld0), 0.0, atol=1e-12)

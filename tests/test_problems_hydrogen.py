@@ -435,10 +435,11 @@ def test_linear_response_proton_pair_equals_the_rpa_screened_coulomb_potential()
 
 
 def test_proton_density_follows_the_spec():
-    """model.proton_flow picks the flow; the push flow's layer counts whole rounds of half-steps
-    (2⌈log₂ n⌉ each), so that every proton pushes every other one once per layer."""
+    """model.proton_flow picks the flow; the push and radial flows' layer counts whole rounds of
+    half-steps (2⌈log₂ n⌉ each), so that every proton moves about every other one once per
+    layer."""
     from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
-                                      PeriodicPushDensity)
+                                      PeriodicPushDensity, PeriodicRadialDensity)
 
     def q(**model):
         raw = _raw(n_protons=16, rs=1.25, coupling=1.0)
@@ -450,5 +451,8 @@ def test_proton_density_follows_the_spec():
     assert push.length_scale == 1.25 and push.box_length == hydrogen.box_length(1.25, 16)
     pairs = {(i, j) for k in range(8) for i in push._split(k)[0] for j in push._split(k)[1]}
     assert len(pairs) == 16 * 15  # each ordered pair (moving, fixed) once in 8 half-steps
+    radial = q(proton_flow="radial", proton_layers=2, proton_bins=6)
+    assert isinstance(radial, PeriodicRadialDensity) and radial.n_layers == 16
+    assert radial.bins == 6 and radial.box_length == push.box_length
     assert isinstance(q(proton_flow="coupling"), PeriodicCouplingDensity)
     assert isinstance(q(proton_flow="backflow"), PeriodicParticleDensity)

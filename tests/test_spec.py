@@ -79,7 +79,7 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "system.n_orbitals = 1 is invalid: must be 0 (auto) or ≥ 2"),
     (H_PERIODIC, {"model.electrons": "excited"}, "model.electrons = 'excited' is invalid"),
     (H_PERIODIC, {"model.proton_flow": "realnvp"}, "model.proton_flow = 'realnvp' is invalid: "
-     "must be one of 'push', 'coupling', 'backflow'"),
+     "must be one of 'radial', 'push', 'coupling', 'backflow'"),
     (H_PERIODIC, {"model.proton_bins": 0}, "model.proton_bins = 0 is invalid"),
     (H_ISOLATED, {"system.proton_positions": [0, 0, 0]}, "system.proton_positions has 3 "
      "numbers: must have 3·n_protons = 6"),

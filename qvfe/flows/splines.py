@@ -1,6 +1,8 @@
-"""Circular rational-quadratic splines: monotone bijections of the circle [0, L) with exact log-det.
+"""Rational-quadratic splines: monotone bijections of a circle or an interval with exact log slope.
 
-One job: the element-wise transform of the periodic coupling flow (``qvfe.flows.particles``).
+One job: the scalar monotone maps of the proton flows (``qvfe.flows.particles``): the circular
+spline moves one coordinate of the coupling flow, the radial spline the distance of the radial
+push flow.
 A rational-quadratic spline (Durkan et al., NeurIPS 2019) with K bins maps [0, L) onto itself
 through knots (x_k, y_k), x_0 = y_0 = 0, x_K = y_K = L, with positive slopes d_k at the knots. It is
 *circular* (Rezende et al., ICML 2020) when d_K = d_0: then the map, extended by
@@ -15,6 +17,11 @@ parameters produced by a network.
 Parameters are unconstrained ``(..., 3K)`` arrays: K bin widths and K heights (softmax, each bin at
 least ``min_bin`` of L) and K knot slopes (softplus + ``min_slope``, knot K sharing knot 0's). At
 zero they give equal bins and unit slopes: the identity.
+
+The *radial* spline maps [0, R] onto itself with the slope at R fixed to 1 and the slope at 0
+free (the K raw slopes are those of knots 0 .. K−1): a radial map r -> R(r) of the distance to a
+centre that joins the identity beyond R with a continuous Jacobian, and whose slope at the centre
+may go to zero (a hole) or grow large (a peak) without limit.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["circular_spline", "n_spline_params"]
+__all__ = ["circular_spline", "n_spline_params", "radial_spline"]
 
 _MIN_BIN = 1e-3
 _MIN_SLOPE = 1e-3
@@ -31,11 +38,13 @@ _SLOPE_OFFSET = float(np.log(np.expm1(1.0 - _MIN_SLOPE)))  # softplus(offset) + 
 
 
 def n_spline_params(bins: int) -> int:
-    """Unconstrained parameters of one circular spline with ``bins`` bins."""
+    """Unconstrained parameters of one spline (circular or radial) with ``bins`` bins."""
     return 3 * bins
 
 
-def _knots(raw: jax.Array, period: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _knots(raw: jax.Array, period: float, end_slope: float | None = None
+           ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Knot positions and slopes; the last slope is the first one's (circular) or ``end_slope``."""
     bins = raw.shape[-1] // 3
     raw_w, raw_h, raw_d = raw[:bins], raw[bins:2 * bins], raw[2 * bins:]
 
@@ -45,7 +54,8 @@ def _knots(raw: jax.Array, period: float) -> tuple[jax.Array, jax.Array, jax.Arr
         return period * edges.at[-1].set(1.0)  # exact end point: the map closes on itself
 
     slopes = _MIN_SLOPE + jax.nn.softplus(raw_d + _SLOPE_OFFSET)
-    return positions(raw_w), positions(raw_h), jnp.concatenate([slopes, slopes[:1]])
+    last = slopes[:1] if end_slope is None else jnp.full((1,), end_slope, raw.dtype)
+    return positions(raw_w), positions(raw_h), jnp.concatenate([slopes, last])
 
 
 def circular_spline(x: jax.Array, raw: jax.Array, period: float,
@@ -55,8 +65,23 @@ def circular_spline(x: jax.Array, raw: jax.Array, period: float,
     ``raw`` holds the ``3K`` unconstrained parameters (see the module docstring). Inputs outside
     [0, period) are wrapped first; outputs lie in [0, period].
     """
-    xk, yk, dk = _knots(raw, period)
-    x = jnp.mod(x, period)
+    return _rational_quadratic(jnp.mod(x, period), *_knots(raw, period), inverse)
+
+
+def radial_spline(r: jax.Array, raw: jax.Array, radius: float,
+                  inverse: bool = False) -> tuple[jax.Array, jax.Array]:
+    """R(r) (or its inverse) for a scalar ``r`` in [0, ``radius``], and ln |dR/dr|: a monotone map
+    of [0, radius] onto itself with slope 1 at ``radius`` (module docstring). ``r`` must be
+    ≥ 0; values above ``radius`` are evaluated at ``radius`` (finite values and derivatives for a
+    caller that masks them)."""
+    r = jnp.where(r > radius, radius, r)
+    return _rational_quadratic(r, *_knots(raw, radius, end_slope=1.0), inverse)
+
+
+def _rational_quadratic(x: jax.Array, xk: jax.Array, yk: jax.Array, dk: jax.Array,
+                        inverse: bool) -> tuple[jax.Array, jax.Array]:
+    """The spline through knots (xk, yk) with slopes dk at ``x`` (forward) or its inverse at
+    ``x`` (then ``x`` is a y), with the log slope of the map evaluated."""
     grid = yk if inverse else xk
     k = jnp.clip(jnp.searchsorted(grid, x, side="right") - 1, 0, grid.shape[0] - 2)
     x0, x1, y0, y1 = xk[k], xk[k + 1], yk[k], yk[k + 1]

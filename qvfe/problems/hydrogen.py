@@ -69,7 +69,7 @@ from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
-                                  PeriodicPushDensity, fit_to_boltzmann)
+                                  PeriodicPushDensity, PeriodicRadialDensity, fit_to_boltzmann)
 from qvfe.physics import heg, units
 from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
@@ -84,7 +84,8 @@ from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 Params = Any
-ProtonDensity = PeriodicPushDensity | PeriodicCouplingDensity | PeriodicParticleDensity
+ProtonDensity = (PeriodicRadialDensity | PeriodicPushDensity | PeriodicCouplingDensity
+                 | PeriodicParticleDensity)
 PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
 MAX_BAND_PLANE_WAVES = 1000  # screened bands: one K x K diagonalisation per configuration
 
@@ -258,8 +259,11 @@ def proton_density(spec: Any) -> ProtonDensity:
     """The proton flow q(S) of a periodic hydrogen spec (``model.proton_flow`` and its sizes)."""
     s, m = spec.system, spec.model
     L = box_length(s.rs, s.n_protons)
+    half_steps = 2 * max(1, int(np.ceil(np.log2(s.n_protons))))
+    if m.proton_flow == "radial" and s.n_protons > 1:
+        return PeriodicRadialDensity(s.n_protons, 3, L, n_layers=half_steps * m.proton_layers,
+                                     bins=m.proton_bins)
     if m.proton_flow == "push" and s.n_protons > 1:
-        half_steps = 2 * max(1, int(np.ceil(np.log2(s.n_protons))))
         return PeriodicPushDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
                                    n_layers=half_steps * m.proton_layers, length_scale=s.rs)
     if m.proton_flow == "coupling" and s.n_protons > 1:
