@@ -6,8 +6,8 @@ temperature T given in kelvin. Two boundary modes:
 * ``periodic`` (dense hydrogen): a cubic box of side L = (4πN/3)^{1/3} rs, Ewald sum of all
   charges. The protons are classical and indistinguishable: their positions S follow a periodic
   flow density q_ω(S) (``qvfe.flows.particles``), exact samples and ln q; permutation-invariant
-  for the default backflow, while the push and coupling flows label the protons (the bound below
-  holds for any normalised q over labelled positions; a symmetric q is the best one).
+  for the default backflow, while the radial, push and coupling flows label the protons (the
+  bound below holds for any normalised q over labelled positions; a symmetric q is the best one).
   The electrons are the engine's density matrix for each S: occupations n of plane waves
   (p_φ(n), the same for every S) × √flow whose electron–nucleus layer sees S
   (``qvfe.flows.nuclei``) followed by the opposite-spin flow (``model.opposite_spin_layers``,
@@ -19,8 +19,8 @@ temperature T given in kelvin. Two boundary modes:
   matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
-  With ``model.proton_prefit_steps`` the push or coupling flow is first fitted, by the pathwise
-  gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
+  With ``model.proton_prefit_steps`` the radial, push or coupling flow is first fitted, by the
+  pathwise gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
   :func:`screened_proton_energy`, or the RPA dielectric function,
   :func:`linear_response_proton_energy`; ``model.proton_prefit_screening``): a uniform start puts
   pairs of protons within a bohr, which costs about 0.2 Ha/atom, and the joint training's
