@@ -8,7 +8,7 @@ all run in the density direction from S to a uniform U on the torus:
 particles (by a bit of their index) about each particle of the other half in turn, by a
 monotone radial spline of their separation inside the ball r < L/2; a bijection for every
 parameter value with holes of any depth, block-diagonal Jacobian, analytic inverse. Fitted to 16
-screened protons at rs = 1.25, T = 6000 K it reaches a βF 0.009 Ha/atom lower than the push
+screened protons at rs = 1.25, T = 6000 K it reaches an F_q 0.009 Ha/atom lower than the push
 flow, eighteen times faster (README, dense hydrogen).
 
 :class:`PeriodicPushDensity` (``model.proton_flow = "push"``): the same halves, each moving
