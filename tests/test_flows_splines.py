@@ -1,4 +1,5 @@
-"""Rational-quadratic splines: identity at zero, bijections of the circle and of [0, ρ], exact log slope."""
+"""Rational-quadratic splines: identity at zero, bijections of the circle and of [0, ρ], exact
+log slope."""
 
 import jax
 import jax.numpy as jnp

@@ -572,9 +572,9 @@ def fit_to_boltzmann(q: _TorusFlowDensity, params: Params,
     ``gradient = "score"``: the score-function gradient E_q[(f − f̄) ∇ ln q], f = βE(S) + ln q(S),
     as in the joint training; its noise grows with the spread of βE over samples, which at
     hydrogen's β (~50/Ha) and a near-uniform start can exceed what Adam recovers from.
-    ``gradient = "pathwise"`` (the coupling, push and radial flows): S = G⁻¹(U) differentiated at fixed U, so the
-    gradient is E_U[∇_S(βE + ln q) · ∂S/∂params + ∂ln q/∂params], which needs βE to be
-    differentiable and whose noise is set by the forces rather than the energies; the term
+    ``gradient = "pathwise"`` (the coupling, push and radial flows): S = G⁻¹(U) differentiated at
+    fixed U, so the gradient is E_U[∇_S(βE + ln q) · ∂S/∂params + ∂ln q/∂params], which needs βE
+    to be differentiable and whose noise is set by the forces rather than the energies; the term
     ∂ln q/∂params at fixed S, zero on average, is left out (it only adds noise). Adam with the
     rate decaying by a cosine. The pathwise fit wants a lower rate than the score one: at 0.03 a
     flow that had come within 0.02 of the exact βF collapsed onto a narrow q (a repulsive pair on

@@ -20,8 +20,8 @@ temperature T given in kelvin. Two boundary modes:
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged.
   With ``model.proton_prefit_steps`` the radial, push or coupling flow is first fitted, by the
-  pathwise gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi Yukawa pairs,
-  :func:`screened_proton_energy`, or the RPA dielectric function,
+  pathwise gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi
+  Yukawa pairs, :func:`screened_proton_energy`, or the RPA dielectric function,
   :func:`linear_response_proton_energy`; ``model.proton_prefit_screening``): a uniform start puts
   pairs of protons within a bohr, which costs about 0.2 Ha/atom, and the joint training's
   score-function gradient for q, carried by the electrons' local energies, is too noisy to
