@@ -282,7 +282,9 @@ def test_thomas_fermi_wavenumber_and_screened_proton_energy():
 
 
 @pytest.mark.parametrize("flow, screening", [
-    ("coupling", "thomas_fermi"),  # the others: the same path with another flow or energy
+    # all slow: the pre-fit runs in test_interacting_steps_are_consistent (the specs' radial
+    # flow), and fit_to_boltzmann's fits reach the exact βF of a pair in test_flows_particles
+    pytest.param("coupling", "thomas_fermi", marks=pytest.mark.slow),
     pytest.param("push", "thomas_fermi", marks=pytest.mark.slow),
     pytest.param("coupling", "lindhard", marks=pytest.mark.slow)])
 def test_proton_prefit_reaches_the_exact_screened_pair_free_energy(flow, screening):
