@@ -106,6 +106,24 @@ class _TorusFlowDensity:
         return jnp.mod(s, self.box_length)
 
 
+class _LayerByLayer:
+    """``forward`` and the inverse of a flow whose ``_layer(layer, index, s, inverse)`` maps one
+    configuration and returns the layer's ln|det| (the coupling and radial flows)."""
+
+    def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
+        total = jnp.zeros((), s.dtype)
+        for i, layer in enumerate(params["layers"]):
+            s, logdet = self._layer(layer, i, s)
+            total = total + logdet
+        return s, total
+
+    def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
+        for i in reversed(range(len(params["layers"]))):
+            u, _ = self._layer(params["layers"][i], i, u, inverse=True)
+        return u
+
+
 @dataclass(frozen=True, eq=False)
 class PeriodicParticleDensity(_TorusFlowDensity):
     """q(S) for ``n`` particles in a cubic box; ``params`` from ``init`` (uniform at init).
@@ -178,6 +196,13 @@ def _index_half(n: int, block: int, half: int) -> np.ndarray:
     return ((np.arange(n) >> (block % n_bits)) & 1) == half
 
 
+def _moving_and_fixed(n: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the moving and of the fixed particles in layer ``index`` of the push and radial
+    flows: consecutive layers move the two halves of one bit of the index in turn."""
+    moving = _index_half(n, index // 2, index % 2)
+    return np.flatnonzero(moving), np.flatnonzero(~moving)
+
+
 def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
@@ -187,7 +212,7 @@ def _mlp(layers: list[tuple[jax.Array, jax.Array]], h: jax.Array) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class PeriodicCouplingDensity(_TorusFlowDensity):
+class PeriodicCouplingDensity(_LayerByLayer, _TorusFlowDensity):
     """q(S) for ``n`` particles in a cubic box by coupling layers with a pair push; uniform at init.
 
     Layer l moves axis a of the particles in one half A_l (by a bit of their index: block
@@ -316,22 +341,11 @@ class PeriodicCouplingDensity(_TorusFlowDensity):
         y = jnp.where(moving, y, x)
         return s.at[:, axis].set(y), jnp.sum(jnp.where(moving, logdet, 0.0))
 
-    def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
-        total = jnp.zeros((), s.dtype)
-        for i, layer in enumerate(params["layers"]):
-            s, logdet = self._layer(layer, i, s)
-            total = total + logdet
-        return s, total
 
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
         return self.forward(params, jnp.mod(s, self.box_length))[1] - self.n * self.log_volume
 
-    def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
-        for i in reversed(range(len(params["layers"]))):
-            u, _ = self._layer(params["layers"][i], i, u, inverse=True)
-        return u
 
 
 @dataclass(frozen=True, eq=False)
@@ -388,9 +402,7 @@ class PeriodicPushDensity(_TorusFlowDensity):
             raise ValueError("PeriodicPushDensity.box_length must be > 0")
 
     def _split(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the moving and of the fixed particles in layer ``index``."""
-        moving = _index_half(self.n, index // 2, index % 2)
-        return np.flatnonzero(moving), np.flatnonzero(~moving)
+        return _moving_and_fixed(self.n, index)
 
     def _pusher(self, n_fixed: int) -> ElectronNucleusFlow:
         return ElectronNucleusFlow(n_fixed, self.dim, kind="periodic", box_length=self.box_length,
@@ -449,7 +461,7 @@ class PeriodicPushDensity(_TorusFlowDensity):
 
 
 @dataclass(frozen=True, eq=False)
-class PeriodicRadialDensity(_TorusFlowDensity):
+class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     """q(S) for ``n`` particles in a periodic box by particle-split layers of radial spline maps.
 
     The halves of :class:`PeriodicPushDensity` (layer l moves the half A_l picked by a bit of the
@@ -504,9 +516,7 @@ class PeriodicRadialDensity(_TorusFlowDensity):
         return self.box_length / 2 if self.radius is None else self.radius
 
     def _split(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the moving and of the fixed particles in layer ``index``."""
-        moving = _index_half(self.n, index // 2, index % 2)
-        return np.flatnonzero(moving), np.flatnonzero(~moving)
+        return _moving_and_fixed(self.n, index)
 
     def init(self, key: jax.Array) -> Params:
         """Zero spline parameters: every R_l is the identity, q uniform."""
@@ -543,22 +553,11 @@ class PeriodicRadialDensity(_TorusFlowDensity):
         moved, logdet = jax.vmap(one)(s[moving])
         return s.at[moving].set(moved), jnp.sum(logdet)
 
-    def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
-        total = jnp.zeros((), s.dtype)
-        for i, raw in enumerate(params["layers"]):
-            s, logdet = self._layer(raw, i, s)
-            total = total + logdet
-        return s, total
 
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
         return self.forward(params, s)[1] - self.n * self.log_volume
 
-    def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
-        for i in reversed(range(len(params["layers"]))):
-            u, _ = self._layer(params["layers"][i], i, u, inverse=True)
-        return u
 
 
 AVERAGE_DECAY = 0.95  # of the running mean of βF by which fit_to_boltzmann keeps its best step
