@@ -86,19 +86,19 @@ def test_covariance_gradient_matches_quadrature_gradient():
         w = jnp.exp(2 * re) * h * h
         return jnp.sum(w * (0.5 * jnp.sum(grad**2, -1) + jax.vmap(potential)(grid)))
 
-    exact = _flatten(jax.grad(energy)(theta))
+    exact = _flatten(jax.jit(jax.grad(energy))(theta))
     w = jnp.exp(2 * jax.vmap(lambda x: re_log_psi(theta, x))(grid)) * h * h
     assert abs(float(w.sum()) - 1.0) < 1e-6  # the √flow keeps ψ normalized
     B = 5000
     idx = jax.random.choice(jax.random.PRNGKey(5), len(grid), (B,), p=w / w.sum())
     xs = grid[idx]
-    e_loc = jax.vmap(lambda x: wf.local_energy(theta, x, occ_up, occ_dn, potential))(xs)
+    e_loc = jax.jit(jax.vmap(lambda x: wf.local_energy(theta, x, occ_up, occ_dn, potential)))(xs)
 
     def o(x):
         g_re, g_im = jax.jacrev(lambda t: wf.log_psi(t, x, occ_up, occ_dn))(theta)
         return jax.tree.map(lambda a, b: jax.lax.complex(a, b), g_re, g_im)
 
-    jac = jax.vmap(o)(xs)
+    jac = jax.jit(jax.vmap(o))(xs)
     est = _flatten(covariance_gradient(jac, e_loc))
     o_re = jnp.real(jnp.concatenate([x.reshape(B, -1) for x in jax.tree.leaves(jac)], 1))
     per_sample = 2 * o_re * (jnp.real(e_loc) - jnp.real(e_loc).mean())[:, None]

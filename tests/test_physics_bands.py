@@ -13,6 +13,8 @@
   equals jax.hessian's.
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,16 +121,17 @@ def test_wavefunction_over_bands_is_periodic_and_its_laplacian_exact():
     x, nuc = pos[:3], pos[3:]
     up, down = jnp.array([0, 2]), jnp.array([1])
     c = bands.coefficients(nuc)
-    re0, _ = wf.log_psi(params, x, up, down, nuc, c)
+    log_psi = jax.jit(wf.log_psi)  # one compilation instead of op-by-op dispatch, three times
+    re0, _ = log_psi(params, x, up, down, nuc, c)
     for dx, dn in ((jnp.zeros((3, 3)).at[1, 2].set(L), jnp.zeros((2, 3))),
                    (jnp.zeros((3, 3)), jnp.zeros((2, 3)).at[0, 0].set(-L))):
-        re, _ = wf.log_psi(params, x + dx, up, down, nuc + dn, bands.coefficients(nuc + dn))
+        re, _ = log_psi(params, x + dx, up, down, nuc + dn, bands.coefficients(nuc + dn))
         assert float(re) == pytest.approx(float(re0), abs=1e-10)
     # the Laplacian through the bands (no electron-nucleus flow: the coefficients alone are the
     # context, and the hessian's compilation stays short)
     plain = SquareRootFlowWavefunction(bands, wf.backflow)
-    k_folx = plain.kinetic_energy(params, x, up, down, c)
-    k_hess = plain.kinetic_energy(params, x, up, down, c, laplacian="hessian")
+    k_folx = jax.jit(plain.kinetic_energy)(params, x, up, down, c)
+    k_hess = jax.jit(partial(plain.kinetic_energy, laplacian="hessian"))(params, x, up, down, c)
     np.testing.assert_allclose(k_folx, k_hess, rtol=1e-9, atol=1e-9)
     assert abs(complex(k_folx)) > 1e-3
     # the bands do change the amplitude: plane waves would give another ln ψ
