@@ -103,10 +103,10 @@ def test_periodic_and_backflow_permutation_invariant(flow):
 def test_coupling_log_det_inverse_shift_and_pair_hole():
     s = L * jax.random.uniform(jax.random.PRNGKey(8), (3, 2))
     params = PERTURBED["coupling"][1]
-    _, logdet = COUPLING.forward(params, s)
-    jac = jax.jacfwd(lambda x: COUPLING.forward(params, x)[0])(s).reshape(6, 6)
+    u, logdet = jax.jit(COUPLING.forward)(params, s)
+    jac = jax.jit(jax.jacfwd(lambda x: COUPLING.forward(params, x)[0]))(s).reshape(6, 6)
     np.testing.assert_allclose(float(logdet), float(jnp.linalg.slogdet(jac)[1]), atol=1e-10)
-    back = COUPLING._invert_one(params, COUPLING.forward(params, s)[0])
+    back = jax.jit(COUPLING._invert_one)(params, u)
     np.testing.assert_allclose(np.mod(np.asarray(back), L), np.asarray(s), atol=1e-10)
 
     # layer 0 moves axis 0 of the half {0, 2} (bit 0 of the index = 0) given particle 1
@@ -126,8 +126,8 @@ def test_coupling_log_det_inverse_shift_and_pair_hole():
     wp, bp = identity["push"][-1]
     hole = dict(identity, push=identity["push"][:-1] + [(wp, bp.at[0].set(20.0).at[1].set(-20.0))])
     xs = jnp.linspace(0.0, L, 4001)[:-1]
-    dens = np.exp(np.asarray(jax.vmap(
-        lambda x: COUPLING._layer(hole, 0, s.at[0, 0].set(x))[1])(xs)))
+    dens = np.exp(np.asarray(jax.jit(jax.vmap(
+        lambda x: COUPLING._layer(hole, 0, s.at[0, 0].set(x))[1]))(xs)))
     dens = dens / dens.mean()  # particle 0's density along x given the rest: 1 − 0.99 cos(·)
     expected = 1.0 - 0.99 * np.cos(2 * np.pi * (np.asarray(xs) - float(s[1, 0])) / L)
     np.testing.assert_allclose(dens, expected, atol=1e-6)
@@ -185,6 +185,7 @@ def test_reparameterized_samples_carry_their_parameter_derivative():
                                 for a, k in zip(leaves, keys[len(leaves):])])
     key = jax.random.PRNGKey(2)
 
+    @jax.jit
     def s_of(t):
         p = jax.tree.map(lambda a, v: a + t * v, params, direction)
         return q.sample(p, key, 3, reparameterized=True)
@@ -209,12 +210,12 @@ def test_push_log_det_inverse_and_pair_hole():
     q = PeriodicPushDensity(n=3, dim=3, box_length=3.0, hidden=(8,), n_layers=4)
     params = perturbed(q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
     s = 3.0 * jax.random.uniform(jax.random.PRNGKey(2), (3, 3))
-    u, logdet = q.forward(params, s)
-    jac = jax.jacfwd(lambda x: q.forward(params, x.reshape(3, 3))[0].ravel())(s.ravel())
+    u, logdet = jax.jit(q.forward)(params, s)
+    jac = jax.jit(jax.jacfwd(lambda x: q.forward(params, x.reshape(3, 3))[0].ravel()))(s.ravel())
     sign, ref = jnp.linalg.slogdet(jac)
     assert float(sign) == 1.0
     np.testing.assert_allclose(float(logdet), float(ref), atol=1e-10)
-    back = q._invert_one(params, u)
+    back = jax.jit(q._invert_one)(params, u)
     np.testing.assert_allclose(np.mod(np.asarray(back - s) + 1.5, 3.0) - 1.5, 0.0, atol=1e-10)
     assert [list(m) for m in q._split(2)] == [[0, 1], [2]]  # bit 1: 2 alone is fixed
 
