@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from qvfe.problem import Estimate
@@ -10,14 +12,21 @@ _netket_stats = None
 
 
 def _nk_stats():
-    """Import netket.stats without letting it switch on x64 globally behind the user's back."""
+    """Import netket.stats without letting it change global JAX settings behind the user's back:
+    it switches on x64, and (unless ``NETKET_SHARDING`` says otherwise) installs a global mesh."""
     global _netket_stats
     if _netket_stats is None:
         import jax
 
         x64 = jax.config.jax_enable_x64
-        import netket.stats as nks
-
+        unset = "NETKET_SHARDING" not in os.environ
+        if unset:  # read once, when netket is first imported
+            os.environ["NETKET_SHARDING"] = "0"
+        try:
+            import netket.stats as nks
+        finally:
+            if unset:
+                del os.environ["NETKET_SHARDING"]
         jax.config.update("jax_enable_x64", x64)
         _netket_stats = nks
     return _netket_stats

@@ -155,8 +155,12 @@ def test_library_run_without_out_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_import_changes_no_global_jax_setting():
+    """Neither x64 nor a global mesh: netket, imported for the error bars, would otherwise set
+    both (its sharding mode installs a mesh named 'S', which later clashed with the engine's
+    'batch' mesh in a second run of the same process)."""
     code = ("import jax; before = jax.config.jax_enable_x64; import qvfe, qvfe.stats; "
-            "qvfe.stats._nk_stats(); assert jax.config.jax_enable_x64 == before, 'x64 flipped'")
+            "qvfe.stats._nk_stats(); assert jax.config.jax_enable_x64 == before, 'x64 flipped'; "
+            "mesh = jax.sharding.get_abstract_mesh(); assert mesh.empty, mesh")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
 
