@@ -53,6 +53,13 @@ class DensityMatrix:
     def log_prob(self, phi: Params, occ: Occupation) -> jax.Array:
         return self.occupations.log_prob(phi, occ)
 
+    def local_move(self, phi: Params, occ: Occupation, key: jax.Array, step: float
+                   ) -> Occupation:
+        """A symmetric proposal of the classical pattern near ``occ`` under which p_φ needs no
+        factor in the acceptance (hydrogen: the protons' latent random walk); only for
+        occupation models that define ``local_move``."""
+        return self.occupations.local_move(phi, occ, key, step)
+
     def indices(self, occ: Occupation) -> tuple[jax.Array, jax.Array]:
         return self.occupations.occupied_indices(occ)
 

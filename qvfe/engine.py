@@ -64,6 +64,7 @@ class EngineConfig:
     init_width: float = 0.3
     box_length: float | None = None
     laplacian: str = "folx"
+    local_step: float = 0.0     # > 0: also the occupation model's local move, of this step
 
 
 def batch_mesh() -> Mesh:
@@ -129,16 +130,31 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     def constrain(tree):
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, shard), tree)
 
+    def metropolis_choice(key, prop, idx_prop, lp_prop, cur, idx_cur, lp_cur):
+        """Each walker takes the proposal with probability min(1, e^{lp_prop − lp_cur})."""
+        accept = jnp.log(jax.random.uniform(key, (B,))) < lp_prop - lp_cur
+
+        def choose(a, b):
+            return jnp.where(accept.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
+
+        # the indices (with hydrogen's bands, one diagonalisation per configuration) are a
+        # per-sample function of the occupation, so the accepted ones are chosen, not recomputed
+        return (jax.tree.map(choose, prop, cur), jax.tree.map(choose, idx_prop, idx_cur),
+                choose(lp_prop, lp_cur), jnp.mean(accept))
+
     def sample(params, mc, occ_prev, key):
         """n by an independence Metropolis–Hastings move on the joint p_φ(n)|ψ_n(X)|², then
-        Metropolis on X | n.
+        (with ``local_step``) by the occupation model's local move, then Metropolis on X | n.
 
         The proposal n' ~ p_φ is exact; it is accepted with min(1, |ψ_n'(X)|²/|ψ_n(X)|²) at the
         walker's current X (the p_φ factors cancel against the proposal). Handing every walker a
         fresh n unconditionally would leave X distributed as |ψ_{n_old}|² for a state n_new,
         and a few sweeps do not relax that: at T = 0.5 the estimates of the interacting dot then
         drifted upwards while being optimized (excited states evaluated on ground-state-shaped
-        walkers look cheap to the φ gradient).
+        walkers look cheap to the φ gradient). A fresh n is rarely accepted where ψ_n depends
+        strongly on a large classical part of n (hydrogen's 32 protons: 1 to 3 % of walkers per
+        step), so the local move, symmetric where p_φ needs no factor, changes it a little at a
+        time with the same acceptance rule. Returns the acceptances of both moves.
         """
         k_occ, k_acc = jax.random.split(key)
         theta = params["theta"]
@@ -146,21 +162,22 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         prop = constrain(dm.sample_occupations(params["phi"], k_occ, B))
         occ_prev = constrain(occ_prev)
         idx_prop, idx_prev = dm.indices(prop), dm.indices(occ_prev)
-        log_ratio = (dm.log_abs2_batch(theta, idx_prop)(walkers)
-                     - dm.log_abs2_batch(theta, idx_prev)(walkers))
-        accept = jnp.log(jax.random.uniform(k_acc, (B,))) < log_ratio
-
-        def choose(a, b):
-            return jnp.where(accept.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
-
-        # the indices (with hydrogen's bands, one diagonalisation per configuration) are a
-        # per-sample function of the occupation, so the accepted ones are chosen, not recomputed
-        occ = jax.tree.map(choose, prop, occ_prev)
-        idx = jax.tree.map(choose, idx_prop, idx_prev)
+        occ, idx, lp, acc_n = metropolis_choice(
+            k_acc, prop, idx_prop, dm.log_abs2_batch(theta, idx_prop)(walkers),
+            occ_prev, idx_prev, dm.log_abs2_batch(theta, idx_prev)(walkers))
+        acceptances = {"acceptance_n": acc_n}
+        if cfg.local_step > 0:
+            # keys folded in, not split, so that runs without the move keep their streams
+            prop = constrain(dm.local_move(params["phi"], occ, jax.random.fold_in(key, 1),
+                                           cfg.local_step))
+            idx_prop = dm.indices(prop)
+            occ, idx, _, acceptances["acceptance_local"] = metropolis_choice(
+                jax.random.fold_in(key, 2), prop, idx_prop,
+                dm.log_abs2_batch(theta, idx_prop)(walkers), occ, idx, lp)
         target = dm.log_abs2_batch(theta, idx)
         mc = mc._replace(walkers=walkers)
         mc, acc = metropolis.step(mc, target, cfg.mcmc_sweeps, box_length=cfg.box_length)
-        return occ, idx, mc, acc, jnp.mean(accept)
+        return occ, idx, mc, acc, acceptances
 
     def prepare(state: dict) -> dict:
         """Before the first step: the ``prefit``, then burn-in (Metropolis sweeps on |ψ_n|² for
@@ -205,7 +222,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     def step(state: dict) -> tuple[dict, dict]:
         params = state["params"]
         key, k_occ = jax.random.split(state["key"])
-        occ, idx, mc, acc, acc_n = sample(params, state["mc"], state["occ"], k_occ)
+        occ, idx, mc, acc, acceptances = sample(params, state["mc"], state["occ"], k_occ)
         xs = mc.walkers
         logp, en, per_sample = observables(params, occ, idx, xs)
         # f = T ln p + E_loc serves both gradients (see the module docstring, step 4), clipped
@@ -227,7 +244,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         metrics = {k: jnp.mean(v) for k, v in per_sample.items()}
         metrics["F_err"] = jnp.std(per_sample["F"]) / jnp.sqrt(B)
         metrics["acceptance"] = acc
-        metrics["acceptance_n"] = acc_n
+        metrics.update(acceptances)
         metrics["width"] = mc.width
         return {"params": params, "opt_state": opt_state, "mc": mc, "occ": occ, "key": key,
                 "step": state["step"] + 1}, metrics

@@ -306,6 +306,17 @@ class ElectronGasSampler(QuantumSampler):
                             "adapted", lo=0.0, lo_open=True, hi=100.0)
 
 
+@dataclass(frozen=True)
+class HydrogenSampler(QuantumSampler):
+    """The quantum sampler and the protons' local move (periodic, unclamped protons only)."""
+
+    proton_step: float = opt(0.08, doc="per sampling call, a Metropolis move of the protons by "
+                             "a random walk of the proton flow's uniform latent variables, of "
+                             "this step per coordinate in units of rs (0.08: about half "
+                             "accepted at rs = 1.25, N = 16; 0: only fresh proton "
+                             "configurations, rarely accepted at N = 32)", lo=0.0, hi=10.0)
+
+
 CUBIC_CELL_SITES: dict[str, tuple[tuple[float, float, float], ...]] = {
     "sc": ((0, 0, 0),),
     "bcc": ((0, 0, 0), (0.5, 0.5, 0.5)),
@@ -437,7 +448,7 @@ KINDS: dict[str, Kind] = {
                         "qvfe.problems.quantum_dot:build"),
     "electron_gas": Kind(ElectronGasSystem, QuantumModel, QuantumOptim, ElectronGasSampler,
                          "qvfe.problems.electron_gas:build"),
-    "hydrogen": Kind(HydrogenSystem, HydrogenModel, QuantumOptim, QuantumSampler,
+    "hydrogen": Kind(HydrogenSystem, HydrogenModel, QuantumOptim, HydrogenSampler,
                      "qvfe.problems.hydrogen:build"),
 }
 

@@ -30,9 +30,7 @@ PERTURBED = {"backflow": (BACKFLOW, perturbed(BACKFLOW.init(jax.random.PRNGKey(0
 
 def to_uniform(q, params, s):
     """G(S), the map from a configuration to its uniform variable."""
-    if isinstance(q, (PeriodicCouplingDensity, PeriodicPushDensity, PeriodicRadialDensity)):
-        return q.forward(params, s)[0]
-    return q.flow.forward(params, s)
+    return q.forward(params, s)[0]
 
 
 @pytest.fixture(params=sorted(PERTURBED))
@@ -71,6 +69,24 @@ def test_samples_follow_q(flow):
     u0 = L * jax.random.uniform(jax.random.PRNGKey(4), (2000, 3, 2))
     diff = np.mod(np.asarray(u) - np.asarray(u0) + L / 2, L) - L / 2
     assert np.max(np.abs(diff)) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["backflow", "radial"])  # one code path; their own forwards
+def test_latent_move_is_a_random_walk_of_u(name):
+    """S' = latent_move(S) satisfies G(S') = G(S) + ξ (mod L) with ξ the walk's Gaussian step:
+    symmetric in U, where q is uniform, so the hydrogen sampler's Metropolis move of the
+    protons needs no q factor, and exact samples of q stay exact samples."""
+    q, params = PERTURBED[name]
+    s = q.sample(params, jax.random.PRNGKey(4), 200)
+    key, step = jax.random.PRNGKey(9), 0.3
+    moved = jax.jit(lambda x: q.latent_move(params, x, key, step))(s)
+    assert float(jnp.min(moved)) >= 0.0 and float(jnp.max(moved)) < L
+    both = jax.jit(jax.vmap(lambda one: to_uniform(q, params, one)))(jnp.concatenate([s, moved]))
+    u, u_moved = both[:len(s)], both[len(s):]
+    xi = step * jax.random.normal(key, s.shape)
+    np.testing.assert_allclose(np.mod(np.asarray(u_moved - u - xi) + L / 2, L) - L / 2, 0.0,
+                               atol=1e-9)
+    assert float(jnp.min(jnp.max(jnp.abs(moved - s), axis=(1, 2)))) > 1e-3  # each one moved
 
 
 def test_log_prob_density_of_samples(flow):

@@ -7,10 +7,11 @@
 - Periodic images: the Coulomb energy and |ψ| are unchanged when any electron or proton moves by a
   lattice vector, and when everything moves together.
 - A few steps of the interacting system keep the estimates finite, with F = E − T S and the virial
-  pressure P V = (2K + V)/3 sample by sample.
+  pressure P V = (2K + V)/3 sample by sample, and the protons' local move is accepted.
 - Isolated H atom at low T: E = −0.5 Ha within 1 mHa; H₂'s full-CI geminal has the full-CI energy.
 """
 
+import json
 from pathlib import Path
 
 import jax
@@ -139,6 +140,11 @@ def test_interacting_steps_are_consistent(tmp_path):
     assert obs["K"].mean > 1.5 * T  # protons' 3/2 kT plus the electrons' kinetic energy
     assert result.per == "atom" and result.observable_units["P"] == "Ha/bohr^3"
     assert result.info["band_plane_waves"] > result.info["n_orbitals"]  # |k| up to 2·2π/L here
+    # the protons' latent random walk is on and moves them (fresh configurations alone are
+    # rarely accepted in the liquid)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    local = np.array([entry["acceptance_local"] for entry in log])
+    assert np.all((local >= 0) & (local <= 1)) and local.mean() > 0.1, local
 
 
 def test_isolated_hydrogen_atom_ground_state_energy():

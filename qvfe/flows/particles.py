@@ -74,9 +74,9 @@ _RADIAL_EPS = 1e-30  # under the separation's root: finite ratio R(r)/r and deri
 
 
 class _TorusFlowDensity:
-    """What both flows share: U uniform on the torus, ln q = ln|det dG/dS| − n ln V, and exact
-    samples S = G⁻¹(U); a subclass gives ``n``, ``dim``, ``box_length``, ``log_prob_one`` and
-    ``_invert_one``."""
+    """What the flows share: U uniform on the torus, ln q = ln|det dG/dS| − n ln V, exact
+    samples S = G⁻¹(U) and a random walk of U; a subclass gives ``n``, ``dim``, ``box_length``,
+    ``forward`` (S -> U, ln|det|), ``log_prob_one`` and ``_invert_one``."""
 
     n: int
     dim: int
@@ -104,6 +104,24 @@ class _TorusFlowDensity:
             params = jax.lax.stop_gradient(params)
         s = jax.vmap(lambda one: self._invert_one(params, one))(u)
         return jnp.mod(s, self.box_length)
+
+    def latent_move(self, params: Params, s: jax.Array, key: jax.Array,
+                    step: float) -> jax.Array:
+        """S' = G⁻¹(G(S) + ξ) for a batch (B, n, d), ξ ~ N(0, step²) per coordinate, wrapped.
+
+        A random walk of the flow's uniform latent U on the torus: symmetric in U, where q is
+        uniform, so a Metropolis move of S with this proposal needs no q or Jacobian factor in its
+        acceptance (q(S') |det dG/dS'|⁻¹ = q(S) |det dG/dS|⁻¹ = V^{-n}). Exact samples of q stay
+        exact samples of q after it. Parameters are held fixed.
+        """
+        noise = step * jax.random.normal(key, s.shape, s.dtype)
+        if self.n == 1 or not params["layers"]:
+            return jnp.mod(s + noise, self.box_length)
+        params = jax.lax.stop_gradient(params)
+        u = jax.vmap(lambda one: self.forward(params, one)[0])(s)
+        u = jnp.mod(u + noise, self.box_length)
+        moved = jax.vmap(lambda one: self._invert_one(params, one))(u)
+        return jnp.mod(moved, self.box_length)
 
 
 class _LayerByLayer:
@@ -161,12 +179,15 @@ class PeriodicParticleDensity(_TorusFlowDensity):
     def init(self, key: jax.Array) -> Params:
         return self.flow.init(key)
 
+    def forward(self, params: Params, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """U = G(S) and ln|det dG/dS| for one configuration (n, d)."""
+        return self.flow.forward_and_log_det(params, s)
+
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
         if self.n == 1 or not params["layers"]:
             return jnp.asarray(-self.n * self.log_volume, s.dtype)
-        _, logdet = self.flow.forward_and_log_det(params, s)
-        return logdet - self.n * self.log_volume
+        return self.forward(params, s)[1] - self.n * self.log_volume
 
     def _invert_one(self, params: Params, u: jax.Array) -> jax.Array:
         flow = self.flow
