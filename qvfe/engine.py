@@ -4,7 +4,9 @@ One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, m
 ``step`` and ``eval_chunk`` functions of a :class:`~qvfe.problem.Problem`. A step
 
 1. proposes occupations n'_b ~ p_φ exactly (one per walker) and accepts each by Metropolis–Hastings
-   on the joint p_φ(n)|ψ_n(X)|² (ratio |ψ_n'(X_b)|²/|ψ_n(X_b)|²), so X_b stays equilibrated for its n_b,
+   on the joint p_φ(n)|ψ_n(X)|² (ratio |ψ_n'(X_b)|²/|ψ_n(X_b)|²), so X_b stays equilibrated for its n_b;
+   with ``local_step`` (hydrogen's protons) then proposes a small change of n by the occupation
+   model's ``local_move``, symmetric where p_φ is uniform, accepted by the same ratio,
 2. moves the walkers X_b by Metropolis on |ψ_{n_b}|² (walkers and step width kept across steps;
    ``prepare`` equilibrates them for ``burn_in`` sweeps before the first step),
 3. estimates F = E_n[T ln p_φ(n) + E_loc] per particle with its parts,
@@ -152,8 +154,8 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         and a few sweeps do not relax that: at T = 0.5 the estimates of the interacting dot then
         drifted upwards while being optimized (excited states evaluated on ground-state-shaped
         walkers look cheap to the φ gradient). A fresh n is rarely accepted where ψ_n depends
-        strongly on a large classical part of n (hydrogen's 32 protons: 1 to 3 % of walkers per
-        step), so the local move, symmetric where p_φ needs no factor, changes it a little at a
+        strongly on a large classical part of n (hydrogen's 32 protons: about 3 % of walkers
+        per step), so the local move, symmetric where p_φ needs no factor, changes it a little at a
         time with the same acceptance rule. Returns the acceptances of both moves.
         """
         k_occ, k_acc = jax.random.split(key)
@@ -167,12 +169,13 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
             occ_prev, idx_prev, dm.log_abs2_batch(theta, idx_prev)(walkers))
         acceptances = {"acceptance_n": acc_n}
         if cfg.local_step > 0:
-            # keys folded in, not split, so that runs without the move keep their streams
-            prop = constrain(dm.local_move(params["phi"], occ, jax.random.fold_in(key, 1),
+            # keys folded in, not split, so that runs without the move keep their streams; not
+            # 0 or 1: with partitionable threefry fold_in(key, j) is split(key)[j], k_occ, k_acc
+            prop = constrain(dm.local_move(params["phi"], occ, jax.random.fold_in(key, 2),
                                            cfg.local_step))
             idx_prop = dm.indices(prop)
             occ, idx, _, acceptances["acceptance_local"] = metropolis_choice(
-                jax.random.fold_in(key, 2), prop, idx_prop,
+                jax.random.fold_in(key, 3), prop, idx_prop,
                 dm.log_abs2_batch(theta, idx_prop)(walkers), occ, idx, lp)
         target = dm.log_abs2_batch(theta, idx)
         mc = mc._replace(walkers=walkers)

@@ -75,7 +75,7 @@ def test_samples_follow_q(flow):
 def test_latent_move_is_a_random_walk_of_u(name):
     """S' = latent_move(S) satisfies G(S') = G(S) + ξ (mod L) with ξ the walk's Gaussian step:
     symmetric in U, where q is uniform, so the hydrogen sampler's Metropolis move of the
-    protons needs no q factor, and exact samples of q stay exact samples."""
+    protons needs no q factor (and U + ξ stays uniform: exact samples stay exact)."""
     q, params = PERTURBED[name]
     s = q.sample(params, jax.random.PRNGKey(4), 200)
     key, step = jax.random.PRNGKey(9), 0.3

@@ -70,7 +70,6 @@ TWO_DEVICE_SCRIPT = r"""
 import json, sys, jax
 import qvfe
 spec = qvfe.load_spec(json.loads(sys.argv[1]))
-# a run checkpointed on one device, resumed here on two, extended by two steps and evaluated
 res = qvfe.run(spec, out=sys.argv[2], progress=False)
 out = {"devices": jax.device_count(), "steps": res.steps}
 for key in ("F", "E"):
@@ -80,18 +79,21 @@ print(json.dumps(out))
 
 
 def test_two_devices_agree_with_one_and_checkpoints_move_between_them(tmp_path):
+    """A run from scratch on two (virtual CPU) devices, then resumed here on one and extended by
+    two steps: both near the exact F, the same E within errors, the first steps kept."""
     spec = _spec(2, 1, T=0.5, steps=4, batch=128)
-    one = qvfe.run(spec, out=tmp_path / "run", progress=False)
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                         " --xla_force_host_platform_device_count=2").strip()
-    longer = spec.replace(**{"optim.steps": spec.optim.steps + 2})
-    r = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT, json.dumps(longer.to_dict()),
+    r = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT, json.dumps(spec.to_dict()),
                         str(tmp_path / "run")],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     two = json.loads(r.stdout.strip().splitlines()[-1])
-    assert two["devices"] == 2 and two["steps"] == 6
+    assert two["devices"] == 2 and two["steps"] == 4
+    log_two = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    one = qvfe.run(spec.replace(**{"optim.steps": 6}), out=tmp_path / "run", progress=False)
+    assert one.steps == 6
     f_exact = one.info["F_exact"]
     for mean, err in ((one.observables["F"].mean, one.observables["F"].error), two["F"]):
         assert f_exact - 3 * err - 1e-9 <= mean < f_exact + 1e-3
@@ -99,4 +101,5 @@ def test_two_devices_agree_with_one_and_checkpoints_move_between_them(tmp_path):
     e1, e2 = one.observables["E"], two["E"]
     assert abs(e1.mean - e2[0]) <= 3 * (e1.error ** 2 + e2[1] ** 2) ** 0.5
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert log[:4] == log_two  # resumed, not restarted
     assert [json.loads(x)["step"] for x in log] == list(range(1, 7))
