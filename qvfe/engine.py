@@ -158,7 +158,9 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         per step), so the local move, symmetric where p_φ needs no factor, changes it a little at a
         time with the same acceptance rule. Returns the acceptances of both moves.
         """
-        k_occ, k_acc = jax.random.split(key)
+        # four keys: with partitionable threefry the first two are split(key)'s, so runs without
+        # the local move keep their streams (fold_in of a constant clashed with a global mesh)
+        k_occ, k_acc, k_local, k_acc_local = jax.random.split(key, 4)
         theta = params["theta"]
         walkers = constrain(mc.walkers)
         prop = constrain(dm.sample_occupations(params["phi"], k_occ, B))
@@ -169,13 +171,10 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
             occ_prev, idx_prev, dm.log_abs2_batch(theta, idx_prev)(walkers))
         acceptances = {"acceptance_n": acc_n}
         if cfg.local_step > 0:
-            # keys folded in, not split, so that runs without the move keep their streams; not
-            # 0 or 1: with partitionable threefry fold_in(key, j) is split(key)[j], k_occ, k_acc
-            prop = constrain(dm.local_move(params["phi"], occ, jax.random.fold_in(key, 2),
-                                           cfg.local_step))
+            prop = constrain(dm.local_move(params["phi"], occ, k_local, cfg.local_step))
             idx_prop = dm.indices(prop)
             occ, idx, _, acceptances["acceptance_local"] = metropolis_choice(
-                jax.random.fold_in(key, 3), prop, idx_prop,
+                k_acc_local, prop, idx_prop,
                 dm.log_abs2_batch(theta, idx_prop)(walkers), occ, idx, lp)
         target = dm.log_abs2_batch(theta, idx)
         mc = mc._replace(walkers=walkers)
