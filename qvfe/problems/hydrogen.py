@@ -19,10 +19,11 @@ temperature T given in kelvin. Two boundary modes:
   matrix is the pair (n, S) with ln p = ln p_φ(n) + ln q_ω(S), so the engine's score-function
   gradient, natural gradient and independence Metropolis–Hastings move (now of n and S together,
   accepted with |ψ_{n',S'}(X)|²/|ψ_{n,S}(X)|²) all carry over unchanged. A fresh S is rarely
-  accepted (the electrons sit around the old protons: 7 % of walkers per step at N = 16, 3 % at
-  N = 32), so each sampling call also moves S locally (``sampler.proton_step``): S' = G⁻¹(G(S) + ξ)
-  for the proton flow's G, a random walk of its uniform latent U, accepted with the same ratio
-  of |ψ|² (q's factors cancel, the walk being symmetric in U, where q is uniform).
+  accepted (the electrons sit around the old protons: 6 to 7 % of walkers per step at N = 16,
+  3 % at N = 32), so each sampling call also moves S locally (``sampler.proton_step``):
+  S' = G⁻¹(G(S) + ξ) for the proton flow's G, a random walk of its uniform latent U, accepted
+  with the same ratio of |ψ|² (q's factors cancel, the walk being symmetric in U, where q is
+  uniform).
   With ``model.proton_prefit_steps`` the radial, push or coupling flow is first fitted, by the
   pathwise gradient, to protons whose repulsion the electrons screen linearly (Thomas–Fermi
   Yukawa pairs, :func:`screened_proton_energy`, or the RPA dielectric function,
