@@ -98,12 +98,18 @@ class _TorusFlowDensity:
         ``params`` at fixed U (the pathwise gradient); otherwise the parameters are held fixed.
         """
         u = self.box_length * jax.random.uniform(key, (batch, self.n, self.dim))
-        if self.n == 1 or not params["layers"]:
-            return u
         if not reparameterized:
             params = jax.lax.stop_gradient(params)
-        s = jax.vmap(lambda one: self._invert_one(params, one))(u)
-        return jnp.mod(s, self.box_length)
+        return self._from_uniform(params, u)
+
+    def _is_identity(self, params: Params) -> bool:
+        return self.n == 1 or not params["layers"]
+
+    def _from_uniform(self, params: Params, u: jax.Array) -> jax.Array:
+        """S = G⁻¹(U) for a batch (B, n, d), wrapped into [0, L)."""
+        if not self._is_identity(params):
+            u = jax.vmap(lambda one: self._invert_one(params, one))(u)
+        return jnp.mod(u, self.box_length)
 
     def latent_move(self, params: Params, s: jax.Array, key: jax.Array,
                     step: float) -> jax.Array:
@@ -114,14 +120,11 @@ class _TorusFlowDensity:
         acceptance (q(S') |det dG/dS'|⁻¹ = q(S) |det dG/dS|⁻¹ = V^{-n}). Exact samples of q stay
         exact samples of q after it. Parameters are held fixed.
         """
-        noise = step * jax.random.normal(key, s.shape, s.dtype)
-        if self.n == 1 or not params["layers"]:
-            return jnp.mod(s + noise, self.box_length)
         params = jax.lax.stop_gradient(params)
-        u = jax.vmap(lambda one: self.forward(params, one)[0])(s)
-        u = jnp.mod(u + noise, self.box_length)
-        moved = jax.vmap(lambda one: self._invert_one(params, one))(u)
-        return jnp.mod(moved, self.box_length)
+        u = s if self._is_identity(params) else jax.vmap(
+            lambda one: self.forward(params, one)[0])(s)
+        noise = step * jax.random.normal(key, s.shape, s.dtype)
+        return self._from_uniform(params, jnp.mod(u + noise, self.box_length))
 
 
 class _LayerByLayer:
@@ -185,7 +188,7 @@ class PeriodicParticleDensity(_TorusFlowDensity):
 
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
-        if self.n == 1 or not params["layers"]:
+        if self._is_identity(params):
             return jnp.asarray(-self.n * self.log_volume, s.dtype)
         return self.forward(params, s)[1] - self.n * self.log_volume
 
@@ -362,11 +365,9 @@ class PeriodicCouplingDensity(_LayerByLayer, _TorusFlowDensity):
         y = jnp.where(moving, y, x)
         return s.at[:, axis].set(y), jnp.sum(jnp.where(moving, logdet, 0.0))
 
-
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
         return self.forward(params, jnp.mod(s, self.box_length))[1] - self.n * self.log_volume
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -574,11 +575,9 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
         moved, logdet = jax.vmap(one)(s[moving])
         return s.at[moving].set(moved), jnp.sum(logdet)
 
-
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
         return self.forward(params, s)[1] - self.n * self.log_volume
-
 
 
 AVERAGE_DECAY = 0.95  # of the running mean of βF by which fit_to_boltzmann keeps its best step
