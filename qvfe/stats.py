@@ -65,6 +65,28 @@ def summarize_chunks(samples: dict[str, np.ndarray]) -> dict[str, Estimate]:
     return {k: mean_and_error(np.asarray(v).T) for k, v in samples.items()}
 
 
+def mean_of_runs(estimates: list[Estimate]) -> Estimate:
+    """The mean of independent runs of one calculation (seeds), with the larger of two errors:
+    their statistical errors propagated, and the standard error of their scatter.
+
+    Runs that optimise a model differ by more than their evaluations' error bars when the
+    optimisation has not converged (dense hydrogen's N = 16 seeds: E −0.411 ± 0.006 and
+    −0.429 ± 0.006 Ha/atom), and only the scatter sees that. ``extra["scatter"]`` holds the
+    runs' standard deviation (ddof = 1).
+    """
+    if not estimates:
+        raise ValueError("mean_of_runs needs at least one estimate")
+    means = np.array([e.mean for e in estimates], dtype=np.float64)
+    errors = np.array([e.error for e in estimates], dtype=np.float64)
+    k = means.size
+    propagated = float(np.sqrt(np.sum(errors**2)) / k)
+    if k == 1:
+        return Estimate(float(means[0]), propagated)
+    scatter = float(means.std(ddof=1))
+    return Estimate(float(means.mean()), max(propagated, scatter / np.sqrt(k)),
+                    {"scatter": scatter})
+
+
 def log_mean_exp_estimate(log_w: np.ndarray) -> tuple[float, float, float]:
     """ln E[w] from i.i.d. log-weights, its delta-method standard error, and the effective sample size.
 

@@ -8,6 +8,11 @@ extrapolation X(N) = X_∞ + a/N through the two sizes (X_∞ = 2 X_32 − X_16,
 the target check (extrapolated P within 5 %, E within 5 mHa/atom of CEIMC). Also the speed of one
 optimization step (samples × steps per second, compile excluded).
 
+With ``--seeds 0 1 ...`` each size runs once per seed (``run.seed``; directories ``n<N>_s<seed>``)
+and the extrapolation goes through each size's mean over its seeds, whose error is the larger of
+the runs' propagated errors and their scatter (``qvfe.stats.mean_of_runs``): the seeds' optima
+differ by more than one evaluation's error bar.
+
 With ``--train-seconds`` each size trains for that wall time (compilation and the proton pre-fit
 included) instead of a number of steps, is stopped at a checkpoint and evaluated from it; the table
 then gives the steps reached. ``--concurrent`` trains the sizes side by side (one GPU shared by the
@@ -15,6 +20,7 @@ processes, each allowed an equal part of 80 % of its memory).
 
     .venv/bin/python scripts/bench_hydrogen.py --steps 1000 --batch 128 --out runs/bench_h
     .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 50      # a short look
+    .venv/bin/python scripts/bench_hydrogen.py --steps 150 --batch 32 --samples 2048 --seeds 0 1
     python scripts/bench_hydrogen.py --train-seconds 400 --concurrent --no-speed   # on a GPU
 """
 
@@ -62,6 +68,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--samples", type=int, default=8192)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="run.seed of each size's runs (several: the sizes' means extrapolate)")
     ap.add_argument("--out", default="runs/bench_hydrogen")
     ap.add_argument("--speed-batch", type=int, default=32)
     ap.add_argument("--speed-steps", type=int, default=3)
@@ -71,6 +79,8 @@ def main() -> None:
                     help="train each size for this wall time (s), then evaluate its checkpoint")
     ap.add_argument("--concurrent", action="store_true", help="train the sizes side by side")
     args = ap.parse_args()
+    if len(set(args.seeds)) != len(args.seeds):
+        ap.error(f"--seeds must be distinct, got {args.seeds}")
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run
 
@@ -78,40 +88,53 @@ def main() -> None:
     from qvfe import compare
     from qvfe import references as refs
     from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_runs
+    from qvfe.stats import mean_of_runs
 
     over = {"run.print_every": 50} if args.train_seconds is not None else {}
-    dirs = [Path(args.out) / f"n{n}" for n in args.sizes]
-    times = train_runs([(raw_spec(n, args, **over), str(out)) for n, out in zip(args.sizes, dirs)],
+    runs = [(n, seed) for n in args.sizes for seed in args.seeds]
+    name = {(n, seed): f"n{n}" if len(args.seeds) == 1 else f"n{n}_s{seed}" for n, seed in runs}
+    dirs = {run: Path(args.out) / name[run] for run in runs}
+    times = train_runs([(raw_spec(n, args, **over, **{"run.seed": seed}), str(dirs[n, seed]))
+                        for n, seed in runs],
                        concurrent=args.concurrent, time_limit=args.train_seconds,
                        eval_samples=args.samples)
-    walls = dict(zip(args.sizes, times))
+    walls = dict(zip(runs, times))
     budget = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
               else f"{args.steps} steps")
     print(f"\nDense hydrogen, rs = 1.25, T = 6000 K: {budget}, batch {args.batch}, "
-          f"{args.samples} eval samples" + (", sizes trained side by side" if args.concurrent
+          f"{args.samples} eval samples" + (", runs trained side by side" if args.concurrent
                                             else ""))
-    print(compare.format_table(compare.compare_runs(dirs)))
+    print(compare.format_table(compare.compare_runs(list(dirs.values()))))
 
     row = refs.match_one(refs.load_ceimc_hydrogen(), T_K=6000, rs=1.25)
     ceimc = {"F": row["F"], "E": row["E"], "S": row["S"], "P": row["p_GPa"]}
-    results = {n: qvfe.Result.from_json(d / "result.json") for n, d in zip(args.sizes, dirs)}
-    print(f"\n{'N':>6} " + " ".join(f"{k + ' (' + u + ')':>24}" for k, u, _ in KEYS)
+    results = {run: qvfe.Result.from_json(d / "result.json") for run, d in dirs.items()}
+    print(f"\n{'N':>6} {'seed':>4} " + " ".join(f"{k + ' (' + u + ')':>24}" for k, u, _ in KEYS)
           + f" {'steps':>6} {'s/step':>7} {'wall s':>8}")
-    for n, res in results.items():
-        cells = [f"{f * res.observables[k].mean:>12.5g} ± {f * res.observables[k].error:<9.2g}"
-                 for k, _, f in KEYS]
-        rate = step_rate_from_log(str(Path(args.out) / f"n{n}"))["s_per_step"]
-        print(f"{n:>6} " + " ".join(cells) + f" {res.steps:>6} {rate:>7.3f} {walls[n]:>8.0f}")
-    ext = {k: extrapolate({n: (f * r.observables[k].mean, f * r.observables[k].error)
-                           for n, r in results.items()}) for k, _, f in KEYS}
+
+    def cells(estimates):
+        return " ".join(f"{f * e.mean:>12.5g} ± {f * e.error:<9.2g}"
+                        for e, (_, _, f) in zip(estimates, KEYS))
+
+    for (n, seed), res in results.items():
+        rate = step_rate_from_log(str(dirs[n, seed]))["s_per_step"]
+        print(f"{n:>6} {seed:>4} " + cells(res.observables[k] for k, _, _ in KEYS)
+              + f" {res.steps:>6} {rate:>7.3f} {walls[n, seed]:>8.0f}")
+    per_size = {n: {k: mean_of_runs([results[n, seed].observables[k] for seed in args.seeds])
+                    for k, _, _ in KEYS} for n in args.sizes}
+    if len(args.seeds) > 1:
+        for n, means in per_size.items():
+            print(f"{n:>6} {'mean':>4} " + cells(means[k] for k, _, _ in KEYS))
+    ext = {k: extrapolate({n: (f * means[k].mean, f * means[k].error)
+                           for n, means in per_size.items()}) for k, _, f in KEYS}
     if all(v is not None for v in ext.values()):
-        print(f"{'1/N→0':>6} " + " ".join(f"{m:>12.5g} ± {e:<9.2g}" for m, e in ext.values()))
-    print(f"{'CEIMC':>6} " + " ".join(f"{ceimc[k]:>24.5g}" for k, _, _ in KEYS))
+        print(f"{'1/N→0':>11} " + " ".join(f"{m:>12.5g} ± {e:<9.2g}" for m, e in ext.values()))
+    print(f"{'CEIMC':>11} " + " ".join(f"{ceimc[k]:>24.5g}" for k, _, _ in KEYS))
     if ext["E"] is not None:
         de, dp = ext["E"][0] - ceimc["E"], (ext["P"][0] - ceimc["P"]) / ceimc["P"]
         print(f"target: |ΔE| = {1e3 * abs(de):.1f} mHa/atom (≤ 5: {abs(de) <= 5e-3}), "
               f"|ΔP|/P = {100 * abs(dp):.1f} % (≤ 5 %: {abs(dp) <= 0.05})")
-    compare.plot(dirs, Path(args.out) / "compare.png")
+    compare.plot(list(dirs.values()), Path(args.out) / "compare.png")
     if args.no_speed:
         return
 

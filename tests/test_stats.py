@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from qvfe.stats import log_mean_exp_estimate, mean_and_error, summarize_chunks
+from qvfe.problem import Estimate
+from qvfe.stats import log_mean_exp_estimate, mean_and_error, mean_of_runs, summarize_chunks
 
 
 def test_iid_error_is_the_standard_error_of_the_mean():
@@ -35,3 +36,16 @@ def test_a_constant_observable_is_exact():
 def test_log_mean_exp_of_equal_weights():
     log_mean, err, ess = log_mean_exp_estimate(np.full(100, -3.0))
     assert log_mean == pytest.approx(-3.0) and err == 0.0 and ess == pytest.approx(100)
+
+
+def test_mean_of_runs_takes_the_larger_of_propagated_error_and_scatter():
+    # scattered beyond their errors: the scatter's standard error, std(ddof=1)/sqrt(k) = 1
+    est = mean_of_runs([Estimate(1.0, 0.1), Estimate(3.0, 0.1)])
+    assert est.mean == pytest.approx(2.0) and est.error == pytest.approx(1.0)
+    assert est.extra["scatter"] == pytest.approx(np.sqrt(2.0))
+    # agreeing within their errors: the propagated sqrt(0.3^2 + 0.4^2)/2 = 0.25
+    est = mean_of_runs([Estimate(1.0, 0.3), Estimate(1.1, 0.4)])
+    assert est.mean == pytest.approx(1.05) and est.error == pytest.approx(0.25)
+    assert mean_of_runs([Estimate(2.0, 0.5)]) == Estimate(2.0, 0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_of_runs([])
