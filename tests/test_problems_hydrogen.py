@@ -198,6 +198,8 @@ def test_proton_moves_leave_the_joint_distribution_invariant():
         reference.append(statistics(fresh))
     reference = np.concatenate(reference, axis=1)
 
+    # the chain starts from the last draw (which it shares with the reference: if anything, that
+    # correlation makes σ below an overestimate)
     chunk, key, chain = jax.jit(problem.eval_chunk), jax.random.PRNGKey(3), []
     for _ in range(calls):
         key, k = jax.random.split(key)
