@@ -92,8 +92,8 @@ def main() -> None:
 
     over = {"run.print_every": 50} if args.train_seconds is not None else {}
     runs = [(n, seed) for n in args.sizes for seed in args.seeds]
-    name = {(n, seed): f"n{n}" if len(args.seeds) == 1 else f"n{n}_s{seed}" for n, seed in runs}
-    dirs = {run: Path(args.out) / name[run] for run in runs}
+    dirs = {(n, seed): Path(args.out) / (f"n{n}" if len(args.seeds) == 1 else f"n{n}_s{seed}")
+            for n, seed in runs}
     times = train_runs([(raw_spec(n, args, **over, **{"run.seed": seed}), str(dirs[n, seed]))
                         for n, seed in runs],
                        concurrent=args.concurrent, time_limit=args.train_seconds,

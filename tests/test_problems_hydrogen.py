@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import perturbed
 
 import qvfe
 from qvfe.physics import units
@@ -173,16 +174,10 @@ def test_proton_moves_leave_the_joint_distribution_invariant():
     L = problem.info["box_length"]
     state = problem.init(jax.random.PRNGKey(0))
 
-    def randomized(tree, key):
-        leaves, treedef = jax.tree.flatten(tree)
-        keys = jax.random.split(key, len(leaves))
-        return jax.tree.unflatten(treedef, [a + jax.random.normal(k, a.shape, a.dtype)
-                                            for a, k in zip(leaves, keys)])
-
     params = state["params"]
-    state["params"] = {"phi": {**params["phi"], "nuclei": randomized(params["phi"]["nuclei"],
-                                                                     jax.random.PRNGKey(1))},
-                       "theta": randomized(params["theta"], jax.random.PRNGKey(2))}
+    state["params"] = {"phi": {**params["phi"], "nuclei": perturbed(params["phi"]["nuclei"],
+                                                                    jax.random.PRNGKey(1), 1.0)},
+                       "theta": perturbed(params["theta"], jax.random.PRNGKey(2), 1.0)}
 
     def statistics(state):  # (2, batch): proton pair distance, electron-nearest-proton distance
         s, x = state["occ"][2], state["mc"].walkers
