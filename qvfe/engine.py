@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +58,7 @@ class EngineConfig:
     batch: int
     method: str = "sr"          # "sr" | "adam"
     lr: float = 0.05
+    lr_decay_steps: int = 0     # > 0: the rate at step t is lr / (1 + t / lr_decay_steps)
     damping: float = 1e-3
     max_norm: float | None = None
     clip_width: float = 5.0
@@ -67,6 +68,17 @@ class EngineConfig:
     box_length: float | None = None
     laplacian: str = "folx"
     local_step: float = 0.0     # > 0: also the occupation model's local move, of this step
+
+    @classmethod
+    def from_spec(cls, optim: Any, sampler: Any, **fields: Any) -> EngineConfig:
+        """The settings of a spec's [optim] and [sampler] tables; ``fields`` (the system's own:
+        n_particles, T, box_length, ...) are added and override them."""
+        common = dict(batch=sampler.batch, method=optim.method, lr=optim.lr,
+                      lr_decay_steps=optim.lr_decay_steps, damping=optim.damping,
+                      max_norm=optim.max_norm or None, clip_width=optim.clip_width,
+                      mcmc_sweeps=sampler.mcmc_sweeps, burn_in=sampler.burn_in,
+                      init_width=sampler.init_width)
+        return cls(**{**common, **fields})
 
 
 def batch_mesh() -> Mesh:
@@ -92,12 +104,19 @@ def _warn_cpu_scheduler() -> None:
 
 
 def make_optimizer(cfg: EngineConfig) -> optax.GradientTransformationExtraArgs:
+    """SR (or Adam) on the parameters, at the rate lr, or lr / (1 + t / lr_decay_steps) at step t:
+    the decay lets late steps average the gradient noise that a constant rate keeps injecting."""
+    def decayed(t: jax.Array) -> jax.Array:
+        # optax counts in int32, whose quotient would be float32 even under x64
+        return cfg.lr / (1.0 + jnp.asarray(t, jnp.result_type(float)) / cfg.lr_decay_steps)
+
+    rate = decayed if cfg.lr_decay_steps > 0 else cfg.lr
     if cfg.method == "adam":
-        return optax.adam(cfg.lr)
+        return optax.adam(rate)
     natural = sr_blocks({"phi": sr(cfg.damping, max_norm=cfg.max_norm),
                          "theta": sr(cfg.damping, max_norm=cfg.max_norm)},
                         {"phi": "phi", "theta": "theta"})
-    return optax.chain(natural, optax.scale_by_learning_rate(cfg.lr))
+    return optax.chain(natural, optax.scale_by_learning_rate(rate))
 
 
 def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,

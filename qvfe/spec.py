@@ -263,6 +263,8 @@ class QuantumOptim:
     steps: int = opt(500, doc="optimization steps", lo=0)
     method: str = opt("sr", doc="optimizer", choices=("sr", "adam"))
     lr: float = opt(0.05, doc="learning rate", lo=0.0, lo_open=True, hi=10.0)
+    lr_decay_steps: int = opt(0, doc="> 0: the rate at step t is lr / (1 + t / lr_decay_steps) "
+                              "(0: constant)", lo=0)
     damping: float = opt(1e-3, doc="sr: diagonal damping of the metric", lo=0.0, lo_open=True)
     max_norm: float = opt(0.0, doc="sr: cap on the metric length of a step (0: off)", lo=0.0)
     clip_width: float = opt(5.0, doc="local energies clipped at median ± width·MAD for "

@@ -113,10 +113,8 @@ def build(spec: Any) -> Problem:
             return s.coupling * ewald.energy(x)
 
     dm = DensityMatrix(occupations, wf, potential)
-    cfg = EngineConfig(n_particles=n, T=T, batch=smp.batch, method=o.method, lr=o.lr,
-                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
-                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
-                       init_width=smp.init_width * s.rs, box_length=L, laplacian=m.laplacian)
+    cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=T, init_width=smp.init_width * s.rs,
+                                 box_length=L, laplacian=m.laplacian)
 
     def init_walkers(key: jax.Array, batch: int) -> jax.Array:
         return L * jax.random.uniform(key, (batch, n, dim))

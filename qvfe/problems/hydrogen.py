@@ -474,11 +474,8 @@ def build(spec: Any) -> Problem:
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
-    cfg = EngineConfig(n_particles=n_p, T=T, batch=smp.batch, method=o.method, lr=o.lr,
-                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
-                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
-                       init_width=smp.init_width, box_length=box, laplacian=m.laplacian,
-                       local_step=proton_step)
+    cfg = EngineConfig.from_spec(o, smp, n_particles=n_p, T=T, box_length=box,
+                                 laplacian=m.laplacian, local_step=proton_step)
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="hydrogen", per="atom",
                                     info=info, derived=derived,

@@ -119,10 +119,7 @@ def build(spec: Any) -> Problem:
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
-    cfg = EngineConfig(n_particles=n, T=s.T, batch=smp.batch, method=o.method, lr=o.lr,
-                       damping=o.damping, max_norm=o.max_norm or None, clip_width=o.clip_width,
-                       mcmc_sweeps=smp.mcmc_sweeps, burn_in=smp.burn_in,
-                       init_width=smp.init_width, laplacian=m.laplacian)
+    cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian)
     width = 1.0 / math.sqrt(s.omega)
 
     def init_walkers(key: jax.Array, batch: int) -> jax.Array:

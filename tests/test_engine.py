@@ -1,0 +1,57 @@
+"""The engine's optimizer: the learning-rate decay, and the settings taken from a spec."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qvfe.engine import EngineConfig, make_optimizer
+from qvfe.spec import QuantumOptim, QuantumSampler, SpecError, load_spec
+
+
+def sr_inputs(seed, batch=6):
+    """Gradients and per-sample log-derivatives of a two-block parameter pytree (φ real, θ
+    complex), the shapes the engine's step hands to the optimizer."""
+    rng = np.random.default_rng(seed)
+    params = {"phi": jnp.zeros(3), "theta": jnp.zeros(4)}
+    grads = {"phi": jnp.asarray(rng.normal(size=3)), "theta": jnp.asarray(rng.normal(size=4))}
+    jac = {"phi": jnp.asarray(rng.normal(size=(batch, 3))),
+           "theta": jnp.asarray(rng.normal(size=(batch, 4)) + 1j * rng.normal(size=(batch, 4)))}
+    return params, grads, jac
+
+
+@pytest.mark.parametrize("method", ["sr", "adam"])
+def test_decayed_rate_scales_each_step_by_one_over_one_plus_t_over_t0(method):
+    t0 = 3
+    const = make_optimizer(EngineConfig(n_particles=1, T=1.0, batch=6, method=method, lr=0.1))
+    decay = make_optimizer(EngineConfig(n_particles=1, T=1.0, batch=6, method=method, lr=0.1,
+                                        lr_decay_steps=t0))
+    params, _, _ = sr_inputs(0)
+    states = [const.init(params), decay.init(params)]
+    for t in range(5):
+        _, grads, jac = sr_inputs(t + 1)
+        extra = {"jacobian": jac} if method == "sr" else {}
+        (u_const, states[0]), (u_decay, states[1]) = (
+            opt.update(grads, s, params, **extra) for opt, s in zip((const, decay), states))
+        for name in ("phi", "theta"):
+            np.testing.assert_allclose(np.asarray(u_decay[name]),
+                                       np.asarray(u_const[name]) / (1.0 + t / t0),
+                                       rtol=1e-12, atol=1e-15)
+
+
+def test_settings_come_from_the_spec_tables_and_the_system_overrides_them():
+    optim = QuantumOptim(lr=0.02, lr_decay_steps=50, max_norm=0.0)
+    sampler = QuantumSampler(batch=64, init_width=0.5)
+    cfg = EngineConfig.from_spec(optim, sampler, n_particles=4, T=0.1, init_width=2.0)
+    assert (cfg.lr, cfg.lr_decay_steps, cfg.batch, cfg.n_particles, cfg.T) == \
+        (0.02, 50, 64, 4, 0.1)
+    assert cfg.max_norm is None          # 0 in a spec means no cap
+    assert cfg.init_width == 2.0         # the system's own value (e.g. scaled by rs) wins
+    assert cfg.mcmc_sweeps == sampler.mcmc_sweeps and cfg.method == "sr"
+
+
+def test_decay_steps_below_zero_is_refused_by_the_spec():
+    raw = {"system": {"kind": "electron_gas", "n_up": 3, "n_down": 0, "rs": 4.0, "theta": 0.5},
+           "optim": {"lr_decay_steps": -1}}
+    with pytest.raises(SpecError,
+                       match=r"optim\.lr_decay_steps = -1 is invalid: must be an integer ≥ 0"):
+        load_spec(raw)
