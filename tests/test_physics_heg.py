@@ -11,6 +11,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from scipy import integrate
 
 from qvfe import references as refs
 from qvfe.physics import heg
@@ -211,3 +212,30 @@ def test_twist_averaging_removes_most_of_the_kinetic_shell_error():
                        for t in itertools.product(grid, repeat=3)])
     gamma = heg.kinetic_shell_error(lattice, 8, 8)
     assert abs(average) < 0.1 * abs(gamma), (average, gamma)
+
+
+def test_plasmon_finite_size_error_is_the_missing_k0_cell_of_the_potential_energy():
+    """V/N = (1/(2V)) Σ_{k≠0} (4π/k²)(S(k) − 1) + Madelung: against the infinite system's integral
+    the sum misses the k = 0 cell of the S part, where 4πS/k² → 2π/ω_p. For a smooth S of the
+    plasmon form (damped at large k so that the sum converges) the lattice sum equals the
+    integral but for that cell (Poisson summation), so V_N − V_∞ = −ω_p/(4N) here to rounding."""
+    n_density = heg.density(1.25)
+    n_particles = 2000
+    omega_p = np.sqrt(4 * np.pi * n_density)
+    k_cut = 2.0
+
+    def g(k2):
+        return 4 * np.pi * -np.expm1(-k2 / (2 * omega_p)) / k2 * np.exp(-k2 / k_cut**2)
+
+    volume = n_particles / n_density
+    dk = 2 * np.pi / volume ** (1 / 3)
+    m = np.arange(-int(12 / dk), int(12 / dk) + 1)
+    k2 = dk**2 * (m[:, None, None] ** 2 + m[None, :, None] ** 2 + m[None, None, :] ** 2)
+    finite = np.sum(g(k2[k2 > 0])) / (2 * volume)
+    infinite, _ = integrate.quad(lambda k: k**2 * g(k**2) / (4 * np.pi**2), 0, np.inf,
+                                 epsabs=1e-14, epsrel=1e-12)
+    assert finite - infinite == pytest.approx(
+        heg.plasmon_finite_size_error(n_density, n_particles), rel=1e-6)
+    assert heg.plasmon_finite_size_error(n_density, n_particles) < 0
+    with pytest.raises(ValueError, match="n_particles = 0"):
+        heg.plasmon_finite_size_error(n_density, 0)

@@ -12,6 +12,8 @@ reproduce in its limits, all in Hartree atomic units:
 * the thermodynamic-limit ideal Fermi gas at finite T, per spin species (Fermi-Dirac integrals in
   3D, closed forms in 2D) and for a gas of given polarisation, and its finite-T exchange energy
   (3D);
+* finite-size errors of a periodic cell: the one-body (shell) error of the kinetic energy and the
+  leading-order two-body (plasmon) error of the kinetic and potential energies (3D);
 * the Hartree-Fock energy of a finite plane-wave determinant in a periodic cell with the Ewald
   interaction: the exact T -> 0 target of a calculation with the ground occupation and no flow;
 * the static Lindhard function and the RPA dielectric function of the 3D gas (linear screening
@@ -372,6 +374,26 @@ def kinetic_shell_error(lattice: np.ndarray, n_up: int, n_down: int,
         k_fermi = species_fermi_wavevector(n / volume, dim)
         total += 0.5 * float(np.sum(k * k)) - n * dim / (dim + 2) * 0.5 * k_fermi**2
     return total / (n_up + n_down)
+
+
+def plasmon_finite_size_error(n_density: float, n_particles: int) -> float:
+    """Leading-order two-body finite-size error of the potential energy, and equally of the
+    kinetic energy, of a 3D Coulomb system of electrons in a periodic cell: V_N − V_∞ =
+    T_N − T_∞ = −ω_p/(4N) Ha per electron, ω_p = (4π n)^(1/2) the plasma frequency (Chiesa,
+    Ceperley, Martin and Holzmann, PRL 97, 076404 (2006)).
+
+    The potential part is the k = 0 cell missing from the cell's sum over k ≠ 0 of
+    (2π/(V k²)) S(k), where the charge structure factor goes like k²/(2ω_p); the kinetic part is
+    the long-wavelength plasmon zero-point motion a finite cell cannot hold. Both are negative:
+    a finite cell's energy lies ω_p/(2N) below the infinite system's (once the one-body shell
+    error, :func:`kinetic_shell_error`, is removed). They hold for the exact state, whose
+    S(k) has the plasmon form; a variational state without long-range correlation has its own.
+    """
+    if n_density <= 0.0 or n_particles < 1:
+        raise ValueError(f"n_density = {n_density} must be > 0 and n_particles = {n_particles} "
+                         ">= 1")
+    omega_p = math.sqrt(4.0 * math.pi * n_density)
+    return -omega_p / (4.0 * n_particles)
 
 
 class HFEnergy(NamedTuple):
