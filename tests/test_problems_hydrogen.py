@@ -54,6 +54,10 @@ def test_ideal_gases_match_the_exact_canonical_values():
     T = units.kelvin_to_hartree(1e5)
     assert result.info["T"] == pytest.approx(T, rel=1e-12)
     assert result.info["box_length"] == pytest.approx((4 * np.pi * 3 / 3) ** (1 / 3) * 4.0)
+    omega_p = np.sqrt(3 / 4.0**3)  # (4π n)^(1/2) at rs = 4
+    assert result.info["two_body_finite_size_error"] == pytest.approx(-omega_p / 6, rel=1e-12)
+    assert result.info["pressure_two_body_error"] == pytest.approx(
+        -omega_p / 12 / (4 * np.pi * 4.0**3 / 3), rel=1e-12)
 
 
 def test_ground_state_electrons_option():

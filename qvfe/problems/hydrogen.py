@@ -58,6 +58,10 @@ Periodic runs put in ``info`` the k-grid's one-body finite-size error of free el
 share of P, ``pressure_shell_error``, Ha/bohr³): at the Γ point the dense-hydrogen cells carry
 0.059 (N = 16) and 0.016 Ha/atom (N = 32) of it, 140 and 39 GPa, which a twist at the
 Baldereschi point (1/4, 1/4, 1/4) cuts to 0.011 and 0.001 Ha/atom (README, dense hydrogen).
+They also hold the exact state's leading-order two-body (plasmon) error,
+``two_body_finite_size_error`` = −ω_p/(2N) Ha/atom and ``pressure_two_body_error`` (Ha/bohr³,
+:func:`qvfe.physics.heg.plasmon_finite_size_error`): −0.039 Ha/atom and −70 GPa at N = 16,
+rs = 1.25, half that at N = 32. Both errors are finite-size value minus infinite system.
 
 Exact references put in ``info``: at λ = 0 (periodic) the canonical ideal Fermi gas of the electrons
 on the same k-list plus the ideal classical gas of the protons; in isolated mode with an even
@@ -143,6 +147,15 @@ def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
                          2 * np.pi / box_length)
     return plane_waves_within(3, box_length, 0.5 * k_max**2, twist,
                               limit=MAX_BAND_PLANE_WAVES)[0]
+
+
+def two_body_finite_size_errors(rs: float, n_protons: int) -> tuple[float, float]:
+    """The exact state's leading-order two-body finite-size error of a neutral periodic cell,
+    finite minus infinite: of E per atom (Ha) and of the virial P (Ha/bohr³). Kinetic and
+    potential errors are equal (:func:`qvfe.physics.heg.plasmon_finite_size_error`), so E gets
+    twice one and P = (2K + V)/(3 V_cell) three times one over 3 V_cell."""
+    one = heg.plasmon_finite_size_error(heg.density(rs), n_protons)
+    return 2.0 * one, one / (4.0 * np.pi * rs**3 / 3.0)
 
 
 def thomas_fermi_wavenumber(rs: float) -> float:
@@ -406,6 +419,8 @@ def build(spec: Any) -> Problem:
         shell = heg.kinetic_shell_error(L * np.eye(3), n_up, n_down, twist) * n_e / n_p
         info.update({"kinetic_shell_error": shell,
                      "pressure_shell_error": 2.0 * n_p * shell / (3.0 * volume)})
+        info.update(zip(("two_body_finite_size_error", "pressure_two_body_error"),
+                        two_body_finite_size_errors(s.rs, n_p)))
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
