@@ -22,6 +22,11 @@ One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, m
 5. updates the parameters by the natural gradient (classical Fisher for φ, real part of the quantum
    geometric tensor for θ, each damped) or by Adam.
 
+The evaluation (``eval_chunk``) runs the same sampling and reports F, E, K, V from the chain, and
+S = −E[ln p_φ(n)] over fresh exact draws of n, whose marginal in the chain is p_φ: free of the
+chain's autocorrelation, which for hydrogen's slowly moving protons made S's error bars
+unreliable. F = E − T S therefore holds within the errors, not sample by sample.
+
 The batch (walkers) is sharded over all visible devices along a 1-D mesh: the step constrains every
 per-walker array to ``NamedSharding(mesh, P("batch"))`` and XLA partitions the computation; the
 parameters are replicated. Nothing here assumes one device, and checkpoints (host arrays) resume on
@@ -271,9 +276,18 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                 "step": state["step"] + 1}, metrics
 
     def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
+        """One batch of the evaluation. F, E, K, V come from the chain; S = −E[ln p_φ(n)]
+        only needs n's marginal, which is p_φ itself, so it is taken over fresh exact draws
+        (independent of the chain, hence free of its autocorrelation; hydrogen's protons move
+        slowly in the chain). F keeps the chain's own ln p_φ, whose anticorrelation with E_loc
+        is what makes F's estimate precise."""
         params = state["params"]
+        # sample() splits ``key`` in four; the fifth key of a split in five is a new stream
+        k_fresh = jax.random.split(key, 5)[4]
         occ, idx, mc, _, _ = sample(params, state["mc"], state["occ"], key)
-        _, _, per_sample = observables(params, occ, idx, mc.walkers)
+        logp, _, per_sample = observables(params, occ, idx, mc.walkers)
+        fresh = constrain(dm.sample_occupations(params["phi"], k_fresh, B))
+        per_sample["S"] = per_sample["S"] + (logp - dm.log_prob(params["phi"], fresh)) / n
         if eval_checks is not None:
             per_sample.update(eval_checks(params["theta"], mc.walkers))
         return {**state, "mc": mc, "occ": occ}, per_sample

@@ -1,11 +1,17 @@
-"""The engine's optimizer: the learning-rate decay, and the settings taken from a spec."""
+"""The engine: the learning-rate decay, the settings taken from a spec, the entropy estimate."""
 
+from pathlib import Path
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from qvfe.engine import EngineConfig, make_optimizer
+from qvfe.run import build_problem
 from qvfe.spec import QuantumOptim, QuantumSampler, SpecError, load_spec
+
+SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 
 
 def sr_inputs(seed, batch=6):
@@ -55,3 +61,20 @@ def test_decay_steps_below_zero_is_refused_by_the_spec():
     with pytest.raises(SpecError,
                        match=r"optim\.lr_decay_steps = -1 is invalid: must be an integer ≥ 0"):
         load_spec(raw)
+
+
+def test_entropy_comes_from_fresh_draws_of_the_occupation_model_not_from_the_chain():
+    """S = −E[ln p_φ(n)] needs only n's marginal, p_φ itself. So even when every walker of the
+    chain holds the least probable occupation (the five highest plane waves), one evaluation
+    batch estimates S of the untrained occupation model, which is exactly the canonical ideal
+    gas, without bias. From the chain's n the walkers that keep theirs would put it far above."""
+    spec = load_spec(SYSTEMS / "electron_gas_2d_n5_rs2_theta0.5_ideal.toml",
+                     overrides=["optim.steps=0", "sampler.batch=256", "sampler.burn_in=10"])
+    problem = build_problem(spec)
+    state = jax.jit(problem.prepare)(problem.init(jax.random.PRNGKey(0)))
+    up, down = state["occ"]
+    state = {**state, "occ": (jnp.zeros_like(up).at[:, -5:].set(1), down)}
+    _, per_sample = jax.jit(problem.eval_chunk)(state, jax.random.PRNGKey(1))
+    s = np.asarray(per_sample["S"])
+    assert abs(s.mean() - problem.info["S_exact"]) < 4 * s.std() / np.sqrt(s.size), \
+        (s.mean(), problem.info["S_exact"])

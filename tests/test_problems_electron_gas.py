@@ -78,9 +78,10 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
     # three small steps from the identity leave it far from any fold
     assert obs["fold"].mean == 0.0 and "of samples" in result.table()
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
-    # F = E - T S per electron, sample by sample
+    # F = E - T S per electron, within the errors: S is taken over fresh draws of the occupations
     T = result.info["T"]
-    assert obs["F"].mean == pytest.approx(obs["E"].mean - T * obs["S"].mean, abs=1e-10)
+    assert abs(obs["F"].mean - (obs["E"].mean - T * obs["S"].mean)) <= \
+        4 * (obs["F"].error + obs["E"].error + T * obs["S"].error)
     # the virial pressure of a Coulomb system: P V = (2K + V)/d per cell
     n, L = 4, result.info["box_length"]
     assert obs["P"].mean == pytest.approx(n * (2 * obs["K"].mean + obs["V"].mean) / (2 * L * L),

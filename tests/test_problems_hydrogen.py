@@ -139,7 +139,9 @@ def test_interacting_steps_are_consistent(tmp_path):
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
     T = info["T"]
-    assert obs["F"].mean == pytest.approx(obs["E"].mean - T * obs["S"].mean, abs=1e-10)
+    # within the errors: S is taken over fresh draws of (protons, occupations)
+    assert abs(obs["F"].mean - (obs["E"].mean - T * obs["S"].mean)) <= \
+        4 * (obs["F"].error + obs["E"].error + T * obs["S"].error)
     L = info["box_length"]
     assert obs["P"].mean == pytest.approx(2 * (2 * obs["K"].mean + obs["V"].mean) / (3 * L**3),
                                           rel=1e-10)

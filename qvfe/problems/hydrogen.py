@@ -49,9 +49,10 @@ The variational free energy (DESIGN.md §3, with classical protons) is
 λ_p = (2π/(m_p kT))^{1/2} the protons' thermal wavelength; the last two terms are the protons'
 kinetic energy and indistinguishability (the classical partition function is
 ∫dS e^{−βV}/(N! λ_p^{3N})). Per atom: E includes 3/2 kT of proton kinetic energy (K too),
-S = (E − F)/T in k_B, and the virial pressure P = (2K + V)/(3 V_cell) (kinetic and Coulomb energies
-are homogeneous of degree −2 and −1 in the lengths), in Ha/bohr³ (GPa also written). Isolated mode
-has clamped protons: no proton terms, and no pressure.
+S = (E − F)/T in k_B (estimated over fresh draws of the protons and occupations), and the virial
+pressure P = (2K + V)/(3 V_cell) (kinetic and Coulomb energies are homogeneous of degree −2 and −1
+in the lengths), in Ha/bohr³ (GPa also written). Isolated mode has clamped protons: no proton
+terms, and no pressure.
 
 Periodic runs put in ``info`` the k-grid's one-body finite-size error of free electrons
 (``kinetic_shell_error``, Ha/atom, :func:`qvfe.physics.heg.kinetic_shell_error`, and its virial
