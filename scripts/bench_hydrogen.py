@@ -8,8 +8,7 @@ extrapolation X(N) = X_∞ + a/N through the two sizes (X_∞ = 2 X_32 − X_16,
 the target check (extrapolated P within 5 %, E within 5 mHa/atom of CEIMC). Rows "corr" give each
 size less its finite-size estimates (the shell error and the exact state's leading-order two-body
 error, ``qvfe.problems.hydrogen``): equal rows mean the model's error does not depend on N.
-Also the speed of one
-optimization step (samples × steps per second, compile excluded).
+Also the speed of one optimization step (samples × steps per second, compile excluded).
 
 With ``--seeds 0 1 ...`` each size runs once per seed (``run.seed``; directories ``n<N>_s<seed>``)
 and the extrapolation goes through each size's mean over its seeds, whose error is the larger of
