@@ -64,15 +64,13 @@ def extrapolate(points: dict[int, tuple[float, float]]) -> tuple[float, float] |
     return w1 * x1 + w2 * x2, math.hypot(w1 * e1, w2 * e2)
 
 
-def finite_size_shifts(info: dict, n: int) -> dict[str, float]:
-    """Finite-size value minus infinite system per observable: the run's one-body shell error
-    and the exact state's leading-order two-body (plasmon) error of N = n atoms. F takes E's
-    (kT ≪ ω_p: the plasmons are in their ground state), S none."""
-    from qvfe.problems.hydrogen import two_body_finite_size_errors
-
-    two_e, two_p = two_body_finite_size_errors(info["rs"], n)
-    e = info["kinetic_shell_error"] + two_e
-    return {"F": e, "E": e, "S": 0.0, "P": info["pressure_shell_error"] + two_p}
+def finite_size_shifts(info: dict) -> dict[str, float]:
+    """Finite-size value minus infinite system per observable, from the finite-size errors a
+    hydrogen run reports: the one-body shell error and the exact state's leading-order two-body
+    (plasmon) error. F takes E's (kT ≪ ω_p: the plasmons are in their ground state), S none."""
+    e = info["kinetic_shell_error"] + info["two_body_finite_size_error"]
+    return {"F": e, "E": e, "S": 0.0,
+            "P": info["pressure_shell_error"] + info["pressure_two_body_error"]}
 
 
 def main() -> None:
@@ -140,13 +138,7 @@ def main() -> None:
         for n, means in per_size.items():
             print(f"{n:>6} {'mean':>4} " + cells(means[k] for k, _, _ in KEYS))
     for n, means in per_size.items():
-        # runs older than the shell error's report lack it; any seed's will do (same cell)
-        info = next((results[n, seed].info for seed in args.seeds
-                     if "kinetic_shell_error" in results[n, seed].info), None)
-        if info is None:
-            print(f"{n:>6} corr: no run of this size reports its kinetic_shell_error")
-            continue
-        shifts = finite_size_shifts(info, n)
+        shifts = finite_size_shifts(results[n, args.seeds[0]].info)  # the same for every seed
         print(f"{n:>6} {'corr':>4} " + cells(Estimate(means[k].mean - shifts[k], means[k].error)
                                              for k, _, _ in KEYS))
     ext = {k: extrapolate({n: (f * means[k].mean, f * means[k].error)
