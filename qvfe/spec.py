@@ -246,6 +246,12 @@ class QuantumModel:
                                    "makes every layer a contraction (1: a bijection for every "
                                    "parameter value; above 1 see qvfe/flows/backflow.py)",
                                    lo=1.0, hi=1000.0)
+    backflow_range: float = opt(0.0, doc="periodic box: 0 (default) for backflow layers that "
+                                "sum pair pushes (amplitude bounded by 1/N), or a range l in "
+                                "units of rs for neighbour-mean layers (each electron moved by the "
+                                "mean of its pair pushes weighted by exp(-r/l): a bijection for "
+                                "every parameter value with a push that does not shrink with N, "
+                                "see qvfe/flows/backflow.py)", lo=0.0, hi=10.0)
     opposite_spin_layers: int = opt(0, doc="periodic, both spins: layers of the opposite-spin "
                                     "flow before the backflow (each moves every electron by a "
                                     "bounded mean push of the other spin; a bijection for every "
@@ -605,6 +611,7 @@ def _check_consistency(spec: Spec) -> None:
                             "needs float64 (must be true)")
     if spec.kind in ("quantum_dot", "electron_gas", "hydrogen"):
         _check_opposite_spin_layers(spec)
+        _check_backflow_range(spec)
     if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
                         f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
@@ -634,6 +641,25 @@ def _check_opposite_spin_layers(spec: Spec) -> None:
         raise SpecError(f"model.opposite_spin_layers = {layers} is invalid here (system.kind = "
                         f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
                         "box is periodic and both spins are present")
+
+
+def _check_backflow_range(spec: Spec) -> None:
+    m, s = spec.model, spec.system
+    if not m.backflow_range:
+        return
+    periodic = (spec.kind == "electron_gas"
+                or (spec.kind == "hydrogen" and s.boundary == "periodic"))
+    if not periodic:
+        raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid for "
+                        f"{spec.kind!r} here: must be 0 unless the box is periodic")
+    n = (sum(hydrogen_electron_counts(s)) if spec.kind == "hydrogen" else s.n_up + s.n_down)
+    if n < 2:
+        raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid with {n} "
+                        "electron: must be 0 (a mean over the other electrons needs two)")
+    if m.backflow_strength != 1.0:
+        raise SpecError(f"model.backflow_strength = {m.backflow_strength:g} is invalid with "
+                        f"model.backflow_range = {m.backflow_range:g}: must be 1 (the "
+                        "neighbour-mean layers keep their bound)")
 
 
 def _check_hydrogen(spec: Spec) -> None:

@@ -19,11 +19,12 @@ from qvfe.physics import heg
 
 
 def _spec(n_up, n_down, dim=3, rs=2.0, theta=0.5, coupling=0.0, steps=0, batch=256, layers=1,
-          samples=None, strength=1.0, opposite_spin=0, **system):
+          samples=None, strength=1.0, opposite_spin=0, backflow_range=0.0, **system):
     raw = {"system": {"kind": "electron_gas", "n_up": n_up, "n_down": n_down, "dim": dim,
                       "rs": rs, "theta": theta, "coupling": coupling, **system},
            "model": {"occupation_hidden": 16, "backflow_layers": layers, "backflow_hidden": 8,
-                     "backflow_strength": strength, "opposite_spin_layers": opposite_spin},
+                     "backflow_strength": strength, "opposite_spin_layers": opposite_spin,
+                     "backflow_range": backflow_range},
            "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
            "eval": {"samples": samples or 8 * batch}}
@@ -88,6 +89,21 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
                                           rel=1e-10)
     text = result.table()
     assert "Ry" in text and "Ha/bohr^3" in text and "GPa" in text
+
+
+def test_neighbour_mean_backflow_trains_as_a_bijection_in_rs_units():
+    """model.backflow_range builds neighbour-mean layers of range backflow_range * rs; they are
+    bijections for every parameter value, so the evaluation has no folds to report, and three
+    steps keep every observable finite."""
+    from qvfe.problems.electron_gas import make_backflow
+
+    spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64,
+                 backflow_range=0.5)
+    assert make_backflow(spec).neighbour_range == pytest.approx(2.0)
+    result = qvfe.run(spec, progress=False)
+    obs = result.observables
+    assert "fold" not in obs
+    assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
 
 
 def test_identity_flow_trains_the_occupations_only():

@@ -53,6 +53,16 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "(system.kind = 'electron_gas', n_up = 3, n_down = 0): must be 0 unless the box is periodic "
      "and both spins are present"),
     (H_ISOLATED, {"model.opposite_spin_layers": 2}, "model.opposite_spin_layers = 2 is invalid"),
+    (HEG, {"model.backflow_range": 0.5, "model.backflow_strength": 2.0},
+     "model.backflow_strength = 2 is invalid with model.backflow_range = 0.5: must be 1"),
+    (HEG, {"model.backflow_range": 0.5, "system.n_up": 1}, "model.backflow_range = 0.5 is "
+     "invalid with 1 electron: must be 0"),
+    (HEG, {"model.backflow_range": -0.5}, "model.backflow_range = -0.5 is invalid: must be a "
+     "number in [0.0, 10.0]"),
+    (H_ISOLATED, {"model.backflow_range": 0.5}, "model.backflow_range = 0.5 is invalid for "
+     "'hydrogen' here: must be 0 unless the box is periodic"),
+    ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
+     {"model.backflow_range": 0.5}, "model.backflow_range = 0.5 is invalid for 'quantum_dot'"),
     ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
      {"model.opposite_spin_layers": 1}, "model.opposite_spin_layers = 1 is invalid"),
     (H_PERIODIC, {"model.opposite_spin_layers": 17}, "model.opposite_spin_layers = 17 is invalid: "

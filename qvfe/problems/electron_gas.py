@@ -69,7 +69,8 @@ def make_backflow(spec: Any) -> Backflow:
     L = heg.box_length(s.rs, s.n_up + s.n_down, s.dim)
     return Backflow(s.n_up, s.n_down, s.dim, kind="periodic", box_length=L,
                     hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                    strength=m.backflow_strength)
+                    strength=m.backflow_strength,
+                    neighbour_range=m.backflow_range * s.rs if m.backflow_range else None)
 
 
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,

@@ -373,7 +373,9 @@ def build(spec: Any) -> Problem:
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers,
                                           cusp_charge=cusp_charge)
         backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
-                            hidden=(m.backflow_hidden,), n_layers=m.backflow_layers)
+                            hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
+                            neighbour_range=(m.backflow_range * s.rs if m.backflow_range
+                                             else None))
         opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
         if s.coupling == 0.0:
             def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
