@@ -37,6 +37,7 @@ def raw_spec(rs: float, args: argparse.Namespace, strength: float = 1.0, **over)
     raw = tomllib.loads((SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml").read_text())
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
                 "model.backflow_layers": args.layers, "model.backflow_strength": strength,
+                "model.backflow_range": args.range,
                 "eval.samples": args.samples,
                 "run.print_every": max(1, args.steps // 10), **over}
     for key, value in settings.items():
@@ -63,6 +64,9 @@ def main() -> None:
     ap.add_argument("--concurrent", action="store_true", help="train the points side by side")
     ap.add_argument("--strength", type=float, nargs="+", default=[1.0],
                     help="model.backflow_strength values (each rs is run with each)")
+    ap.add_argument("--range", type=float, default=0.0,
+                    help="model.backflow_range in rs (0: pair-sum layers; > 0: neighbour-mean "
+                         "layers of that range, with strength 1)")
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
@@ -74,7 +78,8 @@ def main() -> None:
     if not args.speed_only:
         over = {"run.print_every": 50} if args.train_seconds is not None else {}
         points = [(rs, st) for rs in args.rs for st in args.strength]
-        dirs = [Path(args.out) / (f"n33_rs{rs:g}" + (f"_s{st:g}" if st != 1 else ""))
+        dirs = [Path(args.out) / (f"n33_rs{rs:g}" + (f"_s{st:g}" if st != 1 else "")
+                                  + (f"_r{args.range:g}" if args.range else ""))
                 for rs, st in points]
         jobs = [(raw_spec(rs, args, st, **over), str(out)) for (rs, st), out in zip(points, dirs)]
         times = train_runs(jobs, concurrent=args.concurrent, time_limit=args.train_seconds,
@@ -82,8 +87,9 @@ def main() -> None:
         walls = {str(out): wall for out, wall in zip(dirs, times)}
         steps = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
                  else f"{args.steps} steps")
+        kind = f"neighbour-mean, range {args.range:g} rs" if args.range else "pair-sum"
         print(f"\n3D electron gas, ξ = 1, N = 33, Θ = 0.0625: {steps}, batch "
-              f"{args.batch}, backflow {args.layers} layers, {args.samples} eval samples"
+              f"{args.batch}, backflow {args.layers} {kind} layers, {args.samples} eval samples"
               + (", points trained side by side" if args.concurrent else ""))
         print(compare.format_table(compare.compare_runs(dirs)))
         print(f"\n{'run':<14} {'F (Ha/e)':>22} {'S (k_B/e)':>20} {'E−E_N (mRy/e)':>14} "
