@@ -71,7 +71,7 @@ norms is at most ``2 (A + B/l)/kappa`` for every configuration and every n, and
 ``kappa = 2 (A + B/l) / contraction`` makes the layer a contraction in the norm ``max_i |v_i|``
 (whose induced matrix norm is the largest block row sum): the argument above (Banach, lattice
 cosets) holds unchanged, and ``det > 0``. The largest push is ``B/kappa`` (about ``l/5``)
-whatever n: at n = 33 in 3D about 15 times the sum layer's largest pair push, at the price of
+whatever n: at n = 33 in 3D about 12 times the sum layer's largest pair push, at the price of
 sharing the push among the neighbours within a few ``l`` (the mean), so ``l`` should be below the
 spacing of the particles.
 """
