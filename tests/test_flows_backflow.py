@@ -225,8 +225,8 @@ def test_strength_scales_the_amplitude_and_det_sign_finds_the_folds_it_allows():
 def test_neighbour_mean_layer_stays_a_contraction_where_many_particles_crowd_one():
     """The worst case of the sum layer, every other particle close to one, with weights at their
     largest: the neighbour-mean layer's block row sums stay <= contraction for any n (here 12 in
-    3D, clustered at the range and below), and its pair push near contact is n-independent,
-    where the sum layer's shrinks like 1/n."""
+    3D, clustered at the range and below), and its largest push does not depend on n, where
+    the sum layer's shrinks like 1/n."""
     L3, n = 6.0, 12
     flow = Backflow(n, 0, 3, kind="periodic", box_length=L3, hidden=(8,), n_layers=1,
                     neighbour_range=0.5)
