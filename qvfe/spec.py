@@ -627,16 +627,19 @@ def _check_consistency(spec: Spec) -> None:
                             f"(got model.flow = {spec.model.flow!r})")
 
 
+def _periodic_electrons(spec: Spec) -> tuple[bool, int, int]:
+    """(periodic box, n_up, n_down) of a quantum system with electrons."""
+    s = spec.system
+    if spec.kind == "hydrogen":
+        return (s.boundary == "periodic", *hydrogen_electron_counts(s))
+    return spec.kind == "electron_gas", s.n_up, s.n_down
+
+
 def _check_opposite_spin_layers(spec: Spec) -> None:
-    layers, s = spec.model.opposite_spin_layers, spec.system
+    layers = spec.model.opposite_spin_layers
     if not layers:
         return
-    if spec.kind == "hydrogen":
-        n_up, n_down = hydrogen_electron_counts(s)
-        periodic = s.boundary == "periodic"
-    else:
-        n_up, n_down = s.n_up, s.n_down
-        periodic = spec.kind == "electron_gas"
+    periodic, n_up, n_down = _periodic_electrons(spec)
     if not periodic or not (n_up and n_down):
         raise SpecError(f"model.opposite_spin_layers = {layers} is invalid here (system.kind = "
                         f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
@@ -644,15 +647,14 @@ def _check_opposite_spin_layers(spec: Spec) -> None:
 
 
 def _check_backflow_range(spec: Spec) -> None:
-    m, s = spec.model, spec.system
+    m = spec.model
     if not m.backflow_range:
         return
-    periodic = (spec.kind == "electron_gas"
-                or (spec.kind == "hydrogen" and s.boundary == "periodic"))
+    periodic, n_up, n_down = _periodic_electrons(spec)
     if not periodic:
         raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid for "
                         f"{spec.kind!r} here: must be 0 unless the box is periodic")
-    n = (sum(hydrogen_electron_counts(s)) if spec.kind == "hydrogen" else s.n_up + s.n_down)
+    n = n_up + n_down
     if n < 2:
         raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid with {n} "
                         "electron: must be 0 (a mean over the other electrons needs two)")

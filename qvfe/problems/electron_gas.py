@@ -65,12 +65,19 @@ def hartree_fock_reference(k_vectors: np.ndarray, energies: np.ndarray, n_up: in
 
 def make_backflow(spec: Any) -> Backflow:
     """The periodic √flow of an electron-gas spec (its parameters are ``theta["backflow"]``)."""
-    s, m = spec.system, spec.model
+    s = spec.system
     L = heg.box_length(s.rs, s.n_up + s.n_down, s.dim)
-    return Backflow(s.n_up, s.n_down, s.dim, kind="periodic", box_length=L,
-                    hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                    strength=m.backflow_strength,
-                    neighbour_range=m.backflow_range * s.rs if m.backflow_range else None)
+    return make_periodic_backflow(spec.model, s.n_up, s.n_down, s.dim, L, s.rs)
+
+
+def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: float,
+                           rs: float) -> Backflow:
+    """The periodic backflow of ``model`` (pair sums, or neighbour means of range
+    ``model.backflow_range`` rs); hydrogen's too."""
+    return Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
+                    hidden=(model.backflow_hidden,), n_layers=model.backflow_layers,
+                    strength=model.backflow_strength,
+                    neighbour_range=model.backflow_range * rs if model.backflow_range else None)
 
 
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,

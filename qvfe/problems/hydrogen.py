@@ -94,8 +94,8 @@ from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
-from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, make_opposite_spin,
-                                        hartree_fock_reference)
+from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, hartree_fock_reference,
+                                        make_opposite_spin, make_periodic_backflow)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
@@ -372,10 +372,7 @@ def build(spec: Any) -> Problem:
                                           length_scale=s.rs, cusp_scale=m.cusp_scale,
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers,
                                           cusp_charge=cusp_charge)
-        backflow = Backflow(n_up, n_down, 3, kind="periodic", box_length=L,
-                            hidden=(m.backflow_hidden,), n_layers=m.backflow_layers,
-                            neighbour_range=(m.backflow_range * s.rs if m.backflow_range
-                                             else None))
+        backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs)
         opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
         if s.coupling == 0.0:
             def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
