@@ -12,8 +12,8 @@ Importing qvfe changes no global JAX setting; the driver computes in float64 ins
 __version__ = "0.1.0"
 
 from qvfe.problem import Estimate, Problem  # noqa: E402
-from qvfe.run import Result, build_problem, evaluate, run  # noqa: E402
+from qvfe.run import Result, RunInterrupted, build_problem, evaluate, run  # noqa: E402
 from qvfe.spec import Spec, SpecError, default_spec, load_spec  # noqa: E402
 
-__all__ = ["Estimate", "Problem", "Result", "Spec", "SpecError", "build_problem", "default_spec",
-           "evaluate", "load_spec", "run", "__version__"]
+__all__ = ["Estimate", "Problem", "Result", "RunInterrupted", "Spec", "SpecError", "build_problem",
+           "default_spec", "evaluate", "load_spec", "run", "__version__"]

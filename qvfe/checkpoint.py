@@ -13,7 +13,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -105,16 +105,19 @@ def save(directory: Path, step: int, state: Any, keep: int = 3) -> Path:
     return path
 
 
-def restore_latest(directory: Path, template: Any) -> tuple[int, Any] | None:
+def restore_latest(directory: Path, template: Any | Callable[[int], Any]
+                   ) -> tuple[int, Any] | None:
     """The newest readable checkpoint as (step, state), or None when there is none.
 
+    ``template`` is the state's pytree, or a function of the step that returns it (for states
+    whose shapes grow with the step, such as the samples of an evaluation in progress).
     A damaged newest file is skipped with a warning and the previous one is used.
     """
     candidates = list_checkpoints(directory)
     errors = []
     for step, path in candidates:
         try:
-            return decode(path.read_bytes(), template)
+            return decode(path.read_bytes(), template(step) if callable(template) else template)
         except (CheckpointError, OSError) as e:
             warnings.warn(f"checkpoint {path.name} is unusable ({e}); trying an older one",
                           stacklevel=2)

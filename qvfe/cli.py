@@ -174,11 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             if args.samples is not None and args.samples < 1:
                 raise SpecError(f"--samples = {args.samples} is invalid: must be an integer ≥ 1")
-            from qvfe.run import evaluate
+            from qvfe.run import RunInterrupted, evaluate
 
-            with _watchdog(args, Path(args.rundir)) as dog:
-                result = evaluate(args.rundir, samples=args.samples,
-                                  heartbeat=dog.beat if dog else None)
+            try:
+                with _watchdog(args, Path(args.rundir)) as dog:
+                    result = evaluate(args.rundir, samples=args.samples,
+                                      heartbeat=dog.beat if dog else None)
+            except RunInterrupted as e:
+                print(f"qvfe: {e}", file=sys.stderr)
+                return 130
             print(result.table())
             print(f"wrote {Path(args.rundir) / 'result.json'}")
             return 0

@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -295,7 +296,13 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     train_wall = wall0 + time.perf_counter() - t0
     t_eval = time.perf_counter()
     n = eval_samples if eval_samples is not None else spec.eval.samples
-    observables, n_done = evaluate_state(problem, state, eval_key, n, heartbeat)
+    try:
+        observables, n_done = evaluate_state(
+            problem, state, eval_key, n, heartbeat,
+            progress_dir=_evaluation_dir(ckpt_dir, step) if ckpt_dir is not None else None,
+            save_every=spec.run.checkpoint_every)
+    except RunInterrupted as e:
+        raise RunInterrupted(f"{e}" + (f", resume with `qvfe run {out}`" if out else "")) from None
     result = _result(problem, observables, n_done, step, spec.run.seed,
                      train_wall + time.perf_counter() - t_eval, out)
     if out is not None:
@@ -319,20 +326,80 @@ def _compiled(problem: Problem, state: Any):
 
 
 def evaluate_state(problem: Problem, state: Any, key: jax.Array, n_samples: int,
-                   heartbeat: Callable[[], None] = _no_heartbeat
+                   heartbeat: Callable[[], None] = _no_heartbeat,
+                   progress_dir: Path | None = None, save_every: int = 100
                    ) -> tuple[dict[str, Estimate], int]:
-    """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples."""
-    state, _, _, chunk = _compiled(problem, state)
+    """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples.
+
+    Chunk i draws with ``fold_in(key, i)`` from the chain left by chunk i - 1, so the chunks of a
+    smaller ``n_samples`` are the first ones of a larger. With ``progress_dir`` the chain and the
+    samples so far are checkpointed there every ``save_every`` chunks and when SIGINT or SIGTERM
+    arrives (which then stops the evaluation with :class:`RunInterrupted`); a later call with the
+    same directory and state continues from its newest checkpoint and ends with the numbers of
+    an uninterrupted evaluation, and a finished evaluation removes the directory.
+    """
     n_chunks = max(1, math.ceil(n_samples / problem.eval_batch))
-    stacked: dict[str, list[np.ndarray]] = {}
-    for i in range(n_chunks):
-        state, samples = chunk(state, jax.random.fold_in(key, i))
-        for k, v in jax.device_get(samples).items():
-            stacked.setdefault(k, []).append(np.asarray(v))
-        heartbeat()
-    arrays = {k: np.stack(v) for k, v in stacked.items()}
+    done, stacked = 0, {}
+    if progress_dir is not None:
+        restored = _restore_evaluation(problem, state, key, progress_dir)
+        if restored is not None:
+            done, state, samples = restored
+            stacked = {k: list(v) for k, v in samples.items()}
+    state, _, _, chunk = _compiled(problem, state)
+    with _StopFlag() as stop:
+        for i in range(done, n_chunks):
+            state, samples = chunk(state, jax.random.fold_in(key, i))
+            for k, v in jax.device_get(samples).items():
+                stacked.setdefault(k, []).append(np.asarray(v))
+            heartbeat()
+            last = i + 1 == n_chunks
+            if progress_dir is not None and not last and (
+                    (i + 1) % save_every == 0 or stop.signum is not None):
+                checkpoint.save(progress_dir, i + 1,
+                                {"state": state,
+                                 "samples": {k: np.stack(v) for k, v in stacked.items()}},
+                                keep=2)
+            if stop.signum is not None and not last:
+                raise RunInterrupted(
+                    f"stopped by signal {stop.signum} during the evaluation, after {i + 1} of "
+                    f"{n_chunks} chunks" + ("; its progress is checkpointed"
+                                            if progress_dir is not None else ""))
+    if progress_dir is not None:
+        shutil.rmtree(progress_dir, ignore_errors=True)
+    arrays = {k: np.stack(v[:n_chunks]) for k, v in stacked.items()}
     summarize = problem.summarize or summarize_chunks
     return summarize(arrays), n_chunks * problem.eval_batch
+
+
+def _restore_evaluation(problem: Problem, state: Any, key: jax.Array, progress_dir: Path
+                        ) -> tuple[int, Any, dict[str, np.ndarray]] | None:
+    """(chunks done, chain state, samples so far) of an evaluation in progress, or None."""
+    if not checkpoint.list_checkpoints(progress_dir):
+        return None
+    _, per_chunk = jax.eval_shape(problem.eval_chunk, state, key)  # traces, does not compile
+
+    def template(chunks: int) -> dict:
+        return {"state": state,
+                "samples": {k: np.zeros((chunks, *s.shape), s.dtype)
+                            for k, s in per_chunk.items()}}
+
+    try:
+        restored = checkpoint.restore_latest(progress_dir, template)
+    except checkpoint.CheckpointError as e:
+        warnings.warn(f"the evaluation starts afresh: {e}", stacklevel=3)
+        shutil.rmtree(progress_dir, ignore_errors=True)
+        return None
+    done, saved = restored
+    return done, saved["state"], {k: np.asarray(v) for k, v in saved["samples"].items()}
+
+
+def _evaluation_dir(ckpt_dir: Path, step: int) -> Path:
+    """Where the evaluation after training step ``step`` keeps its progress; those of other
+    steps (a run since extended) are stale and removed."""
+    for old in ckpt_dir.glob("evaluation_after_step_*"):
+        if old.name != f"evaluation_after_step_{step:09d}":
+            shutil.rmtree(old, ignore_errors=True)
+    return ckpt_dir / f"evaluation_after_step_{step:09d}"
 
 
 def _result(problem: Problem, observables: dict[str, Estimate], n_samples: int, step: int,
@@ -365,8 +432,13 @@ def evaluate(run_dir: str | Path, samples: int | None = None,
             raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
         step, state = restored
         n = samples if samples is not None else spec.eval.samples
-        observables, n_done = evaluate_state(problem, state, eval_key, n,
-                                             heartbeat or _no_heartbeat)
+        try:
+            observables, n_done = evaluate_state(
+                problem, state, eval_key, n, heartbeat or _no_heartbeat,
+                progress_dir=_evaluation_dir(out / "checkpoints", step),
+                save_every=spec.run.checkpoint_every)
+        except RunInterrupted as e:
+            raise RunInterrupted(f"{e}, resume with `qvfe eval {out}`") from None
         rows = _read_log(out / "log.jsonl", step)
         wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
         result = _result(problem, observables, n_done, step, spec.run.seed, wall, out)

@@ -130,7 +130,8 @@ class EvalSpec:
 @dataclass(frozen=True)
 class RunSpec:
     seed: int = opt(0, doc="seed of every random number in the run", lo=0)
-    checkpoint_every: int = opt(100, doc="steps between checkpoints", lo=1)
+    checkpoint_every: int = opt(
+        100, doc="steps, and chunks of the final evaluation, between checkpoints", lo=1)
     keep_checkpoints: int = opt(3, doc="how many recent checkpoints to keep", lo=2)
     log_every: int = opt(1, doc="steps between lines of log.jsonl", lo=1)
     print_every: int = opt(50, doc="steps between progress lines when not on a terminal", lo=1)

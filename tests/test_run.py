@@ -234,3 +234,46 @@ def test_table_warns_when_the_walkers_had_not_mixed():
     assert "R_hat > 1.1 for F:" in result(1.25).table()
     assert "note" not in result(1.05).table()
 
+
+
+def test_interrupted_evaluation_resumes_to_the_same_numbers(tmp_path):
+    """SIGTERM during the final evaluation checkpoints its chain and samples every
+    `run.checkpoint_every` chunks and at the signal; `run` and `evaluate` on the directory go on
+    from there (from the previous checkpoint if the newest is damaged) to the numbers of an
+    uninterrupted evaluation, whose first chunks are those of any larger one, and remove the
+    progress when done."""
+    spec = qvfe.load_spec(_spec(tmp_path, steps=5, every=10))  # 2048 samples: 32 chunks of 64
+    ref = qvfe.run(spec, out=tmp_path / "ref", progress=False)
+
+    def terminate_at(call):
+        calls = []
+
+        def heartbeat():  # called after every step and every evaluation chunk
+            calls.append(None)
+            if len(calls) == call:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return heartbeat
+
+    run_dir = tmp_path / "r"
+    progress = run_dir / "checkpoints" / "evaluation_after_step_000000005"
+    with pytest.raises(qvfe.RunInterrupted, match=r"after 13 of 32 chunks.*qvfe run"):
+        qvfe.run(spec, out=run_dir, progress=False, heartbeat=terminate_at(5 + 13))
+    assert [c for c, _ in checkpoint.list_checkpoints(progress)] == [13, 10]
+    assert not (run_dir / "result.json").exists()
+    resumed = qvfe.run(spec, out=run_dir, progress=False)
+    assert not progress.exists()
+    for k, est in ref.observables.items():
+        assert (resumed.observables[k].mean, resumed.observables[k].error) == \
+            (est.mean, est.error), k
+
+    # 4096 samples stopped after 40 chunks, then asked for 2048: the first 32 chunks of those 40
+    with pytest.raises(qvfe.RunInterrupted, match=r"after 40 of 64 chunks.*qvfe eval"):
+        qvfe.evaluate(run_dir, samples=4096, heartbeat=terminate_at(40))
+    found = checkpoint.list_checkpoints(progress)
+    assert [c for c, _ in found] == [40, 30]
+    found[0][1].write_bytes(found[0][1].read_bytes()[:-10])  # damaged: the 30 are used
+    with pytest.warns(UserWarning, match="unusable"):
+        again = qvfe.evaluate(run_dir, samples=2048)
+    assert not progress.exists() and again.n_samples == 2048
+    for k, est in ref.observables.items():
+        assert (again.observables[k].mean, again.observables[k].error) == (est.mean, est.error), k
