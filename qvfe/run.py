@@ -296,13 +296,9 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
     train_wall = wall0 + time.perf_counter() - t0
     t_eval = time.perf_counter()
     n = eval_samples if eval_samples is not None else spec.eval.samples
-    try:
-        observables, n_done = evaluate_state(
-            problem, state, eval_key, n, heartbeat,
-            progress_dir=_evaluation_dir(ckpt_dir, step) if ckpt_dir is not None else None,
-            save_every=spec.run.checkpoint_every)
-    except RunInterrupted as e:
-        raise RunInterrupted(f"{e}" + (f", resume with `qvfe run {out}`" if out else "")) from None
+    observables, n_done = _evaluate_checkpointed(
+        problem, state, eval_key, n, heartbeat, ckpt_dir, step, spec.run.checkpoint_every,
+        resume=f"qvfe run {out}" if out is not None else None)
     result = _result(problem, observables, n_done, step, spec.run.seed,
                      train_wall + time.perf_counter() - t_eval, out)
     if out is not None:
@@ -393,13 +389,23 @@ def _restore_evaluation(problem: Problem, state: Any, key: jax.Array, progress_d
     return done, saved["state"], {k: np.asarray(v) for k, v in saved["samples"].items()}
 
 
-def _evaluation_dir(ckpt_dir: Path, step: int) -> Path:
-    """Where the evaluation after training step ``step`` keeps its progress; those of other
-    steps (a run since extended) are stale and removed."""
-    for old in ckpt_dir.glob("evaluation_after_step_*"):
-        if old.name != f"evaluation_after_step_{step:09d}":
-            shutil.rmtree(old, ignore_errors=True)
-    return ckpt_dir / f"evaluation_after_step_{step:09d}"
+def _evaluate_checkpointed(problem: Problem, state: Any, key: jax.Array, n_samples: int,
+                           heartbeat: Callable[[], None], ckpt_dir: Path | None, step: int,
+                           save_every: int, resume: str | None
+                           ) -> tuple[dict[str, Estimate], int]:
+    """:func:`evaluate_state` of a run directory's checkpoint after training step ``step``: its
+    progress kept in ``ckpt_dir`` (none without one), an interruption naming ``resume``."""
+    progress_dir = None
+    if ckpt_dir is not None:
+        progress_dir = ckpt_dir / f"evaluation_after_step_{step:09d}"
+        for old in ckpt_dir.glob("evaluation_after_step_*"):  # of a run since extended: stale
+            if old != progress_dir:
+                shutil.rmtree(old, ignore_errors=True)
+    try:
+        return evaluate_state(problem, state, key, n_samples, heartbeat,
+                              progress_dir=progress_dir, save_every=save_every)
+    except RunInterrupted as e:
+        raise RunInterrupted(f"{e}" + (f", resume with `{resume}`" if resume else "")) from None
 
 
 def _result(problem: Problem, observables: dict[str, Estimate], n_samples: int, step: int,
@@ -432,13 +438,9 @@ def evaluate(run_dir: str | Path, samples: int | None = None,
             raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
         step, state = restored
         n = samples if samples is not None else spec.eval.samples
-        try:
-            observables, n_done = evaluate_state(
-                problem, state, eval_key, n, heartbeat or _no_heartbeat,
-                progress_dir=_evaluation_dir(out / "checkpoints", step),
-                save_every=spec.run.checkpoint_every)
-        except RunInterrupted as e:
-            raise RunInterrupted(f"{e}, resume with `qvfe eval {out}`") from None
+        observables, n_done = _evaluate_checkpointed(
+            problem, state, eval_key, n, heartbeat or _no_heartbeat, out / "checkpoints", step,
+            spec.run.checkpoint_every, resume=f"qvfe eval {out}")
         rows = _read_log(out / "log.jsonl", step)
         wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
         result = _result(problem, observables, n_done, step, spec.run.seed, wall, out)

@@ -235,7 +235,6 @@ def test_table_warns_when_the_walkers_had_not_mixed():
     assert "note" not in result(1.05).table()
 
 
-
 def test_interrupted_evaluation_resumes_to_the_same_numbers(tmp_path):
     """SIGTERM during the final evaluation checkpoints its chain and samples every
     `run.checkpoint_every` chunks and at the signal; `run` and `evaluate` on the directory go on
