@@ -31,12 +31,17 @@ from qvfe.physics import units
 from qvfe.problem import Estimate, Problem
 from qvfe.progress import Progress
 from qvfe.spec import KINDS, Spec, SpecError, load_spec
-from qvfe.stats import summarize_chunks
+from qvfe.stats import BATCH_ESTIMATOR_CHAINS, summarize_chunks
 
 
-# Gelman-Rubin's customary bound: above it the walkers (chains) disagree more than their own
-# fluctuations allow, and autocorrelation-aware error bars from them are likely too small.
+# Gelman-Rubin's customary bound. It matters for the error bars only when they come from blocks
+# within each walker's chain (fewer than stats.BATCH_ESTIMATOR_CHAINS walkers): with more, they
+# are the spread of the walkers' means, which holds their disagreement, and split-R_hat is then
+# the autocorrelation time restated (stationary chains of 64 chunks with tau = 10 give 1.19).
 R_HAT_WARNING = 1.1
+# |drift_z| above this: the evaluation's halves differ beyond chance (two-sided p ~ 0.001 for
+# 32 walkers), a bias no error bar holds
+DRIFT_WARNING = 3.5
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -114,11 +119,21 @@ class Result:
             lines.append(f"  {k:<5} = {v.mean: .8f} ± {v.error:.8f} {self.unit_of(k)}"
                          f"{also}{extra}")
         unmixed = [k for k, v in self.observables.items()
-                   if v.extra.get("R_hat", 1.0) > R_HAT_WARNING]
+                   if v.extra.get("R_hat", 1.0) > R_HAT_WARNING
+                   and v.extra.get("chains", 0) < BATCH_ESTIMATOR_CHAINS]
         if unmixed:
-            lines.append(f"  note: R_hat > {R_HAT_WARNING} for {', '.join(unmixed)}: the walkers "
-                         "had not mixed over the evaluation, so those error bars may be too "
-                         "small; evaluate more samples or raise sampler.mcmc_sweeps")
+            lines.append(f"  note: R_hat > {R_HAT_WARNING} for {', '.join(unmixed)}: with fewer "
+                         f"than {BATCH_ESTIMATOR_CHAINS} walkers the error bars come from blocks "
+                         "of each walker's chain, which had not mixed, so they may be too small; "
+                         "evaluate more samples or raise sampler.mcmc_sweeps or sampler.batch")
+        drifting = [f"{k} ({v.extra['drift']:+.1f})" for k, v in self.observables.items()
+                    if abs(v.extra.get("drift", 0.0)) > DRIFT_WARNING]
+        if drifting:
+            lines.append(f"  note: the evaluation's second half differs from its first by more "
+                         f"than {DRIFT_WARNING} standard errors for {', '.join(drifting)}: the "
+                         "walkers were still drifting, a bias the error bars do not hold; "
+                         "evaluate more samples (qvfe eval RUNDIR --samples N), which dilutes "
+                         "the start, or train longer")
         kinds = {"_exact": "exact", "_ref": "reference", "_HF": "Hartree-Fock of the ground "
                  "determinant, the T -> 0 limit without flow", "_FCI": "full CI of the two "
                  "electrons in the orbital table, the basis set's bound without flow"}

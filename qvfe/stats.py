@@ -10,6 +10,10 @@ from qvfe.problem import Estimate
 
 _netket_stats = None
 
+# netket.stats takes the error from the spread of the chains' means when it has at least this many
+# chains (its batch estimator), and from blocks within each chain otherwise
+BATCH_ESTIMATOR_CHAINS = 32
+
 
 def _nk_stats():
     """Import netket.stats without letting it change global JAX settings behind the user's back:
@@ -54,7 +58,33 @@ def mean_and_error(chains: np.ndarray) -> Estimate:
     extra = {"tau": float(s.tau_corr)}
     if np.isfinite(s.R_hat):
         extra["R_hat"] = float(s.R_hat)
+    extra["chains"] = x.shape[0]
+    drift = drift_z(x)
+    if np.isfinite(drift):
+        extra["drift"] = drift
     return Estimate(float(np.real(s.mean)), float(s.error_of_mean), extra)
+
+
+def drift_z(chains: np.ndarray) -> float:
+    """How far the chains' second half lies from their first, in standard errors (a paired z).
+
+    Each chain gives the difference of its two halves' means; across independent stationary
+    chains these scatter about 0 whatever the autocorrelation time, so their mean over its
+    standard error is about a Student t with n_chains − 1 degrees of freedom. A common drift
+    (walkers still equilibrating to the final parameters) moves it away from 0; no error bar
+    from the chains includes that bias, and split-R_hat cannot tell it from chains that are
+    merely short against their autocorrelation time. NaN for fewer than 2 chains of 2 entries.
+    """
+    x = np.asarray(chains, dtype=np.float64)
+    n_chains, n = x.shape
+    half = n // 2
+    if n_chains < 2 or half < 1:
+        return float("nan")
+    d = x[:, n - half:].mean(axis=1) - x[:, :half].mean(axis=1)
+    se = d.std(ddof=1) / np.sqrt(n_chains)
+    if se == 0:
+        return 0.0 if d.mean() == 0 else float(np.copysign(np.inf, d.mean()))
+    return float(d.mean() / se)
 
 
 def summarize_chunks(samples: dict[str, np.ndarray]) -> dict[str, Estimate]:

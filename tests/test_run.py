@@ -223,16 +223,22 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path, monkeyp
         assert resumed.observables[key].mean == full.observables[key].mean
 
 
-def test_table_warns_when_the_walkers_had_not_mixed():
+def test_table_warns_when_the_error_bars_may_miss_the_walkers_mixing():
+    """R_hat matters when the error bars come from blocks within few walkers' chains (with 32
+    or more they are the spread of the walkers' means); a drift between the evaluation's halves
+    matters always."""
     from qvfe.problem import Estimate
 
-    def result(r_hat):
-        obs = {"F": Estimate(-0.5, 0.001, {"tau": 1.0, "R_hat": r_hat}),
-               "S": Estimate(0.2, 0.01, {"tau": 2.0, "R_hat": 1.01})}
+    def result(r_hat, chains, drift=0.3):
+        obs = {"F": Estimate(-0.5, 0.001, {"tau": 1.0, "R_hat": r_hat, "chains": chains,
+                                           "drift": drift}),
+               "S": Estimate(0.2, 0.01, {"tau": 2.0, "R_hat": 1.01, "chains": chains})}
         return qvfe.Result("electron_gas", "hartree", "electron", obs, 4096, 10, 0, 1.0)
 
-    assert "R_hat > 1.1 for F:" in result(1.25).table()
-    assert "note" not in result(1.05).table()
+    assert "R_hat > 1.1 for F:" in result(1.25, 16).table()
+    assert "note" not in result(1.25, 32).table()
+    assert "note" not in result(1.05, 16).table()
+    assert "more than 3.5 standard errors for F (-5.0)" in result(1.05, 32, drift=-5.0).table()
 
 
 def test_interrupted_evaluation_resumes_to_the_same_numbers(tmp_path):
