@@ -1,10 +1,15 @@
-"""Where does an electron-gas run's √flow fold? det dZ/dX at its walkers and on random clusters.
+"""Where does an electron-gas run's √flow fold, and how close are its layers to their bound?
 
 With ``model.backflow_strength`` > 1 the backflow is a bijection of the torus only where
 det dZ/dX > 0 (see qvfe/flows/backflow.py). This loads a run's newest checkpoint and prints the
 fraction of configurations with det <= 0: at the checkpoint's walkers (what the estimates see), and
 on clusters of all electrons drawn from a Gaussian of the given widths (in units of rs), which
 probe configurations the walkers never reach but the normalisation of the density matrix counts.
+
+It also prints each layer's learned pair amplitude eta (the MLP output, |eta| <= 1, which the
+layer's bound scales) averaged over pair separations in shells of rs: where |eta| is near 1 at
+every separation the layer is saturated, and only more layers (or a weaker guarantee) can move
+the electrons further.
 
     python scripts/check_flow_folds.py runs/bench_electron_gas/n33_rs10_s60 --probes 500
 """
@@ -60,6 +65,38 @@ def main() -> None:
             frac = float(jnp.mean(jnp.concatenate(chunks)))
             print(f"  clusters of width {width:g} rs: det <= 0 in {100 * frac:.1f} % "
                   f"of {args.probes}")
+        print_amplitudes(params, flow, rs, jax.random.fold_in(key, 7))
+
+
+def print_amplitudes(params, flow, rs: float, key) -> None:
+    """Mean pair amplitude eta of each layer in shells of the pair separation (minimum image)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from qvfe.flows.backflow import _bounded_mlp
+
+    L, d = flow.box_length, flow.dim
+    delta = jax.random.uniform(key, (20000, d), minval=-L / 2, maxval=L / 2)
+    r = np.asarray(jnp.linalg.norm(delta, axis=1)) / rs
+    edges = [0.0, 0.5, 1.0, 2.0, 3.0, np.inf]
+    angle = (2 * np.pi / L) * delta
+    kind = "neighbour-mean" if flow.neighbour_range is not None else "pair-sum"
+    print(f"  pair amplitude eta ({kind} layers; |eta| <= 1) by separation in rs: "
+          + ", ".join(f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:])))
+    spins = (1.0, 0.0) if flow.n_up and flow.n_down else (1.0,)
+    for i, layer in enumerate(params["layers"]):
+        if "pair" not in layer:  # the exact-cusp layer has no learned amplitude
+            continue
+        bias = layer["sector_bias"][0] if "sector_bias" in layer else None
+        for same in spins:
+            feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle),
+                                     jnp.full((delta.shape[0], 1), same)], axis=1)
+            eta = np.asarray(jax.vmap(lambda f: _bounded_mlp(layer["pair"], f, bias))(feats))
+            means = [eta[(r >= a) & (r < b)].mean() if np.any((r >= a) & (r < b)) else np.nan
+                     for a, b in zip(edges[:-1], edges[1:])]
+            label = "" if len(spins) == 1 else (" same spin" if same else " opposite spin")
+            print(f"    layer {i}{label}: " + "  ".join(f"{m:+.3f}" for m in means))
 
 
 if __name__ == "__main__":
