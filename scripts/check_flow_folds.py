@@ -74,13 +74,10 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from qvfe.flows.backflow import _bounded_mlp
-
     L, d = flow.box_length, flow.dim
     delta = jax.random.uniform(key, (20000, d), minval=-L / 2, maxval=L / 2)
     r = np.asarray(jnp.linalg.norm(delta, axis=1)) / rs
     edges = [0.0, 0.5, 1.0, 2.0, 3.0, np.inf]
-    angle = (2 * np.pi / L) * delta
     kind = "neighbour-mean" if flow.neighbour_range is not None else "pair-sum"
     print(f"  pair amplitude eta ({kind} layers; |eta| <= 1) by separation in rs: "
           + ", ".join(f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:])))
@@ -90,9 +87,8 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
             continue
         bias = layer["sector_bias"][0] if "sector_bias" in layer else None
         for same in spins:
-            feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle),
-                                     jnp.full((delta.shape[0], 1), same)], axis=1)
-            eta = np.asarray(jax.vmap(lambda f: _bounded_mlp(layer["pair"], f, bias))(feats))
+            aux = (jnp.asarray(same, delta.dtype), bias)
+            eta = np.asarray(jax.vmap(lambda x: flow.periodic_eta(layer["pair"], x, aux))(delta))
             means = [eta[(r >= a) & (r < b)].mean() if np.any((r >= a) & (r < b)) else np.nan
                      for a, b in zip(edges[:-1], edges[1:])]
             label = "" if len(spins) == 1 else (" same spin" if same else " opposite spin")

@@ -377,18 +377,24 @@ class Backflow:
             feats = jnp.stack(smooth + [same_spin])
             return a * _bounded_mlp(mlp, feats, bias) * delta
         angle = (2 * np.pi / self.box_length) * delta
+        return (a * self.periodic_eta(mlp, delta, aux) * (self.box_length / (2 * np.pi))
+                * jnp.sin(angle))
+
+    def periodic_eta(self, mlp, delta: jax.Array, aux) -> jax.Array:
+        """The learned amplitude eta in (-1, 1) of one pair of a periodic layer (pair sum or
+        neighbour mean), before the layer's bound scales it; aux = (same_spin, bias)."""
+        same_spin, bias = aux
+        angle = (2 * np.pi / self.box_length) * delta
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
-        return a * _bounded_mlp(mlp, feats, bias) * (self.box_length / (2 * np.pi)) * jnp.sin(angle)
+        return _bounded_mlp(mlp, feats, bias)
 
     def _weighted_pair(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """(g w, g) for one pair of a neighbour-mean layer, shape (d + 1,)."""
-        same_spin, bias = aux
         L, ell = self.box_length, self.neighbour_range
-        angle = (2 * np.pi / L) * delta
-        feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
-        y = (L / (2 * np.pi)) * jnp.sin(angle)
+        y = (L / (2 * np.pi)) * jnp.sin((2 * np.pi / L) * delta)
         width = self._mean_width
-        w = _bounded_mlp(mlp, feats, bias) * y * jax.lax.rsqrt(1.0 + jnp.sum(y**2) / width**2)
+        w = (self.periodic_eta(mlp, delta, aux) * y
+             * jax.lax.rsqrt(1.0 + jnp.sum(y**2) / width**2))
         # a smooth periodic distance with |grad| <= 1; the ell/2 floor keeps g smooth at D = 0
         half = (L / np.pi) * jnp.sin((np.pi / L) * delta)
         g = jnp.exp(-jnp.sqrt(jnp.sum(half**2) + (0.5 * ell) ** 2) / ell)
