@@ -15,7 +15,8 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_enable_concurrency_optimized_scheduler=false")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
 
-    from qvfe.run import _compiled, build_problem, evaluate_state
+    from qvfe.run import _compiled, _result, build_problem, evaluate_state
     from qvfe.spec import load_spec
     from qvfe.xla_cpu import use_hlo_triangular_solve
 
@@ -50,16 +51,12 @@ def main() -> None:
         state = prepare(state)
         obs, n = evaluate_state(problem, state, eval_key, args.samples)
     print(f"{spec.model.backflow_layers} layers at eta = {args.sign:+g}, range "
-          f"{spec.model.backflow_range:g} rs, {n} samples, {time.perf_counter() - t0:.0f} s:")
-    for k, v in obs.items():
-        unit = problem.observable_units.get(
-            k, f"{'k_B' if k == 'S' else problem.units}/{problem.per}")
-        print(f"  {k:<5} = {v.mean: .6g} ± {v.error:.3g} {unit}  "
-              + "  ".join(f"{e}={x:.3g}" for e, x in v.extra.items()))
+          f"{spec.model.backflow_range:g} rs, untrained:")
+    print(_result(problem, obs, n, 0, spec.run.seed, time.perf_counter() - t0, None).table())
     hf = problem.info.get("E_HF")
     if isinstance(hf, float):
         print(f"  E - E_HF = {2000 * (obs['E'].mean - hf):+.1f} ± {2000 * obs['E'].error:.1f} mRy "
-              "per electron (Hartree-Fock of the ground determinant)")
+              "per electron")
 
 
 if __name__ == "__main__":
