@@ -1,6 +1,8 @@
 """Proton flow densities (backflow, spline coupling, 3D pair push, radial spline): uniform at init,
 normalised, exact samples, invariance and periodicity."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +35,23 @@ def to_uniform(q, params, s):
     return q.forward(params, s)[0]
 
 
+# Compiled once per flow and shape and shared by the tests: eagerly, every call traced and
+# compiled its scans and loops anew (a test's time was mostly that).
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def sample(q, params, key, batch):
+    return q.sample(params, key, batch)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def log_prob(q, params, s):
+    return q.log_prob(params, s)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def to_uniform_batch(q, params, s):
+    return jax.vmap(lambda one: to_uniform(q, params, one))(s)
+
+
 @pytest.fixture(params=sorted(PERTURBED))
 def flow(request):
     return PERTURBED[request.param]
@@ -40,8 +59,8 @@ def flow(request):
 
 def test_uniform_at_init(flow):
     q, params = flow
-    s = q.sample(q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(2), 5)
-    lp = q.log_prob(q.init(jax.random.PRNGKey(0)), s)
+    s = sample(q, q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(2), 5)
+    lp = log_prob(q, q.init(jax.random.PRNGKey(0)), s)
     np.testing.assert_allclose(np.asarray(lp), -3 * 2 * np.log(L), atol=1e-12)
 
 
@@ -49,7 +68,7 @@ def test_normalised(flow):
     """E_{S ~ uniform}[q(S) V^n] = 1 (importance sampling of the normalisation, 4 sigma)."""
     q, params = flow
     s = L * jax.random.uniform(jax.random.PRNGKey(3), (40000, 3, 2))
-    w = np.exp(np.asarray(q.log_prob(params, s)) + 3 * 2 * np.log(L))
+    w = np.exp(np.asarray(log_prob(q, params, s)) + 3 * 2 * np.log(L))
     assert w.std() > 0.05  # far from uniform
     assert abs(w.mean() - 1.0) < 4 * w.std() / np.sqrt(len(w))
 
@@ -57,9 +76,9 @@ def test_normalised(flow):
 def test_samples_follow_q(flow):
     """Samples are exact: G(S) is uniform, i.e. the flow maps them back onto uniform U."""
     q, params = flow
-    s = q.sample(params, jax.random.PRNGKey(4), 2000)
+    s = sample(q, params, jax.random.PRNGKey(4), 2000)
     assert float(jnp.min(s)) >= 0.0 and float(jnp.max(s)) < L
-    u = jax.vmap(lambda one: to_uniform(q, params, one))(s)
+    u = to_uniform_batch(q, params, s)
     frac = np.mod(np.asarray(u), L).reshape(-1) / L
     # Kolmogorov-Smirnov against uniform on [0, 1), 1% level
     frac.sort()
@@ -77,7 +96,7 @@ def test_latent_move_is_a_random_walk_of_u(name):
     symmetric in U, where q is uniform, so the hydrogen sampler's Metropolis move of the
     protons needs no q factor (and U + ξ stays uniform: exact samples stay exact)."""
     q, params = PERTURBED[name]
-    s = q.sample(params, jax.random.PRNGKey(4), 200)
+    s = sample(q, params, jax.random.PRNGKey(4), 200)
     key, step = jax.random.PRNGKey(9), 0.3
     moved = jax.jit(lambda x: q.latent_move(params, x, key, step))(s)
     assert float(jnp.min(moved)) >= 0.0 and float(jnp.max(moved)) < L
@@ -93,9 +112,9 @@ def test_log_prob_density_of_samples(flow):
     """Histogram of a one-particle marginal coordinate agrees with q integrated by importance
     weights (a check that ln q and the samples describe the same density)."""
     q, params = flow
-    s = np.asarray(q.sample(params, jax.random.PRNGKey(5), 20000))
+    s = np.asarray(sample(q, params, jax.random.PRNGKey(5), 20000))
     u = L * jax.random.uniform(jax.random.PRNGKey(6), (20000, 3, 2))
-    w = np.exp(np.asarray(q.log_prob(params, u)) + 6 * np.log(L))
+    w = np.exp(np.asarray(log_prob(q, params, u)) + 6 * np.log(L))
     bins = np.linspace(0, L, 5)
     h_s, _ = np.histogram(s[:, 0, 0], bins)
     h_w, _ = np.histogram(np.asarray(u)[:, 0, 0], bins, weights=w)
@@ -107,12 +126,12 @@ def test_log_prob_density_of_samples(flow):
 def test_periodic_and_backflow_permutation_invariant(flow):
     q, params = flow
     s = L * jax.random.uniform(jax.random.PRNGKey(7), (1, 3, 2))
-    lp = q.log_prob(params, s)
-    np.testing.assert_allclose(np.asarray(q.log_prob(params, s.at[0, 1, 0].add(L))),
+    lp = log_prob(q, params, s)
+    np.testing.assert_allclose(np.asarray(log_prob(q, params, s.at[0, 1, 0].add(L))),
                                np.asarray(lp), atol=1e-12)
-    np.testing.assert_allclose(np.asarray(q.log_prob(params, s - L)), np.asarray(lp), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(log_prob(q, params, s - L)), np.asarray(lp), atol=1e-12)
     if q is BACKFLOW:  # the coupling's halves label the particles (a valid, unsymmetric q)
-        np.testing.assert_allclose(np.asarray(q.log_prob(params, s[:, ::-1])), np.asarray(lp),
+        np.testing.assert_allclose(np.asarray(log_prob(q, params, s[:, ::-1])), np.asarray(lp),
                                    atol=1e-12)
 
 
@@ -163,8 +182,8 @@ def fit_gaussian_core_pair(q, gradient, lr, steps=300, batch=256, core=0.3):
     beta_f_exact = -np.log(L**4 * np.mean(np.exp(-np.asarray(beta_v(mesh)))))
     params = fit_to_boltzmann(q, q.init(jax.random.PRNGKey(0)), lambda s: beta_v(s[0] - s[1]),
                               jax.random.PRNGKey(1), steps, batch, lr=lr, gradient=gradient)
-    s = q.sample(params, jax.random.PRNGKey(9), 20000)
-    f = np.asarray(beta_v(s[:, 0] - s[:, 1]) + q.log_prob(params, s))
+    s = sample(q, params, jax.random.PRNGKey(9), 20000)
+    f = np.asarray(beta_v(s[:, 0] - s[:, 1]) + log_prob(q, params, s))
     return f.mean(), f.std() / np.sqrt(f.size), beta_f_exact
 
 
@@ -206,7 +225,7 @@ def test_reparameterized_samples_carry_their_parameter_derivative():
         p = jax.tree.map(lambda a, v: a + t * v, params, direction)
         return q.sample(p, key, 3, reparameterized=True)
 
-    np.testing.assert_allclose(s_of(0.0), q.sample(params, key, 3), atol=1e-12)
+    np.testing.assert_allclose(s_of(0.0), sample(q, params, key, 3), atol=1e-12)
     _, tangent = jax.jvp(s_of, (0.0,), (1.0,))
     eps = 1e-5
     step = s_of(eps) - s_of(-eps)
@@ -269,13 +288,13 @@ def test_radial_log_det_inverse_and_an_unbounded_hole():
     q = PeriodicRadialDensity(n=3, dim=3, box_length=3.0, n_layers=4, bins=4)
     params = perturbed(q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.5)
     s = 3.0 * jax.random.uniform(jax.random.PRNGKey(2), (3, 3))
-    u, logdet = q.forward(params, s)
+    u, logdet = jax.jit(q.forward)(params, s)
     # jitted: eagerly, each scan over the fixed particles compiles anew (twice the test's time)
     jac = jax.jit(jax.jacfwd(lambda x: q.forward(params, x.reshape(3, 3))[0].ravel()))(s.ravel())
     sign, ref = jnp.linalg.slogdet(jac)
     assert float(sign) == 1.0 and abs(float(logdet)) > 1.0
     np.testing.assert_allclose(float(logdet), float(ref), atol=1e-10)
-    back = q._invert_one(params, u)
+    back = jax.jit(q._invert_one)(params, u)
     np.testing.assert_allclose(np.mod(np.asarray(back - s) + 1.5, 3.0) - 1.5, 0.0, atol=1e-10)
 
     direction = jax.tree.map(lambda p: jax.random.normal(jax.random.PRNGKey(3), p.shape), params)
