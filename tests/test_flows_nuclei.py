@@ -1,6 +1,8 @@
 """Electron–nucleus flow: identity at init, exact block log-det, bijectivity, symmetries, the
 learned cusp feature and the exact cusp step."""
 
+import functools
+
 import folx
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,18 @@ from qvfe.flows.nuclei import ElectronNucleusFlow
 from helpers import perturbed
 
 L = 3.0
+
+
+# Compiled once per flow and shape and shared by the tests: eagerly, each call dispatched the
+# scan over the nuclei op by op and compiled its body anew.
+@functools.partial(jax.jit, static_argnums=0)
+def forward_and_log_det(flow, params, x, s):
+    return flow.forward_and_log_det(params, x, s)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def inverse(flow, params, z, s):
+    return flow.inverse(params, z, s)
 
 
 FLOWS = {
@@ -39,15 +53,15 @@ def case(request):
 def test_identity_at_init():
     flow = FLOWS["periodic"]
     x = jnp.arange(12.0).reshape(4, 3) / 7
-    z, ld = flow.forward_and_log_det(flow.init(jax.random.PRNGKey(0)), x, jnp.zeros((3, 3)))
+    z, ld = forward_and_log_det(flow, flow.init(jax.random.PRNGKey(0)), x, jnp.zeros((3, 3)))
     np.testing.assert_array_equal(np.asarray(z), np.asarray(x))
     assert float(ld) == 0.0
 
 
 def test_log_det_matches_dense_jacobian(case):
     flow, params, x, s = case
-    z, ld = flow.forward_and_log_det(params, x, s)
-    jac = jax.jacfwd(lambda v: flow.forward_and_log_det(params, v.reshape(x.shape), s)[0]
+    z, ld = forward_and_log_det(flow, params, x, s)
+    jac = jax.jacfwd(lambda v: forward_and_log_det(flow, params, v.reshape(x.shape), s)[0]
                      .reshape(-1))(x.reshape(-1))
     sign, ref = jnp.linalg.slogdet(jac)
     assert float(sign) == 1.0
@@ -85,15 +99,15 @@ def test_forward_laplacian_through_the_scan_over_nuclei_equals_hessian(cusp_char
 
 def test_inverse_recovers_x(case):
     flow, params, x, s = case
-    z, _ = flow.forward_and_log_det(params, x, s)
-    np.testing.assert_allclose(np.asarray(flow.inverse(params, z, s)), np.asarray(x), atol=1e-10)
+    z, _ = forward_and_log_det(flow, params, x, s)
+    np.testing.assert_allclose(np.asarray(inverse(flow, params, z, s)), np.asarray(x), atol=1e-10)
 
 
 def test_electron_permutation_equivariance(case):
     flow, params, x, s = case
-    z, ld = flow.forward_and_log_det(params, x, s)
+    z, ld = forward_and_log_det(flow, params, x, s)
     pe = np.array([1, 0, 3, 2])  # within each spin (the correlated steps tell spins apart)
-    z2, ld2 = flow.forward_and_log_det(params, x[pe], s)
+    z2, ld2 = forward_and_log_det(flow, params, x[pe], s)
     np.testing.assert_allclose(np.asarray(z2), np.asarray(z[pe]), atol=1e-12)
     np.testing.assert_allclose(float(ld2), float(ld), atol=1e-12)
 
@@ -106,8 +120,8 @@ def test_far_apart_nuclei_commute():
     params = {"layers": params["layers"][:1]}  # one layer: then each step sees the raw x
     s = jnp.array([[0.0, 0.0, 0.0], [60.0, 0.0, 0.0]])
     x = jnp.array([[0.3, -0.2, 0.1], [60.2, 0.4, -0.3]])
-    z, ld = flow.forward_and_log_det(params, x, s)
-    z2, ld2 = flow.forward_and_log_det(params, x, s[::-1])
+    z, ld = forward_and_log_det(flow, params, x, s)
+    z2, ld2 = forward_and_log_det(flow, params, x, s[::-1])
     # the far nucleus still moves the electron a little (v decays as 1/|D|), so the tolerance is
     # well below the displacement by the near nucleus but not at rounding level
     moved = float(jnp.max(jnp.abs(z - x)))
@@ -121,9 +135,9 @@ def test_periodic_shifts():
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x = jax.random.uniform(jax.random.PRNGKey(2), (4, 3), maxval=L)
     s = jax.random.uniform(jax.random.PRNGKey(3), (3, 3), maxval=L)
-    z, ld = flow.forward_and_log_det(params, x, s)
+    z, ld = forward_and_log_det(flow, params, x, s)
     shift = jnp.zeros((4, 3)).at[1, 2].set(L)
-    z2, ld2 = flow.forward_and_log_det(params, x + shift, s.at[0, 0].add(-L))
+    z2, ld2 = forward_and_log_det(flow, params, x + shift, s.at[0, 0].add(-L))
     np.testing.assert_allclose(np.asarray(z2 - shift), np.asarray(z), atol=1e-12)
     np.testing.assert_allclose(float(ld2), float(ld), atol=1e-12)
 
@@ -137,7 +151,7 @@ def test_cusp_feature_gives_a_kink_at_the_nucleus():
     direction = jnp.array([0.0, 0.6, 0.8])
 
     def ld(t):
-        return flow.forward_and_log_det(params, (t * direction)[None], s)[1]
+        return forward_and_log_det(flow, params, (t * direction)[None], s)[1]
 
     h = 1e-4  # well above the 1e-6 bohr regularisation of |D| at 0
     right = (ld(2 * h) - ld(h)) / h
@@ -174,6 +188,6 @@ def test_exact_cusp_gives_the_slope_minus_z_at_every_nucleus(name):
         for direction in (jnp.array([0.0, 0.0, 1.0]), jnp.array([0.6, -0.48, 0.64])):
             def half_log_det(t):
                 x = jnp.concatenate([(s[nucleus] + t * direction)[None], s[nucleus] + others])
-                return 0.5 * flow.forward_and_log_det(params, x, s)[1]
+                return 0.5 * forward_and_log_det(flow, params, x, s)[1]
             slope = (half_log_det(h) + half_log_det(-h) - 2 * half_log_det(0.0)) / (2 * h)
             assert float(slope) == pytest.approx(-flow.cusp_charge, rel=0.02), (nucleus, slope)
