@@ -14,6 +14,9 @@ from helpers import perturbed
 L = 3.0
 FLOW = OppositeSpinFlow(n_up=3, n_down=2, dim=3, box_length=L, length_scale=0.8, hidden=(8,),
                         n_layers=2)
+# compiled once and shared by the tests (eagerly, every call dispatched the flow op by op)
+forward_and_log_det = jax.jit(FLOW.forward_and_log_det)
+inverse = jax.jit(FLOW.inverse)
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +28,15 @@ def case():
 
 def test_identity_at_init():
     x = jnp.arange(15.0).reshape(5, 3) / 7
-    z, ld = FLOW.forward_and_log_det(FLOW.init(jax.random.PRNGKey(0)), x)
+    z, ld = forward_and_log_det(FLOW.init(jax.random.PRNGKey(0)), x)
     np.testing.assert_array_equal(np.asarray(z), np.asarray(x))
     assert float(ld) == 0.0
 
 
 def test_log_det_matches_dense_jacobian(case):
     params, x = case
-    _, ld = FLOW.forward_and_log_det(params, x)
-    jac = jax.jacfwd(lambda v: FLOW.forward_and_log_det(params, v.reshape(x.shape))[0]
+    _, ld = forward_and_log_det(params, x)
+    jac = jax.jacfwd(lambda v: forward_and_log_det(params, v.reshape(x.shape))[0]
                      .reshape(-1))(x.reshape(-1))
     sign, ref = jnp.linalg.slogdet(jac)
     assert float(sign) == 1.0
@@ -43,8 +46,8 @@ def test_log_det_matches_dense_jacobian(case):
 
 def test_inverse_recovers_x(case):
     params, x = case
-    z, _ = FLOW.forward_and_log_det(params, x)
-    np.testing.assert_allclose(np.asarray(FLOW.inverse(params, z)), np.asarray(x), atol=1e-10)
+    z, _ = forward_and_log_det(params, x)
+    np.testing.assert_allclose(np.asarray(inverse(params, z)), np.asarray(x), atol=1e-10)
 
 
 def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin():
@@ -54,6 +57,7 @@ def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin():
     come within a factor 10 of it (the bound is not vacuous)."""
     flow = OppositeSpinFlow(n_up=1, n_down=12, dim=3, box_length=L, length_scale=0.5,
                             hidden=(8,), n_layers=1)
+    jacobians = jax.jit(jax.vmap(jax.jacfwd(flow._displacement, argnums=1), (None, 0, 0)))
     worst = 0.0
     for seed in range(6):
         params = perturbed(flow.init(jax.random.PRNGKey(seed)), jax.random.PRNGKey(seed + 10), 10.0)
@@ -63,27 +67,26 @@ def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin():
             xs = jax.vmap(lambda k: jax.random.uniform(k, (3,), maxval=L))(keys)
             others = xs[:, None, :] + spread * L * jax.random.normal(
                 jax.random.PRNGKey(seed), (64, 12, 3))
-            jac = jax.vmap(jax.jacfwd(flow._displacement, argnums=1), (None, 0, 0))(
-                mlp, xs, others)
+            jac = jacobians(mlp, xs, others)
             worst = max(worst, float(jnp.max(jnp.linalg.norm(jac, ord=2, axis=(1, 2)))))
     assert 0.09 < worst < flow.contraction
 
 
 def test_spin_permutation_equivariance(case):
     params, x = case
-    z, ld = FLOW.forward_and_log_det(params, x)
+    z, ld = forward_and_log_det(params, x)
     perm = np.array([2, 0, 1, 4, 3])  # within each spin
-    z2, ld2 = FLOW.forward_and_log_det(params, x[perm])
+    z2, ld2 = forward_and_log_det(params, x[perm])
     np.testing.assert_allclose(np.asarray(z2), np.asarray(z[perm]), atol=1e-12)
     np.testing.assert_allclose(float(ld2), float(ld), atol=1e-12)
 
 
 def test_periodic_in_every_electron(case):
     params, x = case
-    z, ld = FLOW.forward_and_log_det(params, x)
+    z, ld = forward_and_log_det(params, x)
     for i, axis in ((0, 1), (4, 2)):  # an up and a down electron
         shift = jnp.zeros_like(x).at[i, axis].set(L)
-        z2, ld2 = FLOW.forward_and_log_det(params, x + shift)
+        z2, ld2 = forward_and_log_det(params, x + shift)
         np.testing.assert_allclose(np.asarray(z2), np.asarray(z + shift), atol=1e-11)
         np.testing.assert_allclose(float(ld2), float(ld), atol=1e-11)
 
