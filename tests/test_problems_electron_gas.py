@@ -91,15 +91,20 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
     assert "Ry" in text and "Ha/bohr^3" in text and "GPa" in text
 
 
-def test_neighbour_mean_backflow_trains_as_a_bijection_in_rs_units():
-    """model.backflow_range builds neighbour-mean layers of range backflow_range * rs; they are
-    bijections for every parameter value, so the evaluation has no folds to report, and three
-    steps keep every observable finite."""
+def test_neighbour_mean_range_is_in_rs_units():
     from qvfe.problems.electron_gas import make_backflow
 
+    spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, backflow_range=0.5)
+    assert make_backflow(spec).neighbour_range == pytest.approx(2.0)
+
+
+@pytest.mark.slow  # the engine's steps through these layers run fast in hydrogen's steps test
+def test_neighbour_mean_backflow_trains_as_a_bijection():
+    """model.backflow_range builds neighbour-mean layers; they are bijections for every
+    parameter value, so the evaluation has no folds to report, and three steps keep every
+    observable finite."""
     spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64,
                  backflow_range=0.5)
-    assert make_backflow(spec).neighbour_range == pytest.approx(2.0)
     result = qvfe.run(spec, progress=False)
     obs = result.observables
     assert "fold" not in obs

@@ -416,7 +416,10 @@ def test_proton_prefit_needs_a_push_or_coupling_flow(model):
 
 @pytest.mark.parametrize("system", [
     {"n_protons": 2, "proton_lattice": "bcc"},
-    {"n_protons": 14, "proton_positions": list(np.random.default_rng(3).uniform(0, 5, 42))},
+    # the same path with 7 + 7 electrons and protons anywhere
+    pytest.param({"n_protons": 14,
+                  "proton_positions": list(np.random.default_rng(3).uniform(0, 5, 42))},
+                 marks=pytest.mark.slow),
 ])
 def test_clamped_protons_with_the_ground_determinant_give_hf_plus_madelung(system):
     """Static lattice, ground determinant, no flow: the electron density is uniform, so the
