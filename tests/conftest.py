@@ -16,3 +16,13 @@ jax.config.update("jax_enable_x64", True)
 from qvfe.xla_cpu import use_hlo_triangular_solve  # noqa: E402
 
 use_hlo_triangular_solve()  # the test process is an application: see qvfe.xla_cpu
+
+
+# Modules whose tests run the engine end to end (tens of seconds each): collected first, so that
+# pytest-xdist hands them out while the short tests still fill the gaps, instead of one worker
+# finishing a long run alone at the end (the suite's order is otherwise alphabetical).
+_ENGINE_MODULES = ("test_problems_", "test_run.py", "test_benchmark.py", "test_watchdog.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: not item.path.name.startswith(_ENGINE_MODULES))
