@@ -92,6 +92,7 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
 
 
 def test_neighbour_mean_range_is_in_rs_units():
+    """model.backflow_range builds neighbour-mean layers of range backflow_range * rs."""
     from qvfe.problems.electron_gas import make_backflow
 
     spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, backflow_range=0.5)
