@@ -92,14 +92,16 @@ def test_interacting_steps_stay_finite_and_periodic(tmp_path):
 
 
 def test_neighbour_mean_range_is_in_rs_units():
-    """model.backflow_range builds neighbour-mean layers of range backflow_range * rs."""
+    """model.backflow_range builds neighbour-mean layers of range backflow_range * rs; bijections
+    by construction, so the evaluation has no fold check."""
     from qvfe.problems.electron_gas import make_backflow
 
     spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, backflow_range=0.5)
     assert make_backflow(spec).neighbour_range == pytest.approx(2.0)
+    assert "fold" not in qvfe.build_problem(spec).observable_units
 
 
-@pytest.mark.slow  # the engine's steps through these layers run fast in hydrogen's steps test
+@pytest.mark.slow  # make test runs these layers through the engine in hydrogen's steps test
 def test_neighbour_mean_backflow_trains_as_a_bijection():
     """model.backflow_range builds neighbour-mean layers; they are bijections for every
     parameter value, so the evaluation has no folds to report, and three steps keep every
