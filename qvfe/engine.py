@@ -27,6 +27,10 @@ S = −E[ln p_φ(n)] over fresh exact draws of n, whose marginal in the chain is
 chain's autocorrelation, which for hydrogen's slowly moving protons made S's error bars
 unreliable. F = E − T S therefore holds within the errors, not sample by sample.
 
+Step and evaluation are built from jitted stages: ``draw`` (steps 1–3, the sampling and the local
+energies, the bulk of the compilation) is shared by both, so a run compiles it once; ``step`` adds
+the gradients and the update, ``eval_chunk`` the fresh draws of n.
+
 The batch (walkers) is sharded over all visible devices along a 1-D mesh: the step constrains every
 per-walker array to ``NamedSharding(mesh, P("batch"))`` and XLA partitions the computation; the
 parameters are replicated. Nothing here assumes one device, and checkpoints (host arrays) resume on
@@ -38,6 +42,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -245,12 +250,38 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         return {"params": params, "opt_state": optimizer.init(params), "mc": mc, "occ": occ,
                 "key": k_run, "step": jnp.zeros((), jnp.int32)}
 
-    def step(state: dict) -> tuple[dict, dict]:
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def state_sharding(state: dict) -> dict:
+        sh = jax.tree.map(lambda _: replicated, state)
+        sh["mc"] = sh["mc"]._replace(walkers=shard)
+        sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
+        return sh
+
+    # The step and the evaluation share their costliest part, the sampling and the local energies
+    # (a third to a half of each program's tracing and XLA compilation: the Laplacian of ln ψ,
+    # the determinants, the Metropolis scan): ``draw`` is jitted once and both call it, each
+    # followed by its own jitted remainder, so it compiles once per run rather than twice. The
+    # problem says so (``jits_own_stages``) and the driver does not wrap step and eval_chunk in
+    # jax.jit again (which would inline both stages and compile them whole, as before).
+    @jax.jit
+    def draw(params, mc, occ_prev, key):
+        occ, idx, mc, acc, acceptances = sample(params, mc, occ_prev, key)
+        logp, en, per_sample = observables(params, occ, idx, mc.walkers)
+        return occ, idx, mc, acc, acceptances, logp, en, per_sample
+
+    # the keys that reach ``draw`` are replicated on the mesh, from the step as from the
+    # evaluation (an uncommitted key would be a different input type and compile it again)
+    @partial(jax.jit, out_shardings=replicated)
+    def split_key(key):
+        key, k_occ = jax.random.split(key)
+        return key, k_occ
+
+    @jax.jit
+    def update(state, key, drawn):
         params = state["params"]
-        key, k_occ = jax.random.split(state["key"])
-        occ, idx, mc, acc, acceptances = sample(params, state["mc"], state["occ"], k_occ)
+        occ, idx, mc, acc, acceptances, logp, en, per_sample = drawn
         xs = mc.walkers
-        logp, en, per_sample = observables(params, occ, idx, xs)
         # f = T ln p + E_loc serves both gradients (see the module docstring, step 4), clipped
         # around its median: at the optimum it is flat across states, so the window catches
         # outlying samples rather than states of high energy.
@@ -272,8 +303,27 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         metrics["acceptance"] = acc
         metrics.update(acceptances)
         metrics["width"] = mc.width
-        return {"params": params, "opt_state": opt_state, "mc": mc, "occ": occ, "key": key,
-                "step": state["step"] + 1}, metrics
+        new = {"params": params, "opt_state": opt_state, "mc": mc, "occ": occ, "key": key,
+               "step": state["step"] + 1}
+        return jax.lax.with_sharding_constraint(new, state_sharding(new)), metrics
+
+    def step(state: dict) -> tuple[dict, dict]:
+        key, k_occ = split_key(state["key"])
+        return update(state, key, draw(state["params"], state["mc"], state["occ"], k_occ))
+
+    @jax.jit
+    def finish_chunk(state, key, drawn):
+        params = state["params"]
+        occ, idx, mc, _, _, logp, _, per_sample = drawn
+        # sample() splits ``key`` in four; the fifth key of a split in five is a new stream
+        k_fresh = jax.random.split(key, 5)[4]
+        fresh = constrain(dm.sample_occupations(params["phi"], k_fresh, B))
+        per_sample = {**per_sample,
+                      "S": per_sample["S"] + (logp - dm.log_prob(params["phi"], fresh)) / n}
+        if eval_checks is not None:
+            per_sample.update(eval_checks(params["theta"], mc.walkers))
+        new = {**state, "mc": mc, "occ": occ}
+        return jax.lax.with_sharding_constraint(new, state_sharding(new)), per_sample
 
     def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
         """One batch of the evaluation. F, E, K, V come from the chain; S = −E[ln p_φ(n)]
@@ -281,26 +331,11 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         (independent of the chain, hence free of its autocorrelation; hydrogen's protons move
         slowly in the chain). F keeps the chain's own ln p_φ, whose anticorrelation with E_loc
         is what makes F's estimate precise."""
-        params = state["params"]
-        # sample() splits ``key`` in four; the fifth key of a split in five is a new stream
-        k_fresh = jax.random.split(key, 5)[4]
-        occ, idx, mc, _, _ = sample(params, state["mc"], state["occ"], key)
-        logp, _, per_sample = observables(params, occ, idx, mc.walkers)
-        fresh = constrain(dm.sample_occupations(params["phi"], k_fresh, B))
-        per_sample["S"] = per_sample["S"] + (logp - dm.log_prob(params["phi"], fresh)) / n
-        if eval_checks is not None:
-            per_sample.update(eval_checks(params["theta"], mc.walkers))
-        return {**state, "mc": mc, "occ": occ}, per_sample
-
-    replicated = NamedSharding(mesh, PartitionSpec())
-
-    def state_sharding(state: dict) -> dict:
-        sh = jax.tree.map(lambda _: replicated, state)
-        sh["mc"] = sh["mc"]._replace(walkers=shard)
-        sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
-        return sh
+        key = jax.device_put(key, replicated)
+        return finish_chunk(state, key, draw(state["params"], state["mc"], state["occ"], key))
 
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
                    eval_chunk=eval_chunk, eval_batch=B, objective="F", info=dict(info or {}),
                    prepare=prepare, state_sharding=state_sharding,
-                   observable_units=dict(observable_units or {}), also_in=tuple(also_in))
+                   observable_units=dict(observable_units or {}), also_in=tuple(also_in),
+                   jits_own_stages=True)

@@ -59,6 +59,11 @@ class Problem:
     also_in
         Further energy units (e.g. ("Ry",)) the result table also prints its energies in, for
         comparison with reference tables that use them.
+    jits_own_stages
+        True when ``step`` and ``eval_chunk`` are made of functions that are already jitted (the
+        quantum engine's: a sampling stage both share, so that it compiles once); the driver then
+        calls them as they are instead of wrapping each in ``jax.jit``, which would inline the
+        stages and compile each whole. Either way they stay pure and jittable.
     summarize(samples) -> {name: Estimate}
         Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
         (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
@@ -78,3 +83,4 @@ class Problem:
     info: dict[str, Any] = field(default_factory=dict)
     observable_units: dict[str, str] = field(default_factory=dict)
     also_in: tuple[str, ...] = ()
+    jits_own_stages: bool = False

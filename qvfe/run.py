@@ -322,16 +322,20 @@ def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int 
 
 
 def _compiled(problem: Problem, state: Any):
-    """Place ``state`` and jit step, prepare and eval_chunk, pinned to the problem's shardings."""
+    """Place ``state`` and jit step, prepare and eval_chunk, pinned to the problem's shardings
+    (step and eval_chunk as they are where the problem jits their stages itself)."""
+    own = problem.jits_own_stages
     if problem.state_sharding is None:
-        return (state, jax.jit(problem.step),
+        return (state, problem.step if own else jax.jit(problem.step),
                 jax.jit(problem.prepare) if problem.prepare is not None else None,
-                jax.jit(problem.eval_chunk))
+                problem.eval_chunk if own else jax.jit(problem.eval_chunk))
     sh = problem.state_sharding(state)
     state = jax.device_put(state, sh)
-    step = jax.jit(problem.step, in_shardings=(sh,), out_shardings=(sh, None))
     prepare = (jax.jit(problem.prepare, in_shardings=(sh,), out_shardings=sh)
                if problem.prepare is not None else None)
+    if own:
+        return state, problem.step, prepare, problem.eval_chunk
+    step = jax.jit(problem.step, in_shardings=(sh,), out_shardings=(sh, None))
     chunk = jax.jit(problem.eval_chunk, in_shardings=(sh, None), out_shardings=(sh, None))
     return state, step, prepare, chunk
 
