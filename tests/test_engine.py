@@ -1,4 +1,5 @@
-"""The engine: the learning-rate decay, the settings taken from a spec, the entropy estimate."""
+"""The engine: the learning-rate decay, the settings taken from a spec, the entropy estimate, the
+sampling stage the step and the evaluation share."""
 
 from pathlib import Path
 
@@ -78,3 +79,24 @@ def test_entropy_comes_from_fresh_draws_of_the_occupation_model_not_from_the_cha
     s = np.asarray(per_sample["S"])
     assert abs(s.mean() - problem.info["S_exact"]) < 4 * s.std() / np.sqrt(s.size), \
         (s.mean(), problem.info["S_exact"])
+
+
+def test_a_run_compiles_its_sampling_stage_once_for_the_steps_and_the_evaluation(tmp_path, caplog):
+    """The step and the evaluation share the jitted ``draw`` (sampling and local energies), so
+    a run of two steps and two evaluation chunks compiles it once; a key or state that reached
+    it with another sharding or type would compile it again (it did, before the evaluation's key
+    was placed like the step's), and so would a driver that wrapped the step in jax.jit."""
+    import logging
+
+    import qvfe
+
+    spec = load_spec(SYSTEMS / "electron_gas_2d_n5_rs2_theta0.5_ideal.toml",
+                     overrides=["optim.steps=2", "sampler.batch=16", "sampler.burn_in=2",
+                                "eval.samples=32"])
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        qvfe.run(spec, out=tmp_path / "r", progress=False)
+    compiled = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("Finished XLA compilation of jit(")]
+    assert sum("jit(draw)" in m for m in compiled) == 1, compiled
+    assert sum("jit(update)" in m for m in compiled) == 1, compiled
+    assert sum("jit(finish_chunk)" in m for m in compiled) == 1, compiled
