@@ -43,7 +43,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +89,21 @@ class EngineConfig:
                       mcmc_sweeps=sampler.mcmc_sweeps, burn_in=sampler.burn_in,
                       init_width=sampler.init_width)
         return cls(**{**common, **fields})
+
+
+class Draw(NamedTuple):
+    """What the shared sampling stage hands to the step's update and the evaluation's rest:
+    the accepted occupations and their base-state indices, the moved walkers, the acceptances,
+    ln p_φ(n), the local energy parts and the per-sample observables."""
+
+    occ: Any
+    idx: Any
+    mc: Any
+    acceptance: jax.Array
+    acceptances: dict
+    logp: jax.Array
+    energies: dict
+    per_sample: dict
 
 
 def batch_mesh() -> Mesh:
@@ -258,6 +273,11 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         sh["occ"] = jax.tree.map(lambda _: shard, state["occ"])
         return sh
 
+    def pin_state(state: dict) -> dict:
+        """The stages' new state where the driver placed the old one, so a stage's next call
+        sees the same input shardings and is not compiled again."""
+        return jax.lax.with_sharding_constraint(state, state_sharding(state))
+
     # The step and the evaluation share their costliest part, the sampling and the local energies
     # (a third to a half of each program's tracing and XLA compilation: the Laplacian of ln ψ,
     # the determinants, the Metropolis scan): ``draw`` is jitted once and both call it, each
@@ -265,10 +285,10 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     # problem says so (``jits_own_stages``) and the driver does not wrap step and eval_chunk in
     # jax.jit again (which would inline both stages and compile them whole, as before).
     @jax.jit
-    def draw(params, mc, occ_prev, key):
+    def draw(params, mc, occ_prev, key) -> Draw:
         occ, idx, mc, acc, acceptances = sample(params, mc, occ_prev, key)
         logp, en, per_sample = observables(params, occ, idx, mc.walkers)
-        return occ, idx, mc, acc, acceptances, logp, en, per_sample
+        return Draw(occ, idx, mc, acc, acceptances, logp, en, per_sample)
 
     # the keys that reach ``draw`` are replicated on the mesh, from the step as from the
     # evaluation (an uncommitted key would be a different input type and compile it again)
@@ -278,17 +298,17 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         return key, k_occ
 
     @jax.jit
-    def update(state, key, drawn):
+    def update(state, key, d: Draw):
         params = state["params"]
-        occ, idx, mc, acc, acceptances, logp, en, per_sample = drawn
+        occ, mc, en, per_sample = d.occ, d.mc, d.energies, d.per_sample
         xs = mc.walkers
         # f = T ln p + E_loc serves both gradients (see the module docstring, step 4), clipped
         # around its median: at the optimum it is flat across states, so the window catches
         # outlying samples rather than states of high energy.
-        f = clip_local_energy(T * logp + jnp.real(en["E"]), cfg.clip_width)
+        f = clip_local_energy(T * d.logp + jnp.real(en["E"]), cfg.clip_width)
         e_im = jnp.imag(en["E"])
         o_phi = dm.log_prob_jacobian(params["phi"], occ)
-        o_theta = dm.log_psi_jacobian(params["theta"], xs, idx)
+        o_theta = dm.log_psi_jacobian(params["theta"], xs, d.idx)
         g_phi = score_function_gradient(o_phi, f)
         g_theta = covariance_gradient(o_theta, jax.lax.complex(f, e_im))
         grads = {"phi": g_phi, "theta": g_theta}
@@ -300,30 +320,28 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         params = optax.apply_updates(params, updates)
         metrics = {k: jnp.mean(v) for k, v in per_sample.items()}
         metrics["F_err"] = jnp.std(per_sample["F"]) / jnp.sqrt(B)
-        metrics["acceptance"] = acc
-        metrics.update(acceptances)
+        metrics["acceptance"] = d.acceptance
+        metrics.update(d.acceptances)
         metrics["width"] = mc.width
         new = {"params": params, "opt_state": opt_state, "mc": mc, "occ": occ, "key": key,
                "step": state["step"] + 1}
-        return jax.lax.with_sharding_constraint(new, state_sharding(new)), metrics
+        return pin_state(new), metrics
 
     def step(state: dict) -> tuple[dict, dict]:
         key, k_occ = split_key(state["key"])
         return update(state, key, draw(state["params"], state["mc"], state["occ"], k_occ))
 
     @jax.jit
-    def finish_chunk(state, key, drawn):
+    def finish_chunk(state, key, d: Draw):
         params = state["params"]
-        occ, idx, mc, _, _, logp, _, per_sample = drawn
         # sample() splits ``key`` in four; the fifth key of a split in five is a new stream
         k_fresh = jax.random.split(key, 5)[4]
         fresh = constrain(dm.sample_occupations(params["phi"], k_fresh, B))
-        per_sample = {**per_sample,
-                      "S": per_sample["S"] + (logp - dm.log_prob(params["phi"], fresh)) / n}
+        per_sample = {**d.per_sample,
+                      "S": d.per_sample["S"] + (d.logp - dm.log_prob(params["phi"], fresh)) / n}
         if eval_checks is not None:
-            per_sample.update(eval_checks(params["theta"], mc.walkers))
-        new = {**state, "mc": mc, "occ": occ}
-        return jax.lax.with_sharding_constraint(new, state_sharding(new)), per_sample
+            per_sample.update(eval_checks(params["theta"], d.mc.walkers))
+        return pin_state({**state, "mc": d.mc, "occ": d.occ}), per_sample
 
     def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
         """One batch of the evaluation. F, E, K, V come from the chain; S = −E[ln p_φ(n)]

@@ -1,6 +1,7 @@
 """The engine: the learning-rate decay, the settings taken from a spec, the entropy estimate, the
 sampling stage the step and the evaluation share."""
 
+import logging
 from pathlib import Path
 
 import jax
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import qvfe
 from qvfe.engine import EngineConfig, make_optimizer
 from qvfe.run import build_problem
 from qvfe.spec import QuantumOptim, QuantumSampler, SpecError, load_spec
@@ -86,10 +88,6 @@ def test_a_run_compiles_its_sampling_stage_once_for_the_steps_and_the_evaluation
     a run of two steps and two evaluation chunks compiles it once; a key or state that reached
     it with another sharding or type would compile it again (it did, before the evaluation's key
     was placed like the step's), and so would a driver that wrapped the step in jax.jit."""
-    import logging
-
-    import qvfe
-
     spec = load_spec(SYSTEMS / "electron_gas_2d_n5_rs2_theta0.5_ideal.toml",
                      overrides=["optim.steps=2", "sampler.batch=16", "sampler.burn_in=2",
                                 "eval.samples=32"])
