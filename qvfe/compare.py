@@ -4,7 +4,11 @@ One job: read run directories (``spec.toml`` + ``result.json``), find the refere
 conditions, and report the differences in units of the combined standard error. For the electron
 gas the reference is Brown et al. (2013) RPIMC at matching (rs, Θ, ξ, N) — Θ converted to the T_F
 of the gas's own polarisation, Brown's convention, whatever ``system.theta_reference`` the run
-used — compared on E (and K, V) per electron. F has no finite-N reference in that table; the plot
+used — compared on E per electron, with Δ/σ. K and V are listed beside their K_N and V_N with the
+difference but no Δ/σ: in that table E_N ≠ K_N + V_N, by an amount that depends on rs, Θ and ξ
+(ξ = 1: 17 mRy at rs = 4, 1.3 mRy at rs = 10, a hundred times E_N's error there), so only E_N
+is a reference to test against. Only interacting runs (coupling λ = 1) match a row.
+F has no finite-N reference in that table; the plot
 shows the thermodynamic-limit F = F_ideal + f_xc(GDSMFB) as a line for orientation, labelled so.
 
 Energies are in Hartree per electron in the table, with Rydberg (Brown's unit) alongside.
@@ -45,6 +49,7 @@ class Comparison:
     ref_error: float | None
     ref_label: str
     unit: str = "Ha/e"
+    scored: bool = True              # False: the reference is shown, but not a test (no Δ/σ)
 
     @property
     def difference(self) -> float | None:
@@ -52,8 +57,9 @@ class Comparison:
 
     @property
     def sigma(self) -> float | None:
-        """Difference over the combined standard error (None without a reference error)."""
-        if self.ref_value is None:
+        """Difference over the combined standard error (None without a reference row, or where the
+        reference is not one to test against)."""
+        if self.ref_value is None or not self.scored:
             return None
         combined = math.hypot(self.error, self.ref_error or 0.0)
         return self.difference / combined if combined > 0 else math.inf
@@ -96,7 +102,7 @@ def run_conditions(spec: Spec) -> dict[str, Any]:
     if abs(xi) == 1.0 or xi == 0.0:
         own = heg.theta(T, s.rs, s.dim, polarized=abs(xi) == 1.0)
     return {"rs": s.rs, "theta": own, "xi": xi, "N": n, "dim": s.dim, "T": T,
-            "twist": tuple(s.twist)}
+            "twist": tuple(s.twist), "coupling": s.coupling}
 
 
 def hydrogen_conditions(spec: Spec) -> dict[str, Any]:
@@ -142,7 +148,8 @@ def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, d
 
 
 def _reference_row(table: refs.Table, cond: dict[str, Any], method: str) -> dict | None:
-    if cond["dim"] != 3 or cond["theta"] is None or any(cond["twist"]):
+    if (cond["dim"] != 3 or cond["theta"] is None or any(cond["twist"])
+            or cond["coupling"] != 1.0):
         return None
     rows = refs.match(table, rel=1e-6, method=method, rs=cond["rs"], theta=cond["theta"],
                       xi=int(abs(cond["xi"])), N=cond["N"])
@@ -151,10 +158,11 @@ def _reference_row(table: refs.Table, cond: dict[str, Any], method: str) -> dict
 
 def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
                  method: str = "RPIMC_fixed_node") -> list[Comparison]:
-    """E, K and V of every run against the reference rows at the same conditions.
+    """E, K and V of every run against the reference rows at the same conditions (K and V
+    unscored: see the module docstring).
 
     Runs that are not electron-gas runs raise; runs without a matching row (2D, other N or Θ,
-    a twist) are listed with ``ref_value`` None so that nothing is silently dropped.
+    a twist, λ ≠ 1) are listed with ``ref_value`` None so that nothing is silently dropped.
     """
     name = resolve_reference(ref, _first_kind(run_dirs))
     table = REFERENCE_TABLES[name][1]()
@@ -170,7 +178,8 @@ def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
             out.append(Comparison(
                 run_dir, cond, key, est.mean, est.error,
                 None if row is None else row[key], None if row is None else row[f"{key}_err"],
-                f"{name} {method}" if row is not None else "no reference row"))
+                f"{name} {method}" if row is not None else "no reference row",
+                scored=key == "E"))
     return out
 
 
@@ -187,7 +196,7 @@ def _hydrogen_row(table: refs.Table, cond: dict[str, Any]) -> dict | None:
         rows = refs.match(refs.load_hydrogen_molecules(), rel=1e-9, n_protons=cond["N"],
                           R_bohr=cond["R"])
         return {"E": rows[0]["E"] / cond["N"], "label": "exact"} if rows else None
-    if cond["clamped"]:
+    if cond["clamped"] or cond["coupling"] != 1.0:
         return None
     rows = refs.match(table, rel=1e-6, T_K=cond["T_K"], rs=cond["rs"])
     return {**rows[0], "label": "CEIMC"} if rows else None
@@ -262,7 +271,7 @@ def format_table(comparisons: list[Comparison]) -> str:
         else:
             ref = f"{c.ref_value: .6f} ± {c.ref_error:.6f}"
             diff = f"{1e3 * c.difference:+.3f}"
-            sig = f"{c.sigma:+.1f}"
+            sig = f"{c.sigma:+.1f}" if c.scored else "n/a"
             ry_ref = f"{units.convert(c.ref_value, 'Ha', 'Ry'): .6f}"
         name = Path(c.run_dir).name[-24:]
         lines.append(f"{name:<24} {k['rs']:>5g} {theta:>7} {k['xi']:>3g} {k['N']:>4} {c.key:>3} "
@@ -270,6 +279,9 @@ def format_table(comparisons: list[Comparison]) -> str:
     refs_used = sorted({c.ref_label for c in comparisons if c.ref_value is not None})
     lines.append("Θ = T/T_F of each gas's own polarisation (Brown et al.); Δ = qvfe − reference; "
                  "σ = combined standard error.")
+    if any(c.ref_value is not None and not c.scored for c in comparisons):
+        lines.append("n/a: K and V against K_N, V_N for orientation only: Brown's E_N ≠ K_N + V_N "
+                     "(ξ = 1: by 17 mRy at rs = 4, 1.3 mRy at rs = 10); E_N is the reference.")
     if refs_used:
         lines.append("reference: Brown, Clark, DuBois, Ceperley, PRL 110, 146405 (2013) "
                      f"({', '.join(refs_used)}), finite-N E_N, K_N, V_N")

@@ -47,7 +47,11 @@ def test_difference_and_sigma_against_the_matching_row(tmp_path):
     assert e.ref_value == row["E"] and e.ref_error == row["E_err"]
     assert e.difference == pytest.approx(1e-3, abs=1e-12)
     assert e.sigma == pytest.approx(1e-3 / math.hypot(5e-4, row["E_err"]), rel=1e-9)
-    assert k.sigma == pytest.approx(0.0, abs=1e-9)
+    # K and V are shown with their difference but not scored: Brown's E_N != K_N + V_N
+    assert k.difference == pytest.approx(0.0, abs=1e-12) and k.sigma is None and v.sigma is None
+    assert 2e3 * (row["E"] - row["K"] - row["V"]) == pytest.approx(1.32, abs=0.01)  # mRy
+    table = compare.format_table([e, k, v])
+    assert "n/a" in table and "E_N ≠ K_N + V_N" in table
     # Brown's E_N = -0.104151(127) Ry per electron at rs = 10, Θ = 0.0625 (the number)
     assert 2 * row["E"] == pytest.approx(-0.104151, abs=1e-6)
 
@@ -67,6 +71,13 @@ def test_runs_without_a_reference_row_are_listed_not_dropped(tmp_path):
     (e,) = compare.compare_runs([d2])
     assert e.ref_value is None and e.sigma is None
     assert " - " in compare.format_table([e])
+
+
+def test_a_non_interacting_run_matches_no_interacting_reference(tmp_path):
+    ideal = _polarized_33(tmp_path / "ideal", 10.0, 0.0625, coupling=0.0)
+    assert all(c.ref_value is None and c.sigma is None for c in compare.compare_runs([ideal]))
+    h = _hydrogen_dir(tmp_path / "h_ideal", {"E": (0.5, 0.01)}, coupling=0.0)
+    assert all(c.ref_value is None for c in compare.compare_runs([h]))
 
 
 def test_non_electron_gas_runs_and_unknown_tables_are_refused(tmp_path):
