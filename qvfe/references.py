@@ -191,9 +191,9 @@ def load_brown2013(reduced: bool = False) -> Table:
         citation="Brown, Clark, DuBois, Ceperley, Phys. Rev. Lett. 110, 146405 (2013); "
                  "etano/3DHEG (Zenodo 10.5281/zenodo.13241)",
         unit="Ha", original_unit="Ry", rows=tuple(rows), converted=energy, header=header,
-        notes="Compare finite-N runs to E (= E_N), not E_fsc. E_N != K_N + V_N by a constant "
-              "per rs: trust E_N. RPIMC biased at rs = 1; signful PIMC meaningless at "
-              "theta = 0.0625.",
+        notes="Compare finite-N runs to E (= E_N), not E_fsc. E_N != K_N + V_N by an amount "
+              "that depends on rs, theta and xi: trust E_N. RPIMC biased at rs = 1; signful PIMC "
+              "meaningless at theta = 0.0625.",
         columns=tuple(columns) + tuple(aliases),
     )
 

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(
             "# Classical Coulomb trap E = sum_{i<j} 1/|x_i-x_j| + sum_i |x_i|^2, "
             "labelled particles (no 1/N!), F per particle, error = 1 s.e.m. (statistical only).\n"
+            "# UNITS: the trap's reduced units: energies (F, beta^-1) in the unit of E above, "
+            "lengths in its unit (1/r and |x|^2 equal at |x| = 1), k_B = 1.\n"
             "# TI-coupling-GLk: F = F_harmonic + int_0^1 <V_C>_lambda dlambda, k Gauss-Legendre "
             "nodes in s, lambda = s^3, Metropolis at each node "
             f"({args.walkers} walkers x EFFORT, burn-in {args.burn_in}, "
