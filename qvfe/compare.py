@@ -282,6 +282,13 @@ def format_table(comparisons: list[Comparison]) -> str:
     if any(c.ref_value is not None and not c.scored for c in comparisons):
         lines.append("n/a: K and V against K_N, V_N for orientation only: Brown's E_N ≠ K_N + V_N "
                      "(ξ = 1: by 17 mRy at rs = 4, 1.3 mRy at rs = 10); E_N is the reference.")
+    matched = [c for c in comparisons if c.ref_value is not None]
+    if any("RPIMC" in c.ref_label and c.conditions["rs"] <= 1.0 for c in matched):
+        lines.append("caution: Brown et al.'s RPIMC rows at rs = 1 are biased by their "
+                     "free-particle nodes (their own caveat).")
+    if any("signful" in c.ref_label and c.conditions["theta"] < 0.1 for c in matched):
+        lines.append("caution: signful PIMC at Θ = 0.0625 has an average sign near 0; its "
+                     "numbers there mean little.")
     if refs_used:
         lines.append("reference: Brown, Clark, DuBois, Ceperley, PRL 110, 146405 (2013) "
                      f"({', '.join(refs_used)}), finite-N E_N, K_N, V_N")

@@ -51,7 +51,12 @@ def test_difference_and_sigma_against_the_matching_row(tmp_path):
     assert k.difference == pytest.approx(0.0, abs=1e-12) and k.sigma is None and v.sigma is None
     assert 2e3 * (row["E"] - row["K"] - row["V"]) == pytest.approx(1.32, abs=0.01)  # mRy
     table = compare.format_table([e, k, v])
-    assert "n/a" in table and "E_N ≠ K_N + V_N" in table
+    assert "n/a" in table and "E_N ≠ K_N + V_N" in table and "caution" not in table
+    # the reference rows the source itself cautions against are flagged where they are used
+    biased = _polarized_33(tmp_path / "rs1", 1.0, 0.0625)
+    assert "biased" in compare.format_table(compare.compare_runs([biased]))
+    signful = compare.compare_runs([d], method="PIMC_signful")
+    assert signful[0].ref_value is not None and "sign near 0" in compare.format_table(signful)
     # Brown's E_N = -0.104151(127) Ry per electron at rs = 10, Θ = 0.0625 (the number)
     assert 2 * row["E"] == pytest.approx(-0.104151, abs=1e-6)
 
