@@ -78,14 +78,19 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     bad = SpecError(f"{key} = {value!r} is invalid: must be {want}")
     if t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
+            if not (isinstance(value, float) and value.is_integer()):
                 raise bad
+            if abs(value) > 2**53:  # 1e30 is 1000000000000000019884624838656
+                raise SpecError(f"{key} = {value!r} is invalid: must be {want}, written as an "
+                                "integer above 2^53 (a float there is not the integer meant)")
+            value = int(value)
     elif t == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise bad from None
         if not math.isfinite(value):
             raise bad
     elif t == "bool":
@@ -98,7 +103,12 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise bad
-        value = tuple(float(v) for v in value)
+        try:
+            value = tuple(float(v) for v in value)
+        except OverflowError:  # an integer beyond any float
+            raise bad from None
+        if not all(math.isfinite(v) for v in value):  # nan passes the range checks below
+            raise bad
         if m["length"] is not None and len(value) != m["length"]:
             raise bad
     if m["choices"] is not None and value not in m["choices"]:
@@ -111,6 +121,8 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
             raise bad
     if m["even"] and value % 2:
         raise bad
+    if t == "int" and not -2**63 <= value < 2**63:  # what TOML and the checkpoints hold
+        raise SpecError(f"{key} = {value!r} is invalid: must be {want} below 2^63")
     if m["check"] is not None:
         msg = m["check"](value)
         if msg:
@@ -147,7 +159,8 @@ class IsingSystem:
     kind: str = opt(doc="system kind", choices=("ising",))
     L: int = opt(doc="linear size of the L×L torus", lo=2, hi=64, even=True)
     beta: float = opt(doc="inverse temperature in units of 1/J", lo=0.0, lo_open=True, hi=10.0)
-    J: float = opt(1.0, doc="ferromagnetic coupling (energy unit)", lo=0.0, lo_open=True)
+    J: float = opt(1.0, doc="ferromagnetic coupling (energy unit)", lo=0.0, lo_open=True,
+                   hi=1000.0)
 
 
 @dataclass(frozen=True)
@@ -288,12 +301,17 @@ class QuantumSampler:
                             lo=0.0, lo_open=True)
 
 
+MIN_PERIODIC_RS = 0.01
+"""Smallest Wigner-Seitz radius (bohr) of a periodic box: far denser than any reference (a
+tiny rs overflowed the k-grid's energies or divided by a density of 0)."""
+
+
 @dataclass(frozen=True)
 class ElectronGasSystem:
     kind: str = opt(doc="system kind", choices=("electron_gas",))
     n_up: int = opt(doc="spin-up electrons", lo=0, hi=128)
     n_down: int = opt(doc="spin-down electrons", lo=0, hi=128)
-    rs: float = opt(doc="Wigner-Seitz radius in bohr", lo=0.0, lo_open=True, hi=200.0)
+    rs: float = opt(doc="Wigner-Seitz radius in bohr", lo=MIN_PERIODIC_RS, hi=200.0)
     theta: float = opt(doc="reduced temperature Θ = T/T_F", lo=0.0, lo_open=True, hi=64.0)
     dim: int = opt(3, doc="spatial dimension (2: square box, 3: cubic box)", lo=2, hi=3)
     theta_reference: str = opt("own", doc="which T_F defines Θ: 'own' (the gas's own "
@@ -539,17 +557,28 @@ def load_spec(source: str | Path | Mapping[str, Any],
         raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in source.items()}
     else:
         path = Path(source)
-        if path.is_dir():
-            path = path / "spec.toml"
-        if not path.is_file():
-            raise SpecError(f"spec file {str(source)!r} does not exist")
         try:
-            raw = tomllib.loads(path.read_text())
+            if path.is_dir():
+                path = path / "spec.toml"
+                if not path.is_file():
+                    raise SpecError(f"{str(source)!r} is a directory without spec.toml: not a "
+                                    "spec file or qvfe run directory")
+            if not path.is_file():
+                raise SpecError(f"spec file {str(source)!r} does not exist")
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:  # unreadable, name too long, not UTF-8
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise SpecError(f"spec file {str(path)[:200]!r} cannot be read: {reason}") from None
+        try:
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise SpecError(f"spec file {str(path)!r} is not valid TOML: {e}") from None
     if isinstance(overrides, list):
         overrides = dict(parse_override(o) for o in overrides)
     for key, value in (overrides or {}).items():
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise SpecError(f"{key!r}: the key must be section.key with section one of "
+                            f"{', '.join(SECTIONS)}")
         section, name = key.split(".", 1)
         if section not in SECTIONS:
             raise SpecError(f"{key}: unknown section {section!r} (sections: {', '.join(SECTIONS)})")
@@ -561,10 +590,12 @@ def load_spec(source: str | Path | Mapping[str, Any],
         if s not in SECTIONS:
             raise SpecError(f"[{s}] is not a known section (sections: {', '.join(SECTIONS)})")
     system = raw.get("system", {})
-    kind = system.get("kind") if isinstance(system, Mapping) else None
+    if not isinstance(system, Mapping):
+        raise SpecError(f"[system] must be a table of keys, got {system!r}")
+    kind = system.get("kind")
     if kind is None:
         raise SpecError("system.kind is required: one of " + ", ".join(repr(k) for k in KINDS))
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or table is not hashable
         if kind in PLANNED_KINDS:
             raise SpecError(f"system.kind = {kind!r} is not available in this version "
                             f"(available: {', '.join(KINDS)})")
@@ -581,6 +612,10 @@ def load_spec(source: str | Path | Mapping[str, Any],
 
 def _check_consistency(spec: Spec) -> None:
     """Cross-key rules that a single key's range cannot express."""
+    if not spec.run.x64 and spec.run.seed >= 2**32:
+        raise SpecError(f"run.seed = {spec.run.seed} is invalid with run.x64 = false: must be "
+                        "< 2^32 = 4294967296 (a 32-bit key drops the higher bits, so seed + 2^32 "
+                        "would repeat the run of seed)")
     if spec.kind == "quantum_dot":
         if spec.system.n_up + spec.system.n_down < 1:
             raise SpecError("system.n_up + system.n_down must be ≥ 1 (got 0 electrons)")
@@ -679,9 +714,9 @@ def _check_hydrogen(spec: Spec) -> None:
         raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) or "
                         f"≥ {n_max}, the larger spin population")
     if s.boundary == "periodic":
-        if s.rs <= 0:
-            raise SpecError(f"system.rs = {s.rs} is invalid: must be > 0 for "
-                            "system.boundary = 'periodic'")
+        if s.rs < MIN_PERIODIC_RS:  # 0, the isolated default, included
+            raise SpecError(f"system.rs = {s.rs:g} is invalid: must be in [{MIN_PERIODIC_RS}, "
+                            "100.0] for system.boundary = 'periodic'")
         if s.proton_positions and s.proton_lattice:
             raise SpecError("system.proton_positions and system.proton_lattice are invalid "
                             "together: give at most one (clamped protons)")

@@ -47,7 +47,7 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     ({"system": {"L": 4}}, None, "system.kind is required"),
     ({"system": {"kind": "spin_glass"}}, None, "system.kind = 'spin_glass' is invalid"),
     ({"system": {"kind": "hydrogen"}}, None, "system.n_protons is required"),
-    (H_PERIODIC, {"system.rs": 0.0}, "system.rs = 0.0 is invalid: must be > 0 for "
+    (H_PERIODIC, {"system.rs": 0.0}, "system.rs = 0 is invalid: must be in [0.01, 100.0] for "
      "system.boundary = 'periodic'"),
     (HEG, {"model.opposite_spin_layers": 1}, "model.opposite_spin_layers = 1 is invalid here "
      "(system.kind = 'electron_gas', n_up = 3, n_down = 0): must be 0 unless the box is periodic "
@@ -131,6 +131,32 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (HEG, {"model.backflow_strength": 0.5}, "model.backflow_strength = 0.5 is invalid: must be"),
     (H_PERIODIC, {"model.backflow_strength": 4.0}, "model.backflow_strength = 4 is invalid for "
      "hydrogen: must be 1"),
+    # a list or table for system.kind is unhashable: once a TypeError traceback
+    (ISING, {"system.kind": [1]}, "system.kind = [1] is invalid: must be one of 'ising'"),
+    (ISING, {"system.kind": {"a": 1}}, "system.kind = {'a': 1} is invalid: must be one of"),
+    ({"system": "ising"}, None, "[system] must be a table of keys, got 'ising'"),
+    # nan in a list passed the range checks (a nan twist ran out of memory building the k-grid)
+    (HEG, {"system.twist": [float("nan"), 0.1, 0.1]}, "system.twist = [nan, 0.1, 0.1] is invalid: "
+     "must be a list of numbers in [-0.5, 0.5]"),
+    (H_ISOLATED, {"system.proton_positions": [0, 0, -0.7, 0, 0, float("nan")]},
+     "system.proton_positions = [0, 0, -0.7, 0, 0, nan] is invalid: must be a list of numbers"),
+    (HEG, {"system.twist": [10**400, 0, 0]}, "is invalid: must be a list of numbers in [-0.5"),
+    (ISING, {"system.beta": 10**400}, "is invalid: must be a number in (0.0, 10.0]"),
+    # 1e30 steps became int(1e30) = 1000000000000000019884624838656 and ran forever
+    (ISING, {"optim.steps": 1e30}, "optim.steps = 1e+30 is invalid: must be an integer ≥ 0, "
+     "written as an integer above 2^53"),
+    (ISING, {"optim.steps": 2**63}, "optim.steps = 9223372036854775808 is invalid: must be an "
+     "integer ≥ 0 below 2^63"),
+    # J = 1e308 overflowed the energies to nan at step 1
+    (ISING, {"system.J": 1e308}, "system.J = 1e+308 is invalid: must be a number in (0.0, 1000.0]"),
+    # rs = 1e-300 divided by a density of 0 in the problem builder (a traceback)
+    (HEG, {"system.rs": 1e-300}, "system.rs = 1e-300 is invalid: must be a number in [0.01, 200.0]"),
+    (H_PERIODIC, {"system.rs": 1e-300}, "system.rs = 1e-300 is invalid: must be in [0.01, 100.0] "
+     "for system.boundary = 'periodic'"),
+    # a 32-bit key keeps the low 32 bits of the seed: seed + 2^32 repeated the run of seed
+    (ISING, {"run.x64": False, "run.seed": 2**32}, "run.seed = 4294967296 is invalid with "
+     "run.x64 = false: must be < 2^32"),
+    (ISING, {"steps": 3}, "'steps': the key must be section.key with section one of system"),
 ])
 def test_bad_input_names_the_key(raw, overrides, needle):
     assert needle in _err(raw, overrides)
@@ -146,6 +172,26 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[system\nkind=")
     assert "is not valid TOML" in _err(bad)
+
+
+def test_unreadable_spec_files(tmp_path):
+    assert "is a directory without spec.toml" in _err(tmp_path)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xd9\xff[system]")
+    assert "cannot be read: 'utf-8' codec can't decode" in _err(binary)
+    assert "cannot be read: File name too long" in _err(tmp_path / ("a" * 5000))
+    table_array = tmp_path / "arr.toml"
+    table_array.write_text('[[system]]\nkind = "ising"\n')
+    assert "[system] must be a table of keys, got [{'kind': 'ising'}]" in _err(table_array)
+
+
+def test_integers_and_seeds_within_range():
+    spec = load_spec(ISING, {"optim.steps": 1e3, "run.seed": 2**32})
+    assert spec.optim.steps == 1000 and isinstance(spec.optim.steps, int)
+    assert spec.run.seed == 2**32  # float64 keys hold 64-bit seeds
+    assert load_spec(ISING, {"run.x64": False, "run.seed": 2**32 - 1}).run.seed == 2**32 - 1
+    assert load_spec(HEG, {"system.rs": 0.01}).system.rs == 0.01
+    assert load_spec(H_PERIODIC, {"system.rs": 0.01}).system.rs == 0.01
 
 
 def test_overrides_parse_toml_values():
