@@ -31,13 +31,14 @@ from qvfe.physics import units
 from qvfe.problem import Estimate, Problem
 from qvfe.progress import Progress
 from qvfe.spec import KINDS, Spec, SpecError, load_spec
-from qvfe.stats import BATCH_ESTIMATOR_CHAINS, summarize_chunks
+from qvfe.stats import WALKER_MEANS_MIN_CHAINS, summarize_chunks
 
 
-# Gelman-Rubin's customary bound. It matters for the error bars only when they come from blocks
-# within each walker's chain (fewer than stats.BATCH_ESTIMATOR_CHAINS walkers): with more, they
-# are the spread of the walkers' means, which holds their disagreement, and split-R_hat is then
-# the autocorrelation time restated (stationary chains of 64 chunks with tau = 10 give 1.19).
+# Gelman-Rubin's customary bound. It matters for the error bars only when they come from the
+# autocorrelation within each walker's chain (fewer than stats.WALKER_MEANS_MIN_CHAINS walkers):
+# with more, they are the spread of the walkers' means, which holds their disagreement, and
+# split-R_hat is then the autocorrelation time restated (stationary chains of 64 chunks with
+# tau = 10 give 1.3).
 R_HAT_WARNING = 1.1
 # |drift_z| above this: the evaluation's halves differ beyond chance (two-sided p ~ 0.001 for
 # 32 walkers), a bias no error bar holds
@@ -120,11 +121,12 @@ class Result:
                          f"{also}{extra}")
         unmixed = [k for k, v in self.observables.items()
                    if v.extra.get("R_hat", 1.0) > R_HAT_WARNING
-                   and v.extra.get("chains", 0) < BATCH_ESTIMATOR_CHAINS]
+                   and v.extra.get("chains", 0) < WALKER_MEANS_MIN_CHAINS]
         if unmixed:
             lines.append(f"  note: R_hat > {R_HAT_WARNING} for {', '.join(unmixed)}: with fewer "
-                         f"than {BATCH_ESTIMATOR_CHAINS} walkers the error bars come from blocks "
-                         "of each walker's chain, which had not mixed, so they may be too small; "
+                         f"than {WALKER_MEANS_MIN_CHAINS} walkers the error bars come from the "
+                         "autocorrelation of each walker's chain, which had not mixed, so they "
+                         "may be too small; "
                          "evaluate more samples or raise sampler.mcmc_sweeps or sampler.batch")
         drifting = [f"{k} ({v.extra['drift']:+.1f})" for k, v in self.observables.items()
                     if abs(v.extra.get("drift", 0.0)) > DRIFT_WARNING]
