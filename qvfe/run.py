@@ -181,6 +181,8 @@ class _StopFlag:
 
 def _prepare_dir(spec: Spec, out: Path, overwrite: bool) -> None:
     spec_file = out / "spec.toml"
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out}: is a file, not a directory")
     if out.exists() and overwrite:
         shutil.rmtree(out)
     if spec_file.exists():
@@ -239,19 +241,22 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, *, overwrite: bo
             out = p
         spec = load_spec(p)
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        _prepare_dir(spec, out_dir, overwrite)
     with jax.enable_x64(spec.run.x64):
-        return _run(spec, out_dir, progress, eval_samples, heartbeat or _no_heartbeat)
+        # the builder's own checks (levels against particles, Θ against the k-list, ...) come
+        # before the run directory is written, so a corrected spec can take the same --out
+        problem = build_problem(spec)
+        if out_dir is not None:
+            _prepare_dir(spec, out_dir, overwrite)
+        return _run(problem, spec, out_dir, progress, eval_samples,
+                    heartbeat or _no_heartbeat)
 
 
 def _no_heartbeat() -> None:
     pass
 
 
-def _run(spec: Spec, out: Path | None, progress: bool | None, eval_samples: int | None,
-         heartbeat: Callable[[], None]) -> Result:
-    problem = build_problem(spec)
+def _run(problem: Problem, spec: Spec, out: Path | None, progress: bool | None,
+         eval_samples: int | None, heartbeat: Callable[[], None]) -> Result:
     root = jax.random.PRNGKey(spec.run.seed)
     init_key, eval_key = jax.random.split(root)
     state = problem.init(init_key)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,3 +286,16 @@ def test_interrupted_evaluation_resumes_to_the_same_numbers(tmp_path):
     assert not progress.exists() and again.n_samples == 2048
     for k, est in ref.observables.items():
         assert (again.observables[k].mean, again.observables[k].error) == (est.mean, est.error), k
+
+
+def test_a_spec_the_builder_refuses_writes_no_run_directory(tmp_path):
+    """The problem builder's checks run before the run directory is written, so the same --out
+    takes the corrected spec (it once kept the refused spec.toml and asked for --overwrite)."""
+    systems = Path(__file__).resolve().parents[1] / "systems"
+    hot = qvfe.load_spec(systems / "quantum_dot_n2_d2_T0.5.toml", overrides={"system.T": 100.0})
+    with pytest.raises(qvfe.SpecError, match="system.T = 100.0 needs"):
+        qvfe.run(hot, out=tmp_path / "dot", progress=False)
+    assert not (tmp_path / "dot").exists()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(qvfe.SpecError, match="is a file, not a directory"):
+        qvfe.run(_spec(tmp_path, steps=1), out=tmp_path / "a_file", progress=False)
