@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         except RunInterrupted as e:
             print(f"qvfe: {e}", file=sys.stderr)
             return 130
+        except FloatingPointError as e:  # the driver's non-finite check, before any checkpoint
+            print(f"qvfe: error: the run diverged: {e} (its checkpoints stop before that step)",
+                  file=sys.stderr)
+            return 1
         print(result.table())
         print(f"wrote {out / 'result.json'}")
         return 0

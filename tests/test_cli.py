@@ -61,3 +61,18 @@ def test_existing_non_run_directory_is_refused(tmp_path, capsys):
     (tmp_path / "o" / "something").write_text("x")
     assert main(["run", "--out", str(tmp_path / "o")]) == 2
     assert "not a qvfe run directory" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """The driver stops at the first step with non-finite metrics (before its checkpoint); the
+    command says so in one line instead of a traceback."""
+    def diverging(*args, **kwargs):
+        raise FloatingPointError("step 3: non-finite metrics {'F': nan}; lower optim.lr or "
+                                 "check the spec")
+
+    monkeypatch.setattr(sys.modules["qvfe.run"], "run", diverging)  # qvfe.run is the function
+    assert main(["run", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        "qvfe: error: the run diverged: step 3: non-finite metrics")
