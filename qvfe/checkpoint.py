@@ -88,6 +88,8 @@ def save(directory: Path, step: int, state: Any, keep: int = 3) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(d, step)
+    for stale in d.glob("*.tmp"):  # of a write killed before its rename: never read
+        stale.unlink(missing_ok=True)
     tmp = path.with_suffix(".tmp")
     blob = encode(step, state)
     with open(tmp, "wb") as fh:

@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             except RunInterrupted as e:
                 print(f"qvfe: {e}", file=sys.stderr)
                 return 130
+            except KeyboardInterrupt:
+                return _stopped_at_once(f"qvfe eval {args.rundir}")
             print(result.table())
             print(f"wrote {Path(args.rundir) / 'result.json'}")
             return 0
@@ -196,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             out = Path("runs") / (Path(args.spec).stem if args.spec else "default")
         print(f"qvfe: {spec.kind} run in {out}", file=sys.stderr)
+        from qvfe.checkpoint import list_checkpoints
+
+        saved = list_checkpoints(out / "checkpoints") if not args.overwrite else []
+        if saved:
+            print(f"qvfe: resuming from the checkpoint of step {saved[0][0]}", file=sys.stderr)
         try:
             with _watchdog(args, out) as dog:
                 result = run(spec, out, overwrite=args.overwrite,
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         except RunInterrupted as e:
             print(f"qvfe: {e}", file=sys.stderr)
             return 130
+        except KeyboardInterrupt:
+            return _stopped_at_once(f"qvfe run {out}")
         except FloatingPointError as e:  # the driver's non-finite check, before any checkpoint
             print(f"qvfe: error: the run diverged: {e} (its checkpoints stop before that step)",
                   file=sys.stderr)
@@ -214,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, CheckpointError) as e:
         print(f"qvfe: error: {e}", file=sys.stderr)
         return 2
+
+
+def _stopped_at_once(resume: str) -> int:
+    """A second SIGINT/SIGTERM (or Ctrl-C outside the driver's handlers) stops without the
+    checkpoint of the current step; the checkpoints written so far are complete (atomic)."""
+    print(f"qvfe: stopped at once by a second signal; the newest checkpoint is intact, resume "
+          f"with `{resume}`", file=sys.stderr)
+    return 130
 
 
 def entry() -> None:  # pragma: no cover

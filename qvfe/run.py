@@ -8,7 +8,6 @@ numbers as one that was never interrupted.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import math
@@ -179,6 +178,19 @@ class _StopFlag:
             signal.signal(s, h)
 
 
+# Keys a run directory's spec may change on resume: how long to train, how many samples to
+# evaluate, and the bookkeeping of checkpoints and logs; any other change would mix two models.
+RESUMABLE_CHANGES = ("optim.steps", "eval.samples", "run.checkpoint_every",
+                     "run.keep_checkpoints", "run.log_every", "run.print_every")
+
+
+def _spec_changes(old: Spec, new: Spec) -> dict[str, tuple[Any, Any]]:
+    """{"section.key": (old, new)} for every key that differs."""
+    a, b = old.to_dict(), new.to_dict()
+    return {f"{s}.{k}": (a[s].get(k), b[s].get(k)) for s in a
+            for k in sorted(set(a[s]) | set(b[s])) if a[s].get(k) != b[s].get(k)}
+
+
 def _prepare_dir(spec: Spec, out: Path, overwrite: bool) -> None:
     spec_file = out / "spec.toml"
     if out.exists() and not out.is_dir():
@@ -186,12 +198,19 @@ def _prepare_dir(spec: Spec, out: Path, overwrite: bool) -> None:
     if out.exists() and overwrite:
         shutil.rmtree(out)
     if spec_file.exists():
-        old = load_spec(spec_file)
-        if dataclasses.replace(old, optim=dataclasses.replace(old.optim, steps=0),
-                               eval=old.eval) != dataclasses.replace(
-                spec, optim=dataclasses.replace(spec.optim, steps=0), eval=old.eval):
-            raise SpecError(f"{out} already holds a run of a different spec; resume it with "
-                            f"`qvfe run {out}`, or pass overwrite=True / --overwrite")
+        changed = {k: v for k, v in _spec_changes(load_spec(spec_file), spec).items()
+                   if k not in RESUMABLE_CHANGES}
+        if changed:
+            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in
+                             ((k, *v) for k, v in changed.items()))
+            raise SpecError(f"{out} holds a run of another spec ({diff}): a run directory "
+                            f"resumes with only {', '.join(RESUMABLE_CHANGES)} changed; start "
+                            "afresh with --overwrite (library: overwrite=True) or another --out")
+        saved = checkpoint.list_checkpoints(out / "checkpoints")
+        if saved and spec.optim.steps < saved[0][0]:
+            raise SpecError(f"optim.steps = {spec.optim.steps} is invalid for {out}: its newest "
+                            f"checkpoint is of step {saved[0][0]}, so it must be ≥ "
+                            f"{saved[0][0]} (a run is extended, never cut back)")
     elif out.exists() and any(out.iterdir()):
         raise SpecError(f"--out {out}: the directory exists and is not a qvfe run directory")
     out.mkdir(parents=True, exist_ok=True)
@@ -269,6 +288,12 @@ def _run(problem: Problem, spec: Spec, out: Path | None, progress: bool | None,
         rows = _read_log(out / "log.jsonl", step0)
         wall0 = rows[-1]["wall_s"] if rows else 0.0
         _write_lines(out / "log.jsonl", rows)
+    steps = spec.optim.steps
+    n = eval_samples if eval_samples is not None else spec.eval.samples
+    if out is not None and step0 == steps:
+        finished = _finished_result(out, steps, n, problem.eval_batch)
+        if finished is not None:
+            return finished
     state, step_fn, prepare_fn, _ = _compiled(problem, state)
     if restored is None and prepare_fn is not None:
         # prepare may be minutes of work (hydrogen's proton pre-fit): a signal meanwhile lets it
@@ -281,7 +306,6 @@ def _run(problem: Problem, spec: Spec, out: Path | None, progress: bool | None,
             raise RunInterrupted(
                 f"stopped by signal {stop.signum} while preparing"
                 + (f"; prepared state checkpointed, resume with `qvfe run {out}`" if out else ""))
-    steps = spec.optim.steps
     bar = Progress(total=steps, start=step0, objective=problem.objective,
                    unit=f"{problem.units}/{problem.per}", enabled=progress,
                    print_every=spec.run.print_every)
@@ -317,15 +341,39 @@ def _run(problem: Problem, spec: Spec, out: Path | None, progress: bool | None,
             log_fh.close()
     train_wall = wall0 + time.perf_counter() - t0
     t_eval = time.perf_counter()
-    n = eval_samples if eval_samples is not None else spec.eval.samples
-    observables, n_done = _evaluate_checkpointed(
+    observables, n_done, progress_dir = _evaluate_checkpointed(
         problem, state, eval_key, n, heartbeat, ckpt_dir, step, spec.run.checkpoint_every,
         resume=f"qvfe run {out}" if out is not None else None)
     result = _result(problem, observables, n_done, step, spec.run.seed,
                      train_wall + time.perf_counter() - t_eval, out)
     if out is not None:
-        write_result(out, result)
+        _finish(out, result, progress_dir)
     return result
+
+
+def _finished_result(out: Path, steps: int, n_samples: int, eval_batch: int) -> Result | None:
+    """The stored result of a run directory that is already done (trained ``steps`` steps and
+    evaluated ``n_samples``, rounded up to whole chunks, with no evaluation in progress), so
+    that running it again does no work; None otherwise."""
+    path = out / "result.json"
+    if not path.is_file() or any((out / "checkpoints").glob("evaluation_after_step_*")):
+        return None
+    try:
+        stored = Result.from_json(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: evaluate again
+    chunks = max(1, math.ceil(n_samples / eval_batch))
+    if stored.steps != steps or stored.n_samples != chunks * eval_batch:
+        return None
+    return stored
+
+
+def _finish(out: Path, result: Result, progress_dir: Path | None) -> None:
+    """Write result.json, and only then drop the evaluation's progress (a kill in between
+    keeps it, and the next run finishes the evaluation from there)."""
+    write_result(out, result)
+    if progress_dir is not None:
+        shutil.rmtree(progress_dir, ignore_errors=True)
 
 
 def _compiled(problem: Problem, state: Any):
@@ -349,8 +397,8 @@ def _compiled(problem: Problem, state: Any):
 
 def evaluate_state(problem: Problem, state: Any, key: jax.Array, n_samples: int,
                    heartbeat: Callable[[], None] = _no_heartbeat,
-                   progress_dir: Path | None = None, save_every: int = 100
-                   ) -> tuple[dict[str, Estimate], int]:
+                   progress_dir: Path | None = None, save_every: int = 100,
+                   keep_progress: bool = False) -> tuple[dict[str, Estimate], int]:
     """Frozen-parameter estimates from ``ceil(n_samples / eval_batch)`` chunks of samples.
 
     Chunk i draws with ``fold_in(key, i)`` from the chain left by chunk i - 1, so the chunks of a
@@ -358,7 +406,8 @@ def evaluate_state(problem: Problem, state: Any, key: jax.Array, n_samples: int,
     samples so far are checkpointed there every ``save_every`` chunks and when SIGINT or SIGTERM
     arrives (which then stops the evaluation with :class:`RunInterrupted`); a later call with the
     same directory and state continues from its newest checkpoint and ends with the numbers of
-    an uninterrupted evaluation, and a finished evaluation removes the directory.
+    an uninterrupted evaluation, and a finished evaluation removes the directory (unless
+    ``keep_progress``: the caller removes it once the result is safely written).
     """
     n_chunks = max(1, math.ceil(n_samples / problem.eval_batch))
     done, stacked = 0, {}
@@ -386,7 +435,7 @@ def evaluate_state(problem: Problem, state: Any, key: jax.Array, n_samples: int,
                     f"stopped by signal {stop.signum} during the evaluation, after {i + 1} of "
                     f"{n_chunks} chunks" + ("; its progress is checkpointed"
                                             if progress_dir is not None else ""))
-    if progress_dir is not None:
+    if progress_dir is not None and not keep_progress:
         shutil.rmtree(progress_dir, ignore_errors=True)
     arrays = {k: np.stack(v[:n_chunks]) for k, v in stacked.items()}
     summarize = problem.summarize or summarize_chunks
@@ -418,9 +467,10 @@ def _restore_evaluation(problem: Problem, state: Any, key: jax.Array, progress_d
 def _evaluate_checkpointed(problem: Problem, state: Any, key: jax.Array, n_samples: int,
                            heartbeat: Callable[[], None], ckpt_dir: Path | None, step: int,
                            save_every: int, resume: str | None
-                           ) -> tuple[dict[str, Estimate], int]:
+                           ) -> tuple[dict[str, Estimate], int, Path | None]:
     """:func:`evaluate_state` of a run directory's checkpoint after training step ``step``: its
-    progress kept in ``ckpt_dir`` (none without one), an interruption naming ``resume``."""
+    progress kept in ``ckpt_dir`` (none without one), an interruption naming ``resume``; also
+    returns the progress directory, for the caller to remove once the result is written."""
     progress_dir = None
     if ckpt_dir is not None:
         progress_dir = ckpt_dir / f"evaluation_after_step_{step:09d}"
@@ -428,8 +478,10 @@ def _evaluate_checkpointed(problem: Problem, state: Any, key: jax.Array, n_sampl
             if old != progress_dir:
                 shutil.rmtree(old, ignore_errors=True)
     try:
-        return evaluate_state(problem, state, key, n_samples, heartbeat,
-                              progress_dir=progress_dir, save_every=save_every)
+        observables, n_done = evaluate_state(problem, state, key, n_samples, heartbeat,
+                                             progress_dir=progress_dir, save_every=save_every,
+                                             keep_progress=True)
+        return observables, n_done, progress_dir
     except RunInterrupted as e:
         raise RunInterrupted(f"{e}" + (f", resume with `{resume}`" if resume else "")) from None
 
@@ -464,13 +516,14 @@ def evaluate(run_dir: str | Path, samples: int | None = None,
             raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
         step, state = restored
         n = samples if samples is not None else spec.eval.samples
-        observables, n_done = _evaluate_checkpointed(
+        observables, n_done, progress_dir = _evaluate_checkpointed(
             problem, state, eval_key, n, heartbeat or _no_heartbeat, out / "checkpoints", step,
-            spec.run.checkpoint_every, resume=f"qvfe eval {out}")
+            spec.run.checkpoint_every,
+            resume=f"qvfe eval {out}" + (f" --samples {samples}" if samples is not None else ""))
         rows = _read_log(out / "log.jsonl", step)
         wall = (rows[-1]["wall_s"] if rows else 0.0) + time.perf_counter() - t0
         result = _result(problem, observables, n_done, step, spec.run.seed, wall, out)
-        write_result(out, result)
+        _finish(out, result, progress_dir)
         return result
 
 

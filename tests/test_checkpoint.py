@@ -79,3 +79,12 @@ def test_wrong_shape_is_rejected(tmp_path):
 def test_no_pickle_in_payload(tmp_path):
     p = checkpoint.save(tmp_path, 1, _state(0))
     assert b"pickle" not in p.read_bytes() and p.read_bytes().startswith(checkpoint.MAGIC)
+
+
+def test_a_save_removes_the_temporary_file_of_a_write_killed_before_its_rename(tmp_path):
+    state = {"w": np.arange(3.0)}
+    checkpoint.save(tmp_path, 10, state)
+    (tmp_path / "step_000000013.tmp").write_bytes(b"half a checkpoint")  # killed mid-write
+    checkpoint.save(tmp_path, 20, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000010.ckpt",
+                                                          "step_000000020.ckpt"]

@@ -76,3 +76,22 @@ def test_a_diverged_run_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(
         "qvfe: error: the run diverged: step 3: non-finite metrics")
+
+
+def test_a_resume_names_its_step_and_a_second_signal_is_one_line_exit_130(tmp_path, capsys,
+                                                                          monkeypatch):
+    """A second SIGINT/SIGTERM raises KeyboardInterrupt out of the driver's handler: the command
+    says the checkpoints so far are intact and how to resume, instead of a traceback."""
+    (tmp_path / "o" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "o" / "checkpoints" / "step_000000007.ckpt").write_bytes(b"")
+
+    def second_signal(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["qvfe.run"], "run", second_signal)
+    assert main(["run", "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert "resuming from the checkpoint of step 7" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "qvfe: stopped at once by a second signal; the newest checkpoint is intact, resume with "
+        f"`qvfe run {tmp_path / 'o'}`")

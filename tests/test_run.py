@@ -1,5 +1,7 @@
 """The driver: run directories, exact resume after SIGKILL, SIGTERM checkpoints, evaluation."""
 
+import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -13,6 +15,8 @@ import pytest
 
 import qvfe
 from qvfe import checkpoint
+
+run_module = importlib.import_module("qvfe.run")  # the module, not the function qvfe.run
 
 SPEC = """
 [system]
@@ -71,16 +75,56 @@ def test_run_directory_contents(tmp_path):
     assert f["mean"] >= f_is["mean"] - 3 * (f["error"] + f_is["error"])
 
 
-def test_same_spec_resumes_and_different_spec_is_refused(tmp_path):
+def test_same_spec_resumes_and_different_spec_is_refused(tmp_path, monkeypatch):
     spec = qvfe.load_spec(_spec(tmp_path, steps=10))
-    qvfe.run(spec, out=tmp_path / "r", progress=False)
-    again = qvfe.run(spec, out=tmp_path / "r", progress=False)  # finished: no step re-run
-    assert again.steps == 10
-    with pytest.raises(qvfe.SpecError, match="different spec"):
+    first = qvfe.run(spec, out=tmp_path / "r", progress=False)
+    real_build = run_module.build_problem
+
+    def no_work(spec_):  # a finished run directory: neither a step nor an evaluation chunk
+        def refuse(*args):
+            raise AssertionError("a finished run computed again")
+        return dataclasses.replace(real_build(spec_), step=refuse, eval_chunk=refuse)
+
+    monkeypatch.setattr(run_module, "build_problem", no_work)
+    stored = (tmp_path / "r" / "result.json").read_text()
+    again = qvfe.run(spec, out=tmp_path / "r", progress=False)
+    assert again.steps == 10 and (tmp_path / "r" / "result.json").read_text() == stored
+    assert (again.observables["F"].mean, again.observables["F"].error) == \
+        (first.observables["F"].mean, first.observables["F"].error)
+    # bookkeeping may change on resume; the model may not, and the message names what differs
+    qvfe.run(spec.replace(**{"run.print_every": 1}), out=tmp_path / "r", progress=False)
+    monkeypatch.setattr(run_module, "build_problem", real_build)
+    with pytest.raises(qvfe.SpecError, match=r"another spec \(system.beta: 1.0 -> 2.0\)"):
         qvfe.run(spec.replace(**{"system.beta": 2.0}), out=tmp_path / "r")
+    with pytest.raises(qvfe.SpecError, match="optim.steps = 5 is invalid for .*step 10"):
+        qvfe.run(spec.replace(**{"optim.steps": 5}), out=tmp_path / "r")
+    assert qvfe.load_spec(tmp_path / "r").optim.steps == 10  # the refused spec was not written
     longer = qvfe.run(spec.replace(**{"optim.steps": 15}), out=tmp_path / "r", progress=False)
     assert longer.steps == 15
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints")][0] == 15
+
+
+def test_the_evaluation_progress_outlives_a_kill_before_the_result_is_written(tmp_path,
+                                                                              monkeypatch):
+    """The evaluation's progress is removed only once result.json is written: a kill between
+    the two (here an error in the writer) leaves it, and the next run finishes from it."""
+    spec = qvfe.load_spec(_spec(tmp_path, steps=5, every=10))  # 32 chunks, progress every 10
+    ref = qvfe.run(spec, out=tmp_path / "ref", progress=False)
+
+    def killed(*args):
+        raise RuntimeError("killed before result.json")
+
+    monkeypatch.setattr(run_module, "write_result", killed)
+    with pytest.raises(RuntimeError, match="killed before"):
+        qvfe.run(spec, out=tmp_path / "r", progress=False)
+    progress = tmp_path / "r" / "checkpoints" / "evaluation_after_step_000000005"
+    assert [c for c, _ in checkpoint.list_checkpoints(progress)] == [30, 20]
+    monkeypatch.undo()
+    resumed = qvfe.run(spec, out=tmp_path / "r", progress=False)
+    assert not progress.exists()
+    for k, est in ref.observables.items():
+        assert (resumed.observables[k].mean, resumed.observables[k].error) == \
+            (est.mean, est.error), k
 
 
 def _kill_after_checkpoint(spec, out, at_least):
@@ -174,8 +218,6 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path, monkeyp
     a run killed before its first checkpoint keeps it: resumed from step 0 it gives the very
     numbers of the uninterrupted run (preparing again would draw new walkers); so does one stopped
     by SIGTERM while preparing."""
-    import dataclasses
-    import importlib
     import shutil
     import threading
 
@@ -205,7 +247,6 @@ def test_prepared_state_is_checkpointed_and_not_prepared_again(tmp_path, monkeyp
     # surely arrives while preparing.
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers need the main thread (pytest and xdist workers run tests there)
-    run_module = importlib.import_module("qvfe.run")  # the module, not the function qvfe.run
     real_build = run_module.build_problem
 
     def signalling_build(spec):
@@ -276,7 +317,8 @@ def test_interrupted_evaluation_resumes_to_the_same_numbers(tmp_path):
             (est.mean, est.error), k
 
     # 4096 samples stopped after 40 chunks, then asked for 2048: the first 32 chunks of those 40
-    with pytest.raises(qvfe.RunInterrupted, match=r"after 40 of 64 chunks.*qvfe eval"):
+    with pytest.raises(qvfe.RunInterrupted,
+                       match=r"after 40 of 64 chunks.*`qvfe eval \S+ --samples 4096`"):
         qvfe.evaluate(run_dir, samples=4096, heartbeat=terminate_at(40))
     found = checkpoint.list_checkpoints(progress)
     assert [c for c, _ in found] == [40, 30]
