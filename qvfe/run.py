@@ -282,7 +282,11 @@ def _run(problem: Problem, spec: Spec, out: Path | None, progress: bool | None,
     step0, wall0, rows, restored = 0, 0.0, [], None
     ckpt_dir = out / "checkpoints" if out is not None else None
     if ckpt_dir is not None:
-        restored = checkpoint.restore_latest(ckpt_dir, state)
+        try:
+            restored = checkpoint.restore_latest(ckpt_dir, state)
+        except checkpoint.CheckpointError as e:
+            raise checkpoint.CheckpointError(
+                f"{e}; start the run afresh with --overwrite (library: overwrite=True)") from None
         if restored is not None:
             step0, state = restored
         rows = _read_log(out / "log.jsonl", step0)

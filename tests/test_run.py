@@ -341,3 +341,13 @@ def test_a_spec_the_builder_refuses_writes_no_run_directory(tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(qvfe.SpecError, match="is a file, not a directory"):
         qvfe.run(_spec(tmp_path, steps=1), out=tmp_path / "a_file", progress=False)
+
+
+def test_a_run_whose_checkpoints_are_all_damaged_says_how_to_start_afresh(tmp_path):
+    spec = qvfe.load_spec(_spec(tmp_path, steps=5, every=10))
+    qvfe.run(spec, out=tmp_path / "r", progress=False)
+    for _, path in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints"):
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unusable"), pytest.raises(
+            checkpoint.CheckpointError, match="no usable checkpoint.*afresh with --overwrite"):
+        qvfe.run(spec.replace(**{"optim.steps": 6}), out=tmp_path / "r", progress=False)
