@@ -64,13 +64,30 @@ def extrapolate(points: dict[int, tuple[float, float]]) -> tuple[float, float] |
     return w1 * x1 + w2 * x2, math.hypot(w1 * e1, w2 * e2)
 
 
-def finite_size_shifts(info: dict) -> dict[str, float]:
-    """Finite-size value minus infinite system per observable, from the finite-size errors a
-    hydrogen run reports: the one-body shell error and the exact state's leading-order two-body
-    (plasmon) error. F takes E's (kT ≪ ω_p: the plasmons are in their ground state), S none."""
-    e = info["kinetic_shell_error"] + info["two_body_finite_size_error"]
-    return {"F": e, "E": e, "S": 0.0,
-            "P": info["pressure_shell_error"] + info["pressure_two_body_error"]}
+def finite_size_shifts(info: dict, system) -> dict[str, float]:
+    """Finite-size value minus infinite system per observable (per atom; P in Ha/bohr³): the
+    one-body shell errors of the kinetic energy (reported by the run) and of the exchange energy
+    (:func:`qvfe.physics.heg.exchange_shell_error`, a 1/L energy: a third of it per volume in P),
+    the exact state's leading-order two-body (plasmon) error (F takes E's: kT ≪ ω_p), and the
+    protons' exact ln N! against its Stirling form, which lowers S by ln(2πN)/(2N) and raises F
+    by kT times that."""
+    import numpy as np
+
+    from qvfe.physics import heg
+    from qvfe.problems.hydrogen import box_length
+    from qvfe.spec import hydrogen_electron_counts
+
+    n_p = system.n_protons
+    length = box_length(system.rs, n_p)
+    n_up, n_down = hydrogen_electron_counts(system)
+    exchange = heg.exchange_shell_error(length * np.eye(3), n_up, n_down,
+                                        np.asarray(system.twist)) * (n_up + n_down) / n_p
+    e = info["kinetic_shell_error"] + exchange + info["two_body_finite_size_error"]
+    stirling = math.log(2 * math.pi * n_p) / (2 * n_p)
+    return {"F": e + units.kelvin_to_hartree(system.T_kelvin) * stirling, "E": e,
+            "S": -stirling,
+            "P": info["pressure_shell_error"] + n_p * exchange / (3 * length**3)
+            + info["pressure_two_body_error"]}
 
 
 def main() -> None:
@@ -138,7 +155,9 @@ def main() -> None:
         for n, means in per_size.items():
             print(f"{n:>6} {'mean':>4} " + cells(means[k] for k, _, _ in KEYS))
     for n, means in per_size.items():
-        shifts = finite_size_shifts(results[n, args.seeds[0]].info)  # the same for every seed
+        first = dirs[n, args.seeds[0]]  # the shifts are the same for every seed
+        shifts = finite_size_shifts(results[n, args.seeds[0]].info,
+                                    qvfe.load_spec(first / "spec.toml").system)
         print(f"{n:>6} {'corr':>4} " + cells(Estimate(means[k].mean - shifts[k], means[k].error)
                                              for k, _, _ in KEYS))
     ext = {k: extrapolate({n: (f * means[k].mean, f * means[k].error)

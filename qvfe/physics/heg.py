@@ -49,6 +49,7 @@ __all__ = [
     "IdealFermiGas",
     "ideal_fermi_gas",
     "exchange_ratio",
+    "exchange_shell_error",
     "exchange_energy",
     "ground_state_kvectors",
     "HFEnergy",
@@ -374,6 +375,34 @@ def kinetic_shell_error(lattice: np.ndarray, n_up: int, n_down: int,
         k_fermi = species_fermi_wavevector(n / volume, dim)
         total += 0.5 * float(np.sum(k * k)) - n * dim / (dim + 2) * 0.5 * k_fermi**2
     return total / (n_up + n_down)
+
+
+def exchange_shell_error(lattice: np.ndarray, n_up: int, n_down: int,
+                         twist: np.ndarray | None = None, grid: int = 6) -> float:
+    """One-body finite-size error of the exchange energy, Ha per electron: the Hartree-Fock
+    exchange of the free electrons' determinant at ``twist`` minus its average over a
+    ``grid``^d Monkhorst-Pack set of twists (Ewald interaction).
+
+    The shells of occupied k's move the exchange energy as they move the kinetic energy
+    (:func:`kinetic_shell_error`), and twist averaging removes it; what the average keeps is
+    the exchange hole's own finite-size error, a two-body effect (for the exact state
+    :func:`plasmon_finite_size_error`). Dense hydrogen at rs = 1.25 and the Baldereschi twist:
+    about -0.012 Ha per electron at N = 16 (against the kinetic +0.0106) and +0.001 at N = 32.
+    """
+    lattice = np.asarray(lattice, dtype=np.float64)
+    dim = lattice.shape[0]
+    if grid < 1:
+        raise ValueError(f"grid = {grid} must be >= 1")
+
+    def exchange(t: np.ndarray | None) -> float:
+        kvs = [ground_state_kvectors(lattice, n, t, allow_open_shell=True)
+               for n in (n_up, n_down) if n > 0]
+        return hf_energy(kvs, lattice).exchange
+
+    points = (np.arange(grid) + 0.5) / grid - 0.5
+    mesh = np.stack(np.meshgrid(*[points] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+    average = float(np.mean([exchange(t) for t in mesh]))
+    return (exchange(twist) - average) / (n_up + n_down)
 
 
 def plasmon_finite_size_error(n_density: float, n_particles: int) -> float:
