@@ -239,10 +239,11 @@ def _format_hydrogen(comparisons: list[Comparison]) -> str:
         where = "-" if where is None else f"{where:g}"
         lines.append(f"{name:<24} {k['T_K']:>7g} {where:>5} {k['N']:>4} {c.key:>3} "
                      f"{ours:>24} {ref:>10} {diff:>10} {sig:>6} {c.unit:>9}")
+    used = {c.ref_label for c in comparisons if c.ref_value is not None}
     lines.append("Δ = qvfe − reference; σ = the run's standard error (the tables have no error "
                  "bars); rs/R: rs of a periodic run, the proton separation (bohr) of an isolated "
-                 "one; finite N against CEIMC (near the thermodynamic limit).")
-    used = {c.ref_label for c in comparisons if c.ref_value is not None}
+                 "one" + ("; finite N against CEIMC (near the thermodynamic limit)."
+                          if "CEIMC" in used else "."))
     if "CEIMC" in used:
         lines.append("reference: CEIMC, Pierleoni, Morales, Rillo, Holzmann, Ceperley, PNAS 113, "
                      "4953 (2016); Morales et al., PRE 81, 021202 (2010)")
