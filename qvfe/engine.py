@@ -10,7 +10,8 @@ One job: from a :class:`~qvfe.density_matrix.DensityMatrix` and a few numbers, m
 2. moves the walkers X_b by Metropolis on |ψ_{n_b}|² (walkers and step width kept across steps;
    ``prepare`` equilibrates them for ``burn_in`` sweeps before the first step),
 3. estimates F = E_n[T ln p_φ(n) + E_loc] per particle with its parts,
-4. forms the gradients (DESIGN.md §3; b is a batch mean, which keeps them unbiased)
+4. forms the gradients (DESIGN.md §3; b is the batch mean, which scales them by (B − 1)/B, a
+   factor the step size absorbs)
    ∇_φ F = E[O^φ (f − b)], f = T ln p + Re E_loc, O^φ = ∇_φ ln p;
    ∇_θ F = 2 Re E[(O^θ)* (f − b + i Im E_loc)], O^θ = ∇_θ ln ψ,
    with f clipped around its median for the gradients only. In ∇_θ, f − b stands for E_loc − Ē:
