@@ -30,9 +30,12 @@ def covariance_gradient(log_psi_jacobian: PyTree, local_energy: jax.Array) -> Py
     """∇_θ E_{X∼|ψ|²}[E_loc] = 2 Re E[(∇_θ ln ψ)* (E_loc − Ē)] for real θ.
 
     ``log_psi_jacobian`` leaves are complex, O = ∇ Re ln ψ + i ∇ Im ln ψ; with E_loc − Ē = c + i d,
-    Re[(a − i b)(c + i d)] = a c + b d.
+    Re[(a − i b)(c + i d)] = a c + b d. Ē is the complex batch mean: the imaginary part has zero
+    mean under |ψ|² but not in a batch, and without its baseline the Im O · Im E_loc term kept
+    its full noise and left the estimate outside the row space of the centred O's (the part SR's
+    max_norm cannot see).
     """
-    de = local_energy - jnp.mean(jnp.real(local_energy))
+    de = local_energy - jnp.mean(local_energy)
     c, d = jnp.real(de), jnp.imag(de)
     b = local_energy.shape[0]
 

@@ -286,9 +286,12 @@ class QuantumOptim:
     lr_decay_steps: int = opt(0, doc="> 0: the rate at step t is lr / (1 + t / lr_decay_steps) "
                               "(0: constant)", lo=0)
     damping: float = opt(1e-3, doc="sr: diagonal damping of the metric", lo=0.0, lo_open=True)
-    max_norm: float = opt(0.0, doc="sr: cap on the metric length of a step (0: off)", lo=0.0)
-    clip_width: float = opt(5.0, doc="local energies clipped at median ± width·MAD for "
-                            "gradients only", lo=0.0, lo_open=True)
+    max_norm: float = opt(0.0, doc="sr: cap on the metric length of the natural gradient of "
+                          "each block (occupations, flow) before the learning rate (0: off; "
+                          "adam: unused)", lo=0.0)
+    clip_width: float = opt(5.0, doc="f = T ln p + E_loc clipped at median ± width·MAD for "
+                            "the gradients only (a bias where it bites: keep it wide)",
+                            lo=0.0, lo_open=True)
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,21 @@ def test_covariance_gradient_matches_quadrature_gradient():
     err = per_sample.std(axis=0) / np.sqrt(B)
     assert jnp.max(jnp.abs(est - exact) / (err + 1e-9)) < 4.5, (est, exact, err)
     assert jnp.linalg.norm(exact) > 10 * jnp.linalg.norm(err)
+
+
+def test_covariance_gradient_is_blind_to_a_constant_shift_of_the_local_energy():
+    """A constant added to E_loc, real or imaginary, changes no expectation: with the complex
+    batch mean as baseline it changes no estimate either, and the estimate lies in the row
+    space of the centred log-derivatives (g = 2 Re J^H (E_loc − Ē)/B), where SR's max_norm
+    sees all of it. The real mean alone left 2 Im(c) mean(Im O) in it."""
+    rng = np.random.default_rng(3)
+    b, p = 8, 5
+    o = jnp.asarray(rng.normal(size=(b, p)) + 1j * rng.normal(size=(b, p)))
+    e = jnp.asarray(rng.normal(size=b) + 1j * rng.normal(size=b))
+    g = covariance_gradient({"w": o}, e)["w"]
+    for shift in (0.7, 0.7j, -2.0 + 1.3j):
+        np.testing.assert_allclose(covariance_gradient({"w": o}, e + shift)["w"], g,
+                                   rtol=1e-12, atol=1e-12)
+    centred = o - o.mean(axis=0)
+    np.testing.assert_allclose(g, 2 * np.real(np.conj(centred).T @ (e - e.mean())) / b,
+                               rtol=1e-12, atol=1e-12)
