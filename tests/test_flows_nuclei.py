@@ -191,3 +191,25 @@ def test_exact_cusp_gives_the_slope_minus_z_at_every_nucleus(name):
                 return 0.5 * forward_and_log_det(flow, params, x, s)[1]
             slope = (half_log_det(h) + half_log_det(-h) - 2 * half_log_det(0.0)) / (2 * h)
             assert float(slope) == pytest.approx(-flow.cusp_charge, rel=0.02), (nucleus, slope)
+
+
+@pytest.mark.parametrize("kind", ["open", "periodic"])
+def test_exact_cusp_step_is_a_contraction_where_it_is_strongest(kind):
+    """|h| + r|h'| peaks at |beta| l_c / 2 (r = l_c), the bound l_c is chosen by; a review found
+    the earlier 0.45 false. Several coincident nuclei of charge 4 with the electron on the sphere
+    r = l_c and around it: every Jacobian of the step stays within the contraction."""
+    s = np.linspace(1e-6, 10.0, 200001)
+    assert np.max(s / (1 + s * s) ** 2 + s * np.abs(1 - 3 * s * s) / (1 + s * s) ** 3) == \
+        pytest.approx(0.5, abs=1e-9)
+    flow = ElectronNucleusFlow(n_nuclei=3, dim=3, kind=kind, box_length=8.0 if kind == "periodic"
+                               else None, cusp_scale=100.0, cusp_charge=4.0, n_layers=0)
+    l_c = flow._cusp_range
+    nuclei = jnp.full((3, 3), 4.0)
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(400, 3))
+    radii = l_c * rng.uniform(0.2, 3.0, size=(400, 1))
+    x = nuclei[0] + directions / np.linalg.norm(directions, axis=1, keepdims=True) * radii
+    norms = jax.vmap(lambda xi: jnp.linalg.norm(
+        jax.jacfwd(flow._cusp_displacement)(xi, nuclei), 2))(jnp.asarray(x))
+    assert float(jnp.max(norms)) < flow.contraction
+    assert float(jnp.max(norms)) > 0.6 * flow.contraction  # the search reached the strong part

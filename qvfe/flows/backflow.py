@@ -15,8 +15,11 @@ not) and a one-body term ``b`` (open variant only; it lets the trap density brea
   ``ln psi`` can acquire the ``|r_ij|`` term of the electron-electron cusp (a function of ``|D|^2``
   alone cannot, and without it the local energy keeps a ``1/r_ij`` divergence whose variance is
   infinite in 2D). Its slope at ``D = 0`` is up to ``a/(c l)``, but ``|D| d/d|D|`` of it is
-  ``<= 1/4`` at any scale, so the bound below is unchanged: ``|D| |grad_|D| f|_2 < 2`` for the three
-  features together (sup approached as ``|D| -> infinity``), hence ``k = 3``.
+  ``<= 1/4`` at any scale, so the bound below is unchanged: ``|D| |grad_|D| f|_2 <= K`` for the
+  three features together with ``K = 2`` for ``c <= 2.8`` and ``K < 2.02`` for any ``c`` (sup
+  approached as ``|D| -> infinity``), and with ``eta = a tanh(g)``, g 1-Lipschitz in the features,
+  a pair block ``eta I + D (x) grad eta`` has norm ``<= a max_t (|t| + (1 - t^2) K) = a (K +
+  1/(4K)) < 2.2 a``, hence ``k = 3`` with room.
   ``b(x) = eta_1(x) x`` with the same kind of features of ``x``.
 * ``periodic`` (box of side ``L``): features ``sin, cos(2 pi D_a / L)`` and
   ``v(D) = (L / 2 pi) sin(2 pi D / L)``; both are periodic, so moving one particle by ``L e_a``
@@ -70,8 +73,10 @@ is at most ``B``. Block row i of dG/dX holds ``sum_j P_ij`` and the ``-P_ik``, s
 norms is at most ``2 (A + B/l)/kappa`` for every configuration and every n, and
 ``kappa = 2 (A + B/l) / contraction`` makes the layer a contraction in the norm ``max_i |v_i|``
 (whose induced matrix norm is the largest block row sum): the argument above (Banach, lattice
-cosets) holds unchanged, and ``det > 0``. The largest push is ``B/kappa`` (about ``l/5``)
-whatever n: at n = 33 in 3D about 12 times the sum layer's largest pair push, at the price of
+cosets) holds unchanged, and ``det > 0``. The largest push is ``B/kappa`` =
+``0.45 l / (2 + 2 pi l/L)`` (about ``l/4.4`` for ``l << L``, ``l/6`` at ``l = L/10``)
+whatever n: at n = 33 in 3D 10 to 12 times the sum layer's largest pair push for ``l`` around
+``L/10`` (more for larger ``l``), at the price of
 sharing the push among the neighbours within a few ``l`` (the mean), so ``l`` should be below the
 spacing of the particles.
 """
@@ -172,7 +177,9 @@ class Backflow:
         hidden: widths of the hidden MLP layers.
         n_layers: number of stacked backflow layers.
         cusp_scale: range of the open variant's cusp feature, in units of ``length_scale``.
-        contraction: bound (< 1) on the spectral norm of each layer's displacement Jacobian.
+        contraction: bound (< 1) on each layer's displacement Jacobian: its spectral norm for the
+            pair sums, its largest block row sum (the norm max_i |v_i|) for the neighbour mean;
+            either makes the layer a contraction, hence a bijection.
         strength: pair (and one-body) amplitude in units of the bound that makes every layer a
             contraction (default 1); above 1 the map is a bijection only where ``det_sign`` stays
             +1 (see the module docstring).

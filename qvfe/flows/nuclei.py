@@ -58,9 +58,13 @@ wiggle raised the local energy's spread from 0.6 to 2 Ha at H2's start (and kept
 learned steps drop the cusp feature: smooth in ``|D|^2``, they add no term linear in ``r`` (a
 smooth map after the radial kink keeps its linear term), and neither must the orbitals: a smooth
 basis (plane waves; Gaussians without the tight s functions that mimic a cusp at ``z = s``, which
-the later maps move off the nucleus). Bound: ``|h| + r |h'| <= 0.45 |beta| l_c`` (with
-``|v| <= r``, ``|grad v| <= 1``), so the sum over ``P`` nuclei is a contraction when
-``l_c = min(cusp_scale, contraction / (0.45 |beta| P))``.
+the later maps move off the nucleus). Bound: with ``s = r/l_c``,
+``|h| + r |h'| = |beta| l_c (s/(1 + s^2)^2 + s |1 - 3 s^2|/(1 + s^2)^3) <= |beta| l_c / 2``
+(the maximum, at ``s = 1``), and with ``|v| <= r``, ``|grad v| <= 1`` each nucleus's block is at
+most that in norm (triangle inequality, open and periodic alike), so the sum over ``P`` nuclei is
+a contraction when ``l_c = min(cusp_scale, contraction / (|beta| P / 2))``. (Until 2026-12-06 the
+bound read 0.45 |beta| l_c, which is false; the open kind's radial block stayed within the
+contraction, 0.87 at worst, but for the periodic kind nothing on the page proved it.)
 """
 
 from __future__ import annotations
@@ -155,9 +159,9 @@ class ElectronNucleusFlow:
 
     @property
     def _cusp_range(self) -> float:
-        """l_c of the exact cusp step: P terms of norm <= 0.45 |beta| l_c within contraction."""
+        """l_c of the exact cusp step: P terms of norm <= |beta| l_c / 2 within contraction."""
         beta = 0.5 * self.cusp_charge
-        return min(self.cusp_scale, self.contraction / (0.45 * beta * self.n_nuclei))
+        return min(self.cusp_scale, self.contraction / (0.5 * beta * self.n_nuclei))
 
     @property
     def _amplitude(self) -> float:
