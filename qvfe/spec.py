@@ -689,6 +689,9 @@ def _check_backflow_range(spec: Spec) -> None:
     m = spec.model
     if not m.backflow_range:
         return
+    if m.backflow_range < 0.01:  # exp(-r/l) of every pair underflows to 0/0 (NaN) below ~L/1350
+        raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid: must be 0 or "
+                        "in [0.01, 10.0] (in rs)")
     periodic, n_up, n_down = _periodic_electrons(spec)
     if not periodic:
         raise SpecError(f"model.backflow_range = {m.backflow_range:g} is invalid for "

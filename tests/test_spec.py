@@ -157,6 +157,9 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (ISING, {"run.x64": False, "run.seed": 2**32}, "run.seed = 4294967296 is invalid with "
      "run.x64 = false: must be < 2^32"),
     (ISING, {"steps": 3}, "'steps': the key must be section.key with section one of system"),
+    # its weights exp(-r/l) all underflowed: z and ln|det| NaN (a review of the flows' bounds)
+    (HEG, {"model.backflow_range": 0.001}, "model.backflow_range = 0.001 is invalid: must be 0 "
+     "or in [0.01, 10.0]"),
 ])
 def test_bad_input_names_the_key(raw, overrides, needle):
     assert needle in _err(raw, overrides)
