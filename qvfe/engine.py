@@ -342,7 +342,12 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                       "S": d.per_sample["S"] + (d.logp - dm.log_prob(params["phi"], fresh)) / n}
         if eval_checks is not None:
             per_sample.update(eval_checks(params["theta"], d.mc.walkers))
-        return pin_state({**state, "mc": d.mc, "occ": d.occ}), per_sample
+        # the Metropolis width stays where training left it: adapted after every chunk from the
+        # batch's acceptance, it would tie the walkers together (each chunk's kernel keeps |ψ|²
+        # invariant, but the chains would be neither independent nor homogeneous, which the
+        # walker-mean error bars assume)
+        mc = d.mc._replace(width=state["mc"].width)
+        return pin_state({**state, "mc": mc, "occ": d.occ}), per_sample
 
     def eval_chunk(state: dict, key: jax.Array) -> tuple[dict, dict]:
         """One batch of the evaluation. F, E, K, V come from the chain; S = −E[ln p_φ(n)]

@@ -98,3 +98,19 @@ def test_a_run_compiles_its_sampling_stage_once_for_the_steps_and_the_evaluation
     assert sum("jit(draw)" in m for m in compiled) == 1, compiled
     assert sum("jit(update)" in m for m in compiled) == 1, compiled
     assert sum("jit(finish_chunk)" in m for m in compiled) == 1, compiled
+
+
+def test_the_evaluation_keeps_the_metropolis_width_that_training_adapted():
+    """Training adapts the proposal width after every step; the evaluation's chunks keep it
+    fixed, so its walkers are independent, homogeneous chains (what their error bars assume)."""
+    spec = load_spec(SYSTEMS / "electron_gas_2d_n5_rs2_theta0.5_ideal.toml",
+                     overrides=["optim.steps=1", "sampler.batch=16", "sampler.burn_in=2"])
+    problem = build_problem(spec)
+    state = jax.jit(problem.prepare)(problem.init(jax.random.PRNGKey(0)))
+    stepped, _ = problem.step(state)
+    assert float(stepped["mc"].width) != float(state["mc"].width)
+    chunk = state
+    for i in range(2):
+        chunk, _ = problem.eval_chunk(chunk, jax.random.PRNGKey(i))
+        assert float(chunk["mc"].width) == float(state["mc"].width)
+        assert not np.array_equal(np.asarray(chunk["mc"].walkers), np.asarray(state["mc"].walkers))
