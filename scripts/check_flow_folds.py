@@ -17,7 +17,12 @@ the electrons further.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+# the qvfe command's CPU settings (qvfe.cli): batched LAPACK calls can otherwise deadlock
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 
 def main() -> None:
@@ -36,7 +41,9 @@ def main() -> None:
     from qvfe.problems.electron_gas import make_backflow
     from qvfe.run import build_problem
     from qvfe.spec import load_spec
+    from qvfe.xla_cpu import use_hlo_triangular_solve
 
+    use_hlo_triangular_solve()
     run = Path(args.rundir)
     spec = load_spec(run / "spec.toml")
     if spec.kind != "electron_gas":
