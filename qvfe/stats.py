@@ -83,15 +83,16 @@ def mean_and_error(chains: np.ndarray) -> Estimate:
         # autocorrelation time would be 0/0
         return Estimate(float(x.flat[0]), 0.0)
     n_chains, n = x.shape
-    if n_chains >= WALKER_MEANS_MIN_CHAINS or (n_chains >= 2 and n < MIN_STEPS_FOR_TAU):
-        err = x.mean(axis=1).std(ddof=1) / np.sqrt(n_chains)
-    elif n < MIN_STEPS_FOR_TAU:
+    if n_chains < 2 and n < MIN_STEPS_FOR_TAU:
         return mean_and_error(x.reshape(-1))  # one chain of a few steps: nothing to go on
+    tau = integrated_time(x) if n >= MIN_STEPS_FOR_TAU else None
+    if tau is None or n_chains >= WALKER_MEANS_MIN_CHAINS:
+        err = x.mean(axis=1).std(ddof=1) / np.sqrt(n_chains)
     else:
-        err = np.sqrt(2.0 * integrated_time(x) * x.var() / x.size)
+        err = np.sqrt(2.0 * tau * x.var() / x.size)
     extra: dict[str, float] = {}
-    if n >= MIN_STEPS_FOR_TAU:
-        extra["tau"] = integrated_time(x)
+    if tau is not None:
+        extra["tau"] = tau
         r_hat = split_r_hat(x)
         if np.isfinite(r_hat):
             extra["R_hat"] = r_hat
