@@ -33,7 +33,8 @@ from qvfe.physics.gdsmfb import fxc
 from qvfe.run import Result
 from qvfe.spec import Spec, SpecError, load_spec
 
-__all__ = ["Comparison", "compare_runs", "format_table", "plot", "REFERENCE_TABLES"]
+__all__ = ["Comparison", "compare_runs", "format_table", "plot", "reference_row",
+           "run_conditions", "REFERENCE_TABLES"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,9 @@ def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, d
     return runs
 
 
-def _reference_row(table: refs.Table, cond: dict[str, Any], method: str) -> dict | None:
+def reference_row(table: refs.Table, cond: dict[str, Any], method: str) -> dict | None:
+    """The row of Brown et al.'s ``table`` at an electron-gas run's :func:`run_conditions`
+    (3D, Γ point, λ = 1, Θ of its own polarisation), or None."""
     if (cond["dim"] != 3 or cond["theta"] is None or any(cond["twist"])
             or cond["coupling"] != 1.0):
         return None
@@ -170,7 +173,7 @@ def compare_runs(run_dirs: list[str | Path], ref: str | None = None,
         return _compare_hydrogen(_load_runs(run_dirs, name), table)
     out = []
     for run_dir, cond, result in _load_runs(run_dirs, name):
-        row = _reference_row(table, cond, method)
+        row = reference_row(table, cond, method)
         for key in ("E", "K", "V"):
             if key not in result.observables:
                 continue
@@ -277,20 +280,20 @@ def format_table(comparisons: list[Comparison]) -> str:
         name = Path(c.run_dir).name[-24:]
         lines.append(f"{name:<24} {k['rs']:>5g} {theta:>7} {k['xi']:>3g} {k['N']:>4} {c.key:>3} "
                      f"{ours:>22} {ref:>22} {diff:>10} {sig:>6} {ry:>12} {ry_ref:>12}")
-    refs_used = sorted({c.ref_label for c in comparisons if c.ref_value is not None})
+    matched = [c for c in comparisons if c.ref_value is not None]
     lines.append("Θ = T/T_F of each gas's own polarisation (Brown et al.); Δ = qvfe − reference; "
                  "σ = combined standard error.")
-    if any(c.ref_value is not None and not c.scored for c in comparisons):
+    if any(not c.scored for c in matched):
         lines.append("n/a: K and V against K_N, V_N for orientation only: Brown's E_N ≠ K_N + V_N "
                      "(ξ = 1: by 17 mRy at rs = 4, 1.3 mRy at rs = 10); E_N is the reference.")
-    matched = [c for c in comparisons if c.ref_value is not None]
     if any("RPIMC" in c.ref_label and c.conditions["rs"] <= 1.0 for c in matched):
         lines.append("caution: Brown et al.'s RPIMC rows at rs = 1 are biased by their "
                      "free-particle nodes (their own caveat).")
     if any("signful" in c.ref_label and c.conditions["theta"] < 0.1 for c in matched):
         lines.append("caution: signful PIMC at Θ = 0.0625 has an average sign near 0; its "
                      "numbers there mean little.")
-    if refs_used:
+    if matched:
+        refs_used = sorted({c.ref_label for c in matched})
         lines.append("reference: Brown, Clark, DuBois, Ceperley, PRL 110, 146405 (2013) "
                      f"({', '.join(refs_used)}), finite-N E_N, K_N, V_N")
     return "\n".join(lines)

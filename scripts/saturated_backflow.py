@@ -60,15 +60,12 @@ def main() -> None:
     from qvfe import compare
     from qvfe import references as refs
 
-    cond = compare.run_conditions(spec)
-    if cond["dim"] == 3 and cond["theta"] is not None and not any(cond["twist"]):
-        rows = refs.match(refs.load_brown2013(), rel=1e-6, method="RPIMC_fixed_node",
-                          rs=cond["rs"], theta=cond["theta"], xi=int(abs(cond["xi"])),
-                          N=cond["N"])
-        if rows:  # the README's figure for this script
-            e_n, err = rows[0]["E"], rows[0]["E_err"]
-            print(f"  E - E_N (Brown et al. RPIMC) = {2000 * (obs['E'].mean - e_n):+.1f} ± "
-                  f"{2000 * (obs['E'].error**2 + err**2) ** 0.5:.1f} mRy per electron")
+    row = compare.reference_row(refs.load_brown2013(), compare.run_conditions(spec),
+                                "RPIMC_fixed_node")
+    if row is not None:  # the README's figure for this script
+        e_n, err = row["E"], row["E_err"]
+        print(f"  E - E_N (Brown et al. RPIMC) = {2000 * (obs['E'].mean - e_n):+.1f} ± "
+              f"{2000 * (obs['E'].error**2 + err**2) ** 0.5:.1f} mRy per electron")
 
 
 if __name__ == "__main__":
