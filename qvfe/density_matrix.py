@@ -98,9 +98,19 @@ class DensityMatrix:
         return jax.vmap(one)(xs, *idx)
 
     def energies(self, theta: Params, xs: jax.Array, idx: tuple[jax.Array, jax.Array],
-                 laplacian: str = "folx") -> dict[str, jax.Array]:
-        """Per-sample kinetic (complex), potential (real) and local (complex) energy, each (B,)."""
-        kinetic = jax.vmap(lambda x, *i: self.wavefunction.kinetic_energy(
-            theta, x, *i, laplacian=laplacian))(xs, *idx)
+                 laplacian: str = "folx", key: jax.Array | None = None,
+                 probes: int = 1) -> dict[str, jax.Array]:
+        """Per-sample kinetic (complex), potential (real) and local (complex) energy, each (B,).
+
+        ``laplacian="hutchinson"`` needs ``key`` (split into one per sample for the probes)."""
+        if laplacian == "hutchinson":
+            if key is None:
+                raise ValueError("laplacian='hutchinson' needs a PRNG key")
+            keys = jax.random.split(key, xs.shape[0])
+            kinetic = jax.vmap(lambda x, k, *i: self.wavefunction.kinetic_energy(
+                theta, x, *i, laplacian=laplacian, key=k, probes=probes))(xs, keys, *idx)
+        else:
+            kinetic = jax.vmap(lambda x, *i: self.wavefunction.kinetic_energy(
+                theta, x, *i, laplacian=laplacian))(xs, *idx)
         potential = jax.vmap(lambda x, *i: self.potential(x, *i[2:]))(xs, *idx)
         return {"K": kinetic, "V": potential, "E": kinetic + potential}

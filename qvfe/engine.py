@@ -77,7 +77,8 @@ class EngineConfig:
     burn_in: int = 200
     init_width: float = 0.3
     box_length: float | None = None
-    laplacian: str = "folx"
+    laplacian: str = "folx"     # "folx" | "hessian" | "hutchinson" (see qvfe.wavefunction)
+    laplacian_probes: int = 1   # hutchinson's probe vectors per sample
     local_step: float = 0.0     # > 0: also the occupation model's local move, of this step
 
     @classmethod
@@ -247,9 +248,10 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         mc, _ = metropolis.burn_in(mc, target, cfg.burn_in, box_length=cfg.box_length)
         return {**state, "mc": mc, "occ": occ, "key": key}
 
-    def observables(params, occ, idx, xs):
+    def observables(params, occ, idx, xs, key):
         logp = dm.log_prob(params["phi"], occ)
-        en = dm.energies(params["theta"], xs, idx, laplacian=cfg.laplacian)
+        en = dm.energies(params["theta"], xs, idx, laplacian=cfg.laplacian, key=key,
+                         probes=cfg.laplacian_probes)
         e = jnp.real(en["E"])
         per_sample = {"F": (T * logp + e) / n, "E": e / n, "K": jnp.real(en["K"]) / n,
                       "V": en["V"] / n, "S": -logp / n}
@@ -288,7 +290,10 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     @jax.jit
     def draw(params, mc, occ_prev, key) -> Draw:
         occ, idx, mc, acc, acceptances = sample(params, mc, occ_prev, key)
-        logp, en, per_sample = observables(params, occ, idx, mc.walkers)
+        # hutchinson's probes: a sixth key (sample() takes the first four, the evaluation's
+        # fresh occupations the fifth), drawn only when used, so other runs keep their streams
+        k_probe = jax.random.split(key, 6)[5] if cfg.laplacian == "hutchinson" else None
+        logp, en, per_sample = observables(params, occ, idx, mc.walkers, k_probe)
         return Draw(occ, idx, mc, acc, acceptances, logp, en, per_sample)
 
     # the keys that reach ``draw`` are replicated on the mesh, from the step as from the

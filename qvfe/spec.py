@@ -271,7 +271,14 @@ class QuantumModel:
                                     "bounded mean push of the other spin; a bijection for every "
                                     "parameter value at an amplitude that does not shrink with "
                                     "N, see qvfe/flows/opposite_spin.py)", lo=0, hi=16)
-    laplacian: str = opt("folx", doc="kinetic energy by", choices=("folx", "hessian"))
+    laplacian: str = opt("folx", doc="kinetic energy by 'folx' (forward Laplacian, exact), "
+                         "'hessian' (jax.hessian, exact; small batches) or 'hutchinson' (folx "
+                         "for the base state, an unbiased random estimate for the √flow's "
+                         "log-Jacobian: a backflow step several times faster, a little more "
+                         "variance; README)", choices=("folx", "hessian", "hutchinson"))
+    laplacian_probes: int = opt(1, doc="laplacian = 'hutchinson': random probe vectors per "
+                                "sample (the estimate's variance falls as 1/probes)", lo=1,
+                                hi=64)
     flow_sectors: str = opt("auto", doc="'auto': the 2D quantum dot with 1 up + 1 down and polar "
                             "orbitals gets one √flow per relative |m| (pair terms only; the "
                             "interaction conserves |m|); 'off': one √flow for all states",

@@ -215,7 +215,7 @@ class ElectronNucleusFlow:
         _, ld = jnp.linalg.slogdet(jnp.eye(x.shape[1], dtype=x.dtype) + U)  # det > 0: bound
         return x + u, jnp.sum(ld)
 
-    def _layer(self, mlp, x: jax.Array, s: jax.Array):
+    def _layer(self, mlp, x: jax.Array, s: jax.Array, with_log_det: bool = True):
         # lax.scan over the nuclei, not a Python loop: unrolled, the P steps (each differentiated
         # twice by folx and once more for the gradient) made the step's compilation grow with P,
         # to minutes at P = 32. folx can carry x through a scan because the scanned-over nuclei
@@ -223,8 +223,12 @@ class ElectronNucleusFlow:
         step = jax.vmap(_value_and_jacfwd(self._displacement), (None, 0, None))
         eye = jnp.eye(x.shape[1], dtype=x.dtype)
 
+        move = jax.vmap(self._displacement, (None, 0, None))
+
         def one_nucleus(carry, s_nucleus):
             x, logdet = carry
+            if not with_log_det:
+                return (x + move(mlp, x - s_nucleus, None), logdet), None
             u, U = step(mlp, x - s_nucleus, None)  # (n, d), (n, d, d)
             _, ld = jnp.linalg.slogdet(eye + U)  # det > 0 by construction
             return (x + u, logdet + jnp.sum(ld)), None
@@ -249,6 +253,14 @@ class ElectronNucleusFlow:
             x, ld = self._layer(mlp, x, s)
             logdet = logdet + ld
         return x, logdet
+
+    def forward(self, params: Params, x: jax.Array, s: jax.Array) -> jax.Array:
+        """Z for one sample, without the log-determinant (see ``OppositeSpinFlow.forward``)."""
+        if self.cusp_charge is not None:
+            x = x + jax.vmap(self._cusp_displacement, (0, None))(x, s)
+        for mlp in params["layers"]:
+            x, _ = self._layer(mlp, x, s, with_log_det=False)
+        return x
 
     def inverse(self, params: Params, z: jax.Array, s: jax.Array, n_iter: int = 400) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - u(x), step by step backwards (tests only)."""

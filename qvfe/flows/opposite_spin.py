@@ -128,6 +128,7 @@ class OppositeSpinFlow:
         return self._amplitude * jnp.sum(push, axis=0) / (self.offset + jnp.sum(w))
 
     def _half_step(self, mlp, movers: jax.Array, others: jax.Array):
+        """(moved electrons, ln|det|) of one half-step."""
         g, G = jax.vmap(_value_and_jacfwd(self._displacement), (None, 0, None))(
             mlp, movers, others)  # (k, d), (k, d, d)
         _, ld = jnp.linalg.slogdet(jnp.eye(movers.shape[1], dtype=movers.dtype) + G)  # det > 0
@@ -145,6 +146,16 @@ class OppositeSpinFlow:
             down, ld_down = self._half_step(layer["down"], down, up)
             logdet = logdet + ld_up + ld_down
         return jnp.concatenate([up, down]), logdet
+
+    def forward(self, params: Params, x: jax.Array) -> jax.Array:
+        """Z for one sample, without the log-determinant (its own derivatives are not needed
+        where only Z is: the Hutchinson kinetic energy, ``qvfe.wavefunction``)."""
+        up, down = x[: self.n_up], x[self.n_up:]
+        move = jax.vmap(self._displacement, (None, 0, None))
+        for layer in params["layers"]:
+            up = up + move(layer["up"], up, down)
+            down = down + move(layer["down"], down, up)
+        return jnp.concatenate([up, down])
 
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 200) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - g(x), half-step by half-step (tests only)."""

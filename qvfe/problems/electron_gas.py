@@ -122,7 +122,8 @@ def build(spec: Any) -> Problem:
 
     dm = DensityMatrix(occupations, wf, potential)
     cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=T, init_width=smp.init_width * s.rs,
-                                 box_length=L, laplacian=m.laplacian)
+                                 box_length=L, laplacian=m.laplacian,
+                                 laplacian_probes=m.laplacian_probes)
 
     def init_walkers(key: jax.Array, batch: int) -> jax.Array:
         return L * jax.random.uniform(key, (batch, n, dim))

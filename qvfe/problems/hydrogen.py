@@ -490,7 +490,8 @@ def build(spec: Any) -> Problem:
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
     cfg = EngineConfig.from_spec(o, smp, n_particles=n_p, T=T, box_length=box,
-                                 laplacian=m.laplacian, local_step=proton_step)
+                                 laplacian=m.laplacian, laplacian_probes=m.laplacian_probes,
+                                 local_step=proton_step)
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="hydrogen", per="atom",
                                     info=info, derived=derived,

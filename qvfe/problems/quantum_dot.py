@@ -119,7 +119,8 @@ def build(spec: Any) -> Problem:
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
-    cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian)
+    cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian,
+                                 laplacian_probes=m.laplacian_probes)
     width = 1.0 / math.sqrt(s.omega)
 
     def init_walkers(key: jax.Array, batch: int) -> jax.Array:
