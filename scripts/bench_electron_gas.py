@@ -5,7 +5,9 @@ Trains each point through ``qvfe.run`` from the shipped specs
 prints ``qvfe compare``'s table against Brown et al.'s RPIMC E_N (target: |E − E_N| ≤ 2 mRy per
 electron), F and S per electron with their errors, the steps, samples and wall time, and the speed
 of one optimization step (samples × steps per second, compile excluded) with the forward Laplacian
-(folx) and with ``jax.hessian`` at a small batch, each in a child process under a timeout.
+(folx), with folx and Hutchinson's estimate for the flow's log-Jacobian (``hutchinson``) and with
+``jax.hessian`` at a small batch, each in a child process under a timeout. ``--laplacian
+hutchinson`` trains with the estimate.
 
 With ``--train-seconds`` each point trains for that wall time (compilation included) instead of a
 number of steps: the run is stopped at a checkpoint and evaluated from it, and the table gives the
@@ -37,7 +39,7 @@ def raw_spec(rs: float, args: argparse.Namespace, strength: float = 1.0, **over)
     raw = tomllib.loads((SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml").read_text())
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
                 "model.backflow_layers": args.layers, "model.backflow_strength": strength,
-                "model.backflow_range": args.range,
+                "model.backflow_range": args.range, "model.laplacian": args.laplacian,
                 "eval.samples": args.samples,
                 "run.print_every": max(1, args.steps // 10), **over}
     for key, value in settings.items():
@@ -67,6 +69,9 @@ def main() -> None:
     ap.add_argument("--range", type=float, default=0.0,
                     help="model.backflow_range in rs (0: pair-sum layers; > 0: neighbour-mean "
                          "layers of that range, with strength 1)")
+    ap.add_argument("--laplacian", default="folx", choices=("folx", "hutchinson"),
+                    help="model.laplacian of the training runs (hutchinson: several times "
+                         "faster per step, and far less memory, with a backflow)")
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
@@ -110,7 +115,7 @@ def main() -> None:
 
     print(f"\nOne optimization step, rs = {args.rs[0]:g}, batch {args.speed_batch}, "
           f"{args.layers} backflow layers (compile excluded):")
-    for laplacian in ("folx", "hessian"):
+    for laplacian in ("folx", "hutchinson", "hessian"):
         r = step_throughput_isolated(
             raw_spec(args.rs[0], args, **{"model.laplacian": laplacian,
                                           "sampler.batch": args.speed_batch}),
