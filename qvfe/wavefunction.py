@@ -46,8 +46,9 @@ coordinate, three quarters or more of a backflow step (N = 33 in 3D: 17 of 18 s)
 costs a few reverse and forward passes. The local energy stays unbiased (it is linear in the
 Laplacian) and so do the gradients and the estimates built on it; what it adds is variance,
 2 sum_{i != j} H_ij^2 per probe for the Hessian H of 1/2 ln|det|, small where the flow's
-Jacobian is far from singular (a contraction-bounded flow: 0.1 % of the local energy's variance
-at N = 33, README), and it is in the error bars like any other.
+Jacobian is far from singular, and it is in the error bars like any other (N = 33 in 3D: 0.1 %
+of the kinetic energy's variance over samples for a perturbed flow of strength 1, 14 % of E's for
+a trained flow of strength 60, whose step it makes 4.5 times faster; README).
 """
 
 from __future__ import annotations
