@@ -103,14 +103,8 @@ class DensityMatrix:
         """Per-sample kinetic (complex), potential (real) and local (complex) energy, each (B,).
 
         ``laplacian="hutchinson"`` needs ``key`` (split into one per sample for the probes)."""
-        if laplacian == "hutchinson":
-            if key is None:
-                raise ValueError("laplacian='hutchinson' needs a PRNG key")
-            keys = jax.random.split(key, xs.shape[0])
-            kinetic = jax.vmap(lambda x, k, *i: self.wavefunction.kinetic_energy(
-                theta, x, *i, laplacian=laplacian, key=k, probes=probes))(xs, keys, *idx)
-        else:
-            kinetic = jax.vmap(lambda x, *i: self.wavefunction.kinetic_energy(
-                theta, x, *i, laplacian=laplacian))(xs, *idx)
+        keys = None if key is None else jax.random.split(key, xs.shape[0])
+        kinetic = jax.vmap(lambda x, k, *i: self.wavefunction.kinetic_energy(
+            theta, x, *i, laplacian=laplacian, key=k, probes=probes))(xs, keys, *idx)
         potential = jax.vmap(lambda x, *i: self.potential(x, *i[2:]))(xs, *idx)
         return {"K": kinetic, "V": potential, "E": kinetic + potential}

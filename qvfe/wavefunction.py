@@ -313,46 +313,36 @@ class SquareRootFlowWavefunction:
         """
         shape = x.shape
         complex_psi = self.basis.is_complex
-        if laplacian == "hutchinson":
-            if key is None:
-                raise ValueError("laplacian='hutchinson' needs a PRNG key")
-
-            def base_parts(x_flat):
-                z, _, basis_context = self._transport(params, x_flat.reshape(shape), occ_up,
-                                                      occ_down, context, with_log_det=False)
-                re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
-                return (re, im) if complex_psi else re
-
-            def half_log_jac(x_flat):
-                return 0.5 * self._transport(params, x_flat.reshape(shape), occ_up, occ_down,
-                                             context)[1]
-
-            x_flat = x.reshape(-1)
-            _register_folx_elementwise()
-            out = folx.forward_laplacian(base_parts)(x_flat)
-            grad_j, lap_j = hutchinson_laplacian(half_log_jac, x_flat, jax.random.rademacher(
-                key, (probes, x_flat.size), dtype=x_flat.dtype))
-            a = out[0] if complex_psi else out
-            lap_a = a.laplacian + lap_j
-            grad_a = a.jacobian.dense_array.reshape(-1) + grad_j
-            if complex_psi:
-                lap_b, grad_b = out[1].laplacian, out[1].jacobian.dense_array.reshape(-1)
-            return _kinetic_from_parts(lap_a, grad_a, *((lap_b, grad_b) if complex_psi else ()))
+        if laplacian == "hutchinson" and key is None:
+            raise ValueError("laplacian='hutchinson' needs a PRNG key")
 
         def parts(x_flat):
             re, im = self.log_psi(params, x_flat.reshape(shape), occ_up, occ_down, *context)
             return (re, im) if complex_psi else re
 
+        def base_parts(x_flat):
+            """ln psi less the flow's 1/2 ln|det dZ/dX| (hutchinson's share for folx)."""
+            z, _, basis_context = self._transport(params, x_flat.reshape(shape), occ_up,
+                                                  occ_down, context, with_log_det=False)
+            re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
+            return (re, im) if complex_psi else re
+
+        def half_log_jac(x_flat):
+            return 0.5 * self._transport(params, x_flat.reshape(shape), occ_up, occ_down,
+                                         context)[1]
+
         x_flat = x.reshape(-1)
-        if laplacian == "folx":
+        if laplacian in ("folx", "hutchinson"):
             _register_folx_elementwise()
-            out = folx.forward_laplacian(parts)(x_flat)
+            out = folx.forward_laplacian(parts if laplacian == "folx" else base_parts)(x_flat)
+            a, b = out if complex_psi else (out, None)
+            lap_a, grad_a = a.laplacian, a.jacobian.dense_array.reshape(-1)
             if complex_psi:
-                a, b = out
-                lap_a, grad_a = a.laplacian, a.jacobian.dense_array.reshape(-1)
                 lap_b, grad_b = b.laplacian, b.jacobian.dense_array.reshape(-1)
-            else:
-                lap_a, grad_a = out.laplacian, out.jacobian.dense_array.reshape(-1)
+            if laplacian == "hutchinson":
+                grad_j, lap_j = hutchinson_laplacian(half_log_jac, x_flat, jax.random.rademacher(
+                    key, (probes, x_flat.size), dtype=x_flat.dtype))
+                lap_a, grad_a = lap_a + lap_j, grad_a + grad_j
         elif laplacian == "hessian":
             # one reverse pass for the gradient, forward over it for the Hessian, both parts at once
             def stacked(v):
