@@ -149,9 +149,9 @@ def step_rate_from_log(run_dir: str) -> dict[str, float]:
 
 def _main(argv: list[str]) -> None:
     from qvfe.spec import load_spec
-    from qvfe.xla_cpu import use_hlo_triangular_solve
+    from qvfe.xla_cpu import use_deadlock_free_linalg
 
-    use_hlo_triangular_solve()
+    use_deadlock_free_linalg()
 
     print(json.dumps(step_throughput(load_spec(json.loads(argv[0])), int(argv[1]))))
 

@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     _set_xla_flags()
     args = _parser().parse_args(argv)
     if args.command in ("run", "eval"):
-        from qvfe.xla_cpu import use_hlo_triangular_solve
+        from qvfe.xla_cpu import use_deadlock_free_linalg
 
-        use_hlo_triangular_solve()  # see qvfe.xla_cpu: the LAPACK trsm deadlock
+        use_deadlock_free_linalg()  # see qvfe.xla_cpu: the batched LAPACK deadlock
     from qvfe.checkpoint import CheckpointError
     from qvfe.spec import SpecError
 

@@ -121,11 +121,11 @@ def _warn_cpu_scheduler() -> None:
                       "before importing jax: on jax 0.10.2 batched LAPACK calls in the local energy "
                       "can otherwise deadlock (idle CPU, no error). The qvfe command sets it.",
                       RuntimeWarning, stacklevel=3)
-    from qvfe.xla_cpu import hlo_triangular_solve_in_use
+    from qvfe.xla_cpu import deadlock_free_linalg_in_use
 
-    if jax.default_backend() == "cpu" and not hlo_triangular_solve_in_use():
-        warnings.warn("On CPU call qvfe.xla_cpu.use_hlo_triangular_solve() before the first run: "
-                      "on jax 0.10.2 two batched LAPACK triangular solves can otherwise deadlock "
+    if jax.default_backend() == "cpu" and not deadlock_free_linalg_in_use():
+        warnings.warn("On CPU call qvfe.xla_cpu.use_deadlock_free_linalg() before the first run: "
+                      "on jax 0.10.2 two batched LAPACK solves or LUs can otherwise deadlock "
                       "(idle CPU, no error). The qvfe command does it.", RuntimeWarning,
                       stacklevel=3)
 

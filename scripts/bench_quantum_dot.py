@@ -66,9 +66,9 @@ def main() -> None:
 
     import qvfe
     from qvfe.benchmark import step_throughput_isolated
-    from qvfe.xla_cpu import use_hlo_triangular_solve
+    from qvfe.xla_cpu import use_deadlock_free_linalg
 
-    use_hlo_triangular_solve()  # see qvfe.xla_cpu
+    use_deadlock_free_linalg()  # see qvfe.xla_cpu
 
     rows = []
     if not args.skip_train:

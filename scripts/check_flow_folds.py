@@ -41,9 +41,9 @@ def main() -> None:
     from qvfe.problems.electron_gas import make_backflow
     from qvfe.run import build_problem
     from qvfe.spec import load_spec
-    from qvfe.xla_cpu import use_hlo_triangular_solve
+    from qvfe.xla_cpu import use_deadlock_free_linalg
 
-    use_hlo_triangular_solve()
+    use_deadlock_free_linalg()
     run = Path(args.rundir)
     spec = load_spec(run / "spec.toml")
     if spec.kind != "electron_gas":

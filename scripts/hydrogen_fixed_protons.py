@@ -40,7 +40,7 @@ def main() -> None:
 
     from qvfe import checkpoint
     from qvfe.spec import load_spec
-    from qvfe.xla_cpu import use_hlo_triangular_solve
+    from qvfe.xla_cpu import use_deadlock_free_linalg
 
     run = importlib.import_module("qvfe.run")
     spec = load_spec(args.run_dir / "spec.toml")
@@ -49,7 +49,7 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: needs a periodic hydrogen run with free protons")
     jax.config.update("jax_enable_x64", spec.run.x64)
     if jax.default_backend() == "cpu":
-        use_hlo_triangular_solve()
+        use_deadlock_free_linalg()
     problem = run.build_problem(spec)
     template = problem.init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
     restored = checkpoint.restore_latest(args.run_dir / "checkpoints", template)

@@ -33,9 +33,9 @@ def main() -> None:
 
     from qvfe.run import _compiled, _result, build_problem, evaluate_state
     from qvfe.spec import load_spec
-    from qvfe.xla_cpu import use_hlo_triangular_solve
+    from qvfe.xla_cpu import use_deadlock_free_linalg
 
-    use_hlo_triangular_solve()
+    use_deadlock_free_linalg()
     spec = load_spec(args.spec, overrides=args.set)
     if spec.kind != "electron_gas" or spec.model.backflow_layers < 1:
         raise SystemExit("an electron_gas spec with model.backflow_layers >= 1 is needed")

@@ -16,9 +16,9 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from qvfe.xla_cpu import use_hlo_triangular_solve  # noqa: E402
+from qvfe.xla_cpu import use_deadlock_free_linalg  # noqa: E402
 
-use_hlo_triangular_solve()  # the test process is an application: see qvfe.xla_cpu
+use_deadlock_free_linalg()  # the test process is an application: see qvfe.xla_cpu
 
 
 # Modules whose tests run the engine end to end (tens of seconds each): collected first, so that
