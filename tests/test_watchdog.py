@@ -82,12 +82,27 @@ def test_driver_beats_after_every_step_and_evaluation_chunk():
 
 
 def test_restart_resumes_the_run_directory_and_never_overwrites(tmp_path):
-    args = _parser().parse_args(["run", "spec.toml", "--out", str(tmp_path), "--overwrite",
-                                 "--no-progress", "--stall-timeout", "60"])
+    (tmp_path / "spec.toml").write_text(qvfe.load_spec(SPEC).to_toml())
+    args = _parser().parse_args(["run", "spec.toml", "--set", "optim.steps=9", "--out",
+                                 str(tmp_path), "--overwrite", "--no-progress",
+                                 "--stall-timeout", "60"])
     argv = restart_argv(args, tmp_path)
     assert argv[1:5] == ["-m", "qvfe.cli", "run", str(tmp_path)]
-    assert "--overwrite" not in argv and "spec.toml" not in argv
+    assert "--overwrite" not in argv and "spec.toml" not in argv and "--set" not in argv
     assert argv[-3:] == ["--no-progress", "--stall-timeout", "60"]
+
+
+def test_restart_before_the_run_directory_is_written_repeats_the_command(tmp_path):
+    """A stall while the problem is built (no spec.toml in --out yet) cannot resume: the
+    restart is the original command, spec, overrides, --out and --overwrite included."""
+    out = tmp_path / "r"
+    args = _parser().parse_args(["run", "spec.toml", "--set", "optim.steps=9", "--out", str(out),
+                                 "--overwrite", "--no-progress", "--stall-timeout", "60"])
+    assert restart_argv(args, out)[1:] == [
+        "-m", "qvfe.cli", "run", "spec.toml", "--set", "optim.steps=9", "--out", str(out),
+        "--overwrite", "--no-progress", "--stall-timeout", "60"]
+    default = _parser().parse_args(["run", "--out", str(out)])
+    assert restart_argv(default, out)[1:6] == ["-m", "qvfe.cli", "run", "--out", str(out)]
 
 
 def test_a_command_that_keeps_stalling_restarts_then_gives_up(tmp_path):
