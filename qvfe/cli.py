@@ -112,12 +112,14 @@ def restart_argv(args: argparse.Namespace, run_dir: Path) -> list[str]:
     """The command that resumes this invocation on its run directory (never with --overwrite);
     for a run that has not yet written its spec there (a stall while it builds, before the
     directory is prepared), the original command again: nothing of it exists to resume."""
-    argv = [sys.executable, "-m", "qvfe.cli", args.command, str(run_dir)]
+    argv = [sys.executable, "-m", "qvfe.cli", args.command]
     if args.command == "run" and not (run_dir / "spec.toml").is_file():
-        argv = argv[:4] + ([args.spec] if args.spec is not None else [])
+        argv += [args.spec] if args.spec is not None else []
         for o in args.overrides:
             argv += ["--set", o]
         argv += ["--out", str(run_dir)] + (["--overwrite"] if args.overwrite else [])
+    else:
+        argv.append(str(run_dir))
     if args.command == "eval" and args.samples is not None:
         argv += ["--samples", str(args.samples)]
     if getattr(args, "no_progress", False):
