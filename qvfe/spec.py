@@ -266,6 +266,11 @@ class QuantumModel:
                                 "mean of its pair pushes weighted by exp(-r/l): a bijection for "
                                 "every parameter value with a push that does not shrink with N, "
                                 "see qvfe/flows/backflow.py)", lo=0.0, hi=10.0)
+    backflow_environment: int = opt(0, doc="periodic box, pair-sum layers: 0 (default), or H "
+                                    "channels of each electron's environment (a mean over its "
+                                    "partners) that its pair amplitudes also see: a three-body "
+                                    "backflow, still a bijection at strength 1 (the bound is "
+                                    "tightened; see qvfe/flows/backflow.py)", lo=0, hi=64)
     opposite_spin_layers: int = opt(0, doc="periodic, both spins: layers of the opposite-spin "
                                     "flow before the backflow (each moves every electron by a "
                                     "bounded mean push of the other spin; a bijection for every "
@@ -658,6 +663,7 @@ def _check_consistency(spec: Spec) -> None:
     if spec.kind in ("quantum_dot", "electron_gas", "hydrogen"):
         _check_opposite_spin_layers(spec)
         _check_backflow_range(spec)
+        _check_backflow_environment(spec)
     if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
                         f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
@@ -690,6 +696,19 @@ def _check_opposite_spin_layers(spec: Spec) -> None:
         raise SpecError(f"model.opposite_spin_layers = {layers} is invalid here (system.kind = "
                         f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
                         "box is periodic and both spins are present")
+
+
+def _check_backflow_environment(spec: Spec) -> None:
+    m = spec.model
+    if not m.backflow_environment:
+        return
+    periodic, n_up, n_down = _periodic_electrons(spec)
+    if not periodic or m.backflow_range or n_up + n_down < 2:
+        raise SpecError(f"model.backflow_environment = {m.backflow_environment} is invalid here "
+                        f"(system.kind = {spec.kind!r}, {n_up + n_down} electron(s), "
+                        f"model.backflow_range = {m.backflow_range:g}): must be 0 unless the box "
+                        "is periodic with at least 2 electrons and the backflow sums pair "
+                        "pushes (backflow_range = 0)")
 
 
 def _check_backflow_range(spec: Spec) -> None:

@@ -19,6 +19,10 @@ FLOWS = {
     "periodic": Backflow(
         n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2
     ),
+    "environment": Backflow(
+        n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
+        environment=3
+    ),
     "neighbour_mean": Backflow(
         n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
         neighbour_range=0.3
@@ -64,7 +68,7 @@ def test_permutation_equivariance_within_each_spin(case):
     assert float(jnp.max(jnp.abs(z - x))) > 1e-2  # the test is not vacuous
 
 
-@pytest.mark.parametrize("kind", ["periodic", "neighbour_mean"])
+@pytest.mark.parametrize("kind", ["periodic", "environment", "neighbour_mean"])
 def test_periodic_variant_is_periodic_in_each_particle(kind):
     flow = FLOWS[kind]
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
@@ -258,3 +262,27 @@ def test_neighbour_range_is_validated():
         Backflow(2, 0, 2, kind="periodic", box_length=L, neighbour_range=0.0)
     with pytest.raises(ValueError, match="neighbour_range"):
         Backflow(1, 0, 2, kind="periodic", box_length=L, neighbour_range=0.5)
+
+
+def test_environment_layer_is_three_body_where_the_pair_sum_is_not():
+    """d^2 z_0 / dx_1 dx_2 vanishes for a pair sum (z_0 is a sum of functions of one partner
+    each; one layer, since a second sees all of the first's output) and not once the amplitudes
+    see the environment; bad settings are rejected."""
+    x = jax.random.uniform(jax.random.PRNGKey(2), (5, 2)) * L
+    mixed = {}
+    for kind in ("periodic", "environment"):
+        flow = dataclasses.replace(FLOWS[kind], n_layers=1)
+        params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+
+        def z0(x1, x2, flow=flow, params=params):
+            return flow.forward(params, x.at[1].set(x1).at[2].set(x2))[0]
+
+        mixed[kind] = float(jnp.max(jnp.abs(jax.jacfwd(jax.jacfwd(z0), 1)(x[1], x[2]))))
+    assert mixed["periodic"] < 1e-14
+    assert mixed["environment"] > 1e-7  # ~8e-6: amplitude 0.03, times dh/dD ~ 1/(n - 1)
+    with pytest.raises(ValueError, match="environment"):
+        Backflow(2, 0, 2, kind="open", environment=2)
+    with pytest.raises(ValueError, match="environment"):
+        Backflow(2, 0, 2, kind="periodic", box_length=L, neighbour_range=0.5, environment=2)
+    with pytest.raises(ValueError, match="environment"):
+        Backflow(2, 0, 2, kind="periodic", box_length=L, environment=-1)

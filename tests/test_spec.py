@@ -59,6 +59,17 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "invalid with 1 electron: must be 0"),
     (HEG, {"model.backflow_range": -0.5}, "model.backflow_range = -0.5 is invalid: must be a "
      "number in [0.0, 10.0]"),
+    (HEG, {"model.backflow_environment": 4, "model.backflow_range": 0.5},
+     "model.backflow_environment = 4 is invalid here (system.kind = 'electron_gas', 3 "
+     "electron(s), model.backflow_range = 0.5): must be 0 unless the box is periodic with at "
+     "least 2 electrons and the backflow sums pair pushes (backflow_range = 0)"),
+    (HEG, {"model.backflow_environment": 2, "system.n_up": 1},
+     "model.backflow_environment = 2 is invalid here"),
+    (H_ISOLATED, {"model.backflow_environment": 2}, "model.backflow_environment = 2 is invalid"),
+    ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
+     {"model.backflow_environment": 2}, "model.backflow_environment = 2 is invalid"),
+    (HEG, {"model.backflow_environment": 65}, "model.backflow_environment = 65 is invalid: "
+     "must be an integer in [0, 64]"),
     (H_ISOLATED, {"model.backflow_range": 0.5}, "model.backflow_range = 0.5 is invalid for "
      "'hydrogen' here: must be 0 unless the box is periodic"),
     ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},

@@ -56,6 +56,22 @@ Jacobians by ``jax.jacfwd`` on ``d`` inputs), which is ``n`` times cheaper than 
 whole map and gives the same matrix; ``slogdet`` of it is differentiable and runs through folx's
 forward Laplacian.
 
+Environment layers (periodic pair sums, ``environment = H``): every pair amplitude also sees the
+environment of the electron it moves,
+
+    z_i = x_i + sum_{j != i} eta(D_ij, h_i) v(D_ij),   h_i = sum_{k != i} phi(D_ik) / (n - 1),
+
+with ``phi`` a 1-Lipschitz network of the same periodic pair features and tanh outputs (H
+channels), and ``eta`` 1-Lipschitz in (features, h) jointly. The push of j on i then depends on
+where the other electrons are (three-body), yet z_i still depends on x only through the
+separations ``D_ik`` from i, so the Jacobian keeps the block structure above and its
+log-determinant the same (n d, n d) assembly: ``dz_i/dD_ik = du_ik/dD + A_i dh_i/dD_ik`` with
+``A_i = sum_j du_ij/dh`` (forward mode on d + H inputs per pair). The bound: the direct part is
+the pair block's ``(1 + sqrt(d)) a``; ``|A_i|_2 <= (n - 1) a sqrt(d) L / (2 pi)`` (``|v| <=
+sqrt(d) L/(2 pi)``, ``|d eta/dh| <= a``) and ``|dh_i/dD_ik|_2 <= (2 pi / L) / (n - 1)``, so the
+environment adds at most ``sqrt(d) a`` per block, and ``a = contraction / (2 (n - 1) (1 + 2
+sqrt(d)))`` keeps every such layer a contraction, hence a bijection, as above.
+
 Neighbour-mean layers (periodic, ``neighbour_range = l``): the bound above is set by a
 configuration nobody visits, all ``n - 1`` pair blocks of one row at their largest. Instead each
 particle is moved by the weighted mean of its pair displacements,
@@ -101,12 +117,14 @@ _CUSP_EPS = 1e-12  # (|D|/length_scale)^2 added under the square root of the cus
 _EXACT_CUSP_EPS = 1e-20
 
 
-def _init_mlp(key: jax.Array, sizes: list[int]) -> list[tuple[jax.Array, jax.Array]]:
-    """Dense layers, LeCun-normal weights; the last layer is zero so the flow starts at identity."""
+def _init_mlp(key: jax.Array, sizes: list[int], zero_last: bool = True
+              ) -> list[tuple[jax.Array, jax.Array]]:
+    """Dense layers, LeCun-normal weights; the last layer is zero (by default) so the flow starts
+    at the identity."""
     layers = []
     keys = jax.random.split(key, len(sizes) - 1)
     for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        if i == len(sizes) - 2:
+        if zero_last and i == len(sizes) - 2:
             w = jnp.zeros((fan_in, fan_out))
         else:
             w = jax.random.normal(k, (fan_in, fan_out)) / np.sqrt(fan_in)
@@ -148,9 +166,9 @@ def _unit_ball(w: jax.Array) -> jax.Array:
     return w * jax.lax.rsqrt(jnp.maximum(1.0, jnp.sum(w**2)))
 
 
-def _bounded_mlp(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array,
+def _bounded_net(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array,
                  first_bias: jax.Array | None = None) -> jax.Array:
-    """A 1-Lipschitz MLP with a tanh-bounded scalar output in (-1, 1).
+    """A 1-Lipschitz MLP whose outputs are tanh-bounded in (-1, 1).
 
     ``first_bias`` (optional) is added to the first layer's output: a constant in the features,
     so the Lipschitz bound is unchanged (how a sector label conditions the map).
@@ -161,7 +179,13 @@ def _bounded_mlp(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array,
         if i == 0 and first_bias is not None:
             h = h + first_bias
         h = jnp.tanh(h)  # also on the last layer: bounds the amplitude
-    return h[..., 0]
+    return h
+
+
+def _bounded_mlp(layers: list[tuple[jax.Array, jax.Array]], features: jax.Array,
+                 first_bias: jax.Array | None = None) -> jax.Array:
+    """``_bounded_net`` with one output: a scalar in (-1, 1), 1-Lipschitz in the features."""
+    return _bounded_net(layers, features, first_bias)[..., 0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +232,11 @@ class Backflow:
             layer moves a particle by the weighted mean of its pair displacements, weights
             ``exp(-distance/l)``, a contraction whose largest push does not shrink with n (see
             the module docstring).
+        environment: 0 (default) or a number H of environment channels (periodic pair sums
+            only): each electron's pair amplitudes also see ``h_i``, the mean over its partners
+            of H bounded functions of the pair features, so the push on i by j depends on where
+            all the others are (a three-body backflow with a dense, still block-structured
+            Jacobian; see the module docstring for why it stays a bijection).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -234,6 +263,7 @@ class Backflow:
     cusp_slopes: tuple[float, ...] | None = None
     strength: float = 1.0
     neighbour_range: float | None = None
+    environment: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -258,6 +288,12 @@ class Backflow:
                                                  or self.n_particles < 2):
             raise ValueError(f"Backflow.neighbour_range must be > 0 with kind='periodic' and at "
                              f"least 2 particles, got {self.neighbour_range}")
+        if self.environment < 0 or (self.environment and (self.kind != "periodic"
+                                                            or self.neighbour_range is not None
+                                                            or self.n_particles < 2)):
+            raise ValueError(f"Backflow.environment must be 0, or > 0 with kind='periodic', "
+                             f"pair-sum layers (no neighbour_range) and at least 2 particles, "
+                             f"got {self.environment}")
         if self.cusp_slopes is not None:
             slopes = tuple(float(b) for b in self.cusp_slopes)
             if self.kind != "open" or len(slopes) != self.n_sectors or min(slopes) < 0:
@@ -322,8 +358,9 @@ class Backflow:
             return 0.0
         elif self.kind == "open":  # pair terms only
             bound = self.contraction / (3.0 * 2 * (n - 1))
-        else:
-            bound = self.contraction / (2 * (n - 1) * (1.0 + np.sqrt(self.dim)))
+        else:  # the environment adds sqrt(d) a to each pair block (module docstring)
+            per_pair = 1.0 + (2.0 if self.environment else 1.0) * np.sqrt(self.dim)
+            bound = self.contraction / (2 * (n - 1) * per_pair)
         return self.strength * bound
 
     # ---- parameters -------------------------------------------------------------------------
@@ -332,7 +369,13 @@ class Backflow:
         layers = []
         for k in jax.random.split(key, self.n_layers):
             k_pair, k_one = jax.random.split(k)
-            layer = {"pair": _init_mlp(k_pair, [self._n_pair_features, *self.hidden, 1])}
+            layer = {"pair": _init_mlp(k_pair, [self._n_pair_features + self.environment,
+                                                *self.hidden, 1])}
+            if self.environment:
+                # random last layer too: h informs the pair network from the first step, and the
+                # flow is still the identity (the pair network's last layer is zero)
+                layer["env"] = _init_mlp(k_one, [self._n_pair_features, *self.hidden,
+                                                 self.environment], zero_last=False)
             if self._has_one_body:
                 layer["one"] = _init_mlp(k_one, [3, *self.hidden, 1])
             if self.n_sectors > 1:
@@ -395,6 +438,23 @@ class Backflow:
         feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
         return _bounded_mlp(mlp, feats, bias)
 
+    def _environment_feature(self, mlp, delta: jax.Array, aux) -> jax.Array:
+        """phi(delta; s) in (-1, 1)^H: what one partner contributes to an electron's environment."""
+        same_spin, _ = aux
+        angle = (2 * np.pi / self.box_length) * delta
+        return _bounded_net(mlp, jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]]))
+
+    def _environment_pair(self, mlp, delta_and_h: jax.Array, aux) -> jax.Array:
+        """eta(delta, h_i) v(delta) for one pair; the input is (delta, h_i) in one vector so one
+        forward-mode pass gives both derivatives."""
+        same_spin, bias = aux
+        d = self.dim
+        angle = (2 * np.pi / self.box_length) * delta_and_h[:d]
+        feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None],
+                                 delta_and_h[d:]])
+        return (self._amplitude * _bounded_mlp(mlp, feats, bias) * (self.box_length / (2 * np.pi))
+                * jnp.sin(angle))
+
     def _weighted_pair(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """(g w, g) for one pair of a neighbour-mean layer, shape (d + 1,)."""
         L, ell = self.box_length, self.neighbour_range
@@ -446,6 +506,10 @@ class Backflow:
             return self._mean_layer(layer["pair"], x, delta, (same, bias), off_diag,
                                     with_jacobian)
 
+        if "env" in layer:
+            return self._environment_layer(layer, x, delta, (same, bias), off_diag,
+                                           with_jacobian)
+
         if not with_jacobian:
             pair = jax.vmap(jax.vmap(pair_fn, (None, 0, (0, None))), (None, 0, (0, None)))
             z = x + jnp.sum(pair(layer["pair"], delta, (same, bias)) * off_diag[..., None], axis=1)
@@ -467,6 +531,34 @@ class Backflow:
             b, B = one(layer["one"], x, spin)
             z, diag = z + b, diag + B
         # det > 0 by construction at strength <= 1 (contraction); above, det_sign checks it
+        return z, _pair_structured_slogdet(diag, U)
+
+    def _environment_layer(self, layer, x: jax.Array, delta: jax.Array, aux,
+                           off_diag: jax.Array, with_jacobian: bool):
+        """One pair-sum layer whose amplitudes see the environment
+        h_i = sum_{k != i} phi(x_i - x_k) / (n - 1):  z_i = x_i + sum_j eta(x_i - x_j, h_i) v_ij."""
+        n, d = x.shape
+        both = (None, 0, (0, None))
+        env_fn = _value_and_jacfwd(self._environment_feature) if with_jacobian \
+            else self._environment_feature
+        phi = jax.vmap(jax.vmap(env_fn, both), both)(layer["env"], delta, aux)
+        phi_value = (phi[0] if with_jacobian else phi) * off_diag[..., None]  # (n, n, H)
+        h = jnp.sum(phi_value, axis=1) / (n - 1)  # (n, H)
+        inputs = jnp.concatenate([delta, jnp.broadcast_to(h[:, None], (n, n, h.shape[-1]))], -1)
+        pair_fn = _value_and_jacfwd(self._environment_pair) if with_jacobian \
+            else self._environment_pair
+        out = jax.vmap(jax.vmap(pair_fn, both), both)(layer["pair"], inputs, aux)
+        u = (out[0] if with_jacobian else out) * off_diag[..., None]
+        z = x + jnp.sum(u, axis=1)
+        if not with_jacobian:
+            return z, None
+        # z_i depends on x only through D_ik = x_i - x_k, directly and through h_i, so the
+        # Jacobian keeps the pair structure with dz_i/dD_ik = du_ik/dD + (sum_j du_ij/dh) dh_i/dD_ik
+        jac = out[1] * off_diag[..., None, None]  # (n, n, d, d + H)
+        through_h = jnp.sum(jac[..., d:], axis=1)  # (n, d, H)
+        dh = phi[1] * off_diag[..., None, None] / (n - 1)  # (n, n, H, d)
+        U = jac[..., :d] + jnp.einsum("idh,ikhe->ikde", through_h, dh)
+        diag = jnp.eye(d, dtype=x.dtype) + jnp.sum(U, axis=1)
         return z, _pair_structured_slogdet(diag, U)
 
     def _mean_layer(self, mlp, x: jax.Array, delta: jax.Array, aux, off_diag: jax.Array,

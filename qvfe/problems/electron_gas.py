@@ -76,7 +76,7 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
     ``model.backflow_range`` rs); hydrogen's too."""
     return Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
                     hidden=(model.backflow_hidden,), n_layers=model.backflow_layers,
-                    strength=model.backflow_strength,
+                    strength=model.backflow_strength, environment=model.backflow_environment,
                     neighbour_range=model.backflow_range * rs if model.backflow_range else None)
 
 
