@@ -72,7 +72,53 @@ def main() -> None:
             frac = float(jnp.mean(jnp.concatenate(chunks)))
             print(f"  clusters of width {width:g} rs: det <= 0 in {100 * frac:.1f} % "
                   f"of {args.probes}")
-        print_amplitudes(params, flow, rs, jax.random.fold_in(key, 7))
+        if flow.environment:
+            print_environment_amplitudes(params, flow, rs, walkers[:64])
+        else:
+            print_amplitudes(params, flow, rs, jax.random.fold_in(key, 7))
+
+
+_EDGES = (0.0, 0.5, 1.0, 2.0, 3.0, float("inf"))  # shells of the pair separation, in rs
+
+
+def _shell_means(eta, r) -> list[float]:
+    import numpy as np
+
+    return [eta[(r >= a) & (r < b)].mean() if np.any((r >= a) & (r < b)) else np.nan
+            for a, b in zip(_EDGES[:-1], _EDGES[1:])]
+
+
+def _shell_header(kind: str) -> str:
+    return (f"  pair amplitude eta ({kind} layers; |eta| <= 1) by separation in rs: "
+            + ", ".join(f"[{a:g}, {b:g})" for a, b in zip(_EDGES[:-1], _EDGES[1:])))
+
+
+def print_environment_amplitudes(params, flow, rs: float, walkers) -> None:
+    """The same for environment layers, whose eta also depends on the moved electron's
+    environment: evaluated at the pairs of the given walkers (each layer at its input, the
+    previous layers' output), same spin only."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    L, n = flow.box_length, flow.n_particles
+    print(_shell_header("environment") + f"; at the pairs of {walkers.shape[0]} walkers")
+    off = ~np.eye(n, dtype=bool)
+    for i, layer in enumerate(params["layers"]):
+        xs = jax.vmap(lambda x: flow.forward({"layers": params["layers"][:i]}, x))(walkers)
+
+        def etas(x, layer=layer):
+            delta = x[:, None, :] - x[None, :, :]
+            h = jnp.broadcast_to(flow.environment_of(layer, x)[:, None], (n, n, flow.environment))
+            aux = (jnp.ones((), x.dtype), None)
+            eta = jax.vmap(jax.vmap(lambda dl, hi: flow.periodic_eta(layer["pair"], dl, aux, hi)))
+            return eta(delta, h), delta
+
+        eta, delta = jax.jit(jax.vmap(etas))(xs)
+        delta = np.asarray(delta) - L * np.round(np.asarray(delta) / L)  # minimum image
+        r = np.linalg.norm(delta, axis=-1)[:, off] / rs
+        means = _shell_means(np.asarray(eta)[:, off], r)
+        print(f"    layer {i}: " + "  ".join(f"{m:+.3f}" for m in means))
 
 
 def print_amplitudes(params, flow, rs: float, key) -> None:
@@ -84,10 +130,8 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
     L, d = flow.box_length, flow.dim
     delta = jax.random.uniform(key, (20000, d), minval=-L / 2, maxval=L / 2)
     r = np.asarray(jnp.linalg.norm(delta, axis=1)) / rs
-    edges = [0.0, 0.5, 1.0, 2.0, 3.0, np.inf]
     kind = "neighbour-mean" if flow.neighbour_range is not None else "pair-sum"
-    print(f"  pair amplitude eta ({kind} layers; |eta| <= 1) by separation in rs: "
-          + ", ".join(f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:])))
+    print(_shell_header(kind))
     spins = (1.0, 0.0) if flow.n_up and flow.n_down else (1.0,)
     for i, layer in enumerate(params["layers"]):
         if "pair" not in layer:  # the exact-cusp layer has no learned amplitude
@@ -96,8 +140,7 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
         for same in spins:
             aux = (jnp.asarray(same, delta.dtype), bias)
             eta = np.asarray(jax.vmap(lambda x: flow.periodic_eta(layer["pair"], x, aux))(delta))
-            means = [eta[(r >= a) & (r < b)].mean() if np.any((r >= a) & (r < b)) else np.nan
-                     for a, b in zip(edges[:-1], edges[1:])]
+            means = _shell_means(eta, r)
             label = "" if len(spins) == 1 else (" same spin" if same else " opposite spin")
             print(f"    layer {i}{label}: " + "  ".join(f"{m:+.3f}" for m in means))
 

@@ -286,3 +286,25 @@ def test_environment_layer_is_three_body_where_the_pair_sum_is_not():
         Backflow(2, 0, 2, kind="periodic", box_length=L, neighbour_range=0.5, environment=2)
     with pytest.raises(ValueError, match="environment"):
         Backflow(2, 0, 2, kind="periodic", box_length=L, environment=-1)
+
+
+def test_environment_and_eta_reproduce_the_environment_layers_push():
+    """``environment_of`` and ``periodic_eta(..., env)`` (what scripts/check_flow_folds.py
+    prints) are the layer's own amplitudes: sum_j a eta_ij v(D_ij) is its push z_i - x_i."""
+    flow = dataclasses.replace(FLOWS["environment"], n_layers=1)
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    layer = params["layers"][0]
+    x = jax.random.uniform(jax.random.PRNGKey(2), (5, 2)) * L
+    h = flow.environment_of(layer, x)
+    assert h.shape == (5, 3)
+    same = np.array([1.0, 1, 1, 0, 0])
+    push = np.zeros((5, 2))
+    for i in range(5):
+        for j in range(5):
+            if i != j:
+                aux = (jnp.asarray(float(same[i] == same[j])), None)
+                eta = flow.periodic_eta(layer["pair"], x[i] - x[j], aux, h[i])
+                push[i] += (flow._amplitude * eta * L / (2 * np.pi)
+                            * np.sin(2 * np.pi * (x[i] - x[j]) / L))
+    np.testing.assert_allclose(flow.forward(params, x) - x, push, atol=1e-14)
+    assert np.abs(push).max() > 1e-3

@@ -430,13 +430,27 @@ class Backflow:
         return (a * self.periodic_eta(mlp, delta, aux) * (self.box_length / (2 * np.pi))
                 * jnp.sin(angle))
 
-    def periodic_eta(self, mlp, delta: jax.Array, aux) -> jax.Array:
+    def periodic_eta(self, mlp, delta: jax.Array, aux, env: jax.Array | None = None
+                     ) -> jax.Array:
         """The learned amplitude eta in (-1, 1) of one pair of a periodic layer (pair sum or
-        neighbour mean), before the layer's bound scales it; aux = (same_spin, bias)."""
+        neighbour mean), before the layer's bound scales it; aux = (same_spin, bias); ``env``:
+        the moved electron's environment h_i (environment layers only, see ``environment_of``)."""
         same_spin, bias = aux
         angle = (2 * np.pi / self.box_length) * delta
-        feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None]])
-        return _bounded_mlp(mlp, feats, bias)
+        feats = [jnp.sin(angle), jnp.cos(angle), same_spin[None]]
+        return _bounded_mlp(mlp, jnp.concatenate(feats + ([] if env is None else [env])), bias)
+
+    def environment_of(self, layer, x: jax.Array) -> jax.Array:
+        """h_i, shape (n, H): each electron's environment as the environment ``layer`` (one entry
+        of ``params["layers"]``) sees it at the configuration ``x`` of shape (n, d)."""
+        n = x.shape[0]
+        spin = jnp.asarray(self._spin, dtype=x.dtype)
+        same = (spin[:, None] == spin[None, :]).astype(x.dtype)
+        off_diag = jnp.asarray(1.0 - np.eye(n), dtype=x.dtype)
+        both = (None, 0, (0, None))
+        phi = jax.vmap(jax.vmap(self._environment_feature, both), both)(
+            layer["env"], x[:, None, :] - x[None, :, :], (same, None))
+        return jnp.sum(phi * off_diag[..., None], axis=1) / (n - 1)
 
     def _environment_feature(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """phi(delta; s) in (-1, 1)^H: what one partner contributes to an electron's environment."""
@@ -447,13 +461,9 @@ class Backflow:
     def _environment_pair(self, mlp, delta_and_h: jax.Array, aux) -> jax.Array:
         """eta(delta, h_i) v(delta) for one pair; the input is (delta, h_i) in one vector so one
         forward-mode pass gives both derivatives."""
-        same_spin, bias = aux
-        d = self.dim
-        angle = (2 * np.pi / self.box_length) * delta_and_h[:d]
-        feats = jnp.concatenate([jnp.sin(angle), jnp.cos(angle), same_spin[None],
-                                 delta_and_h[d:]])
-        return (self._amplitude * _bounded_mlp(mlp, feats, bias) * (self.box_length / (2 * np.pi))
-                * jnp.sin(angle))
+        delta, h = delta_and_h[:self.dim], delta_and_h[self.dim:]
+        return (self._amplitude * self.periodic_eta(mlp, delta, aux, h)
+                * (self.box_length / (2 * np.pi)) * jnp.sin((2 * np.pi / self.box_length) * delta))
 
     def _weighted_pair(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """(g w, g) for one pair of a neighbour-mean layer, shape (d + 1,)."""
