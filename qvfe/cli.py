@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="optimize, checkpoint and evaluate a spec; or resume a run dir",
                        description="Run a spec file (or the embedded default), or resume a run "
                        "directory from its newest checkpoint. Overrides such as "
-                       "--set optim.steps=3000 may also extend a finished run.")
+                       "--set optim.steps=3000 may also extend a finished run (with "
+                       "--set optim.lr=... at another rate).")
     r.add_argument("spec", nargs="?", help="spec .toml file or run directory (default: the "
                    "embedded default spec)")
     r.add_argument("--set", dest="overrides", action="append", default=[],

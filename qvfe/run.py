@@ -178,9 +178,11 @@ class _StopFlag:
             signal.signal(s, h)
 
 
-# Keys a run directory's spec may change on resume: how long to train, how many samples to
-# evaluate, and the bookkeeping of checkpoints and logs; any other change would mix two models.
-RESUMABLE_CHANGES = ("optim.steps", "eval.samples", "run.checkpoint_every",
+# Keys a run directory's spec may change on resume: how long to train and at what rate (an
+# extension at a lower rate anneals a finished run; the optimizer's state does not depend on it,
+# unlike on lr_decay_steps), how many samples to evaluate, and the bookkeeping of checkpoints and
+# logs; any other change would mix two models.
+RESUMABLE_CHANGES = ("optim.steps", "optim.lr", "eval.samples", "run.checkpoint_every",
                      "run.keep_checkpoints", "run.log_every", "run.print_every")
 
 

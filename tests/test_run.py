@@ -99,8 +99,11 @@ def test_same_spec_resumes_and_different_spec_is_refused(tmp_path, monkeypatch):
     with pytest.raises(qvfe.SpecError, match="optim.steps = 5 is invalid for .*step 10"):
         qvfe.run(spec.replace(**{"optim.steps": 5}), out=tmp_path / "r")
     assert qvfe.load_spec(tmp_path / "r").optim.steps == 10  # the refused spec was not written
-    longer = qvfe.run(spec.replace(**{"optim.steps": 15}), out=tmp_path / "r", progress=False)
+    # an extension may lower the rate (annealing); the directory's spec records it
+    longer = qvfe.run(spec.replace(**{"optim.steps": 15, "optim.lr": spec.optim.lr / 5}),
+                      out=tmp_path / "r", progress=False)
     assert longer.steps == 15
+    assert qvfe.load_spec(tmp_path / "r").optim.lr == spec.optim.lr / 5
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints")][0] == 15
 
 
