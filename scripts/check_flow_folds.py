@@ -38,7 +38,7 @@ def main() -> None:
     import jax.numpy as jnp
 
     from qvfe import checkpoint
-    from qvfe.problems.electron_gas import make_backflow
+    from qvfe.problems.electron_gas import make_backflow, make_opposite_spin
     from qvfe.run import build_problem
     from qvfe.spec import load_spec
     from qvfe.xla_cpu import use_deadlock_free_linalg
@@ -55,13 +55,20 @@ def main() -> None:
             raise SystemExit(f"{run}: no checkpoint")
         step, state = restored
         flow = make_backflow(spec)
-        params = state["params"]["theta"]["backflow"]
-        sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
+        theta = state["params"]["theta"]
+        params = theta["backflow"]
+        opposite = make_opposite_spin(spec.model, flow.n_up, flow.n_down, flow.dim,
+                                      flow.box_length, spec.system.rs)
         n, d, rs = flow.n_particles, flow.dim, spec.system.rs
         walkers = state["mc"].walkers.reshape(-1, n, d)
+        if opposite is not None:  # the backflow acts on the opposite-spin flow's output
+            walkers = jax.jit(jax.vmap(lambda x: opposite.forward_and_log_det(
+                theta["opposite_spin"], x)[0]))(walkers)
+        sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
         folded = int(jnp.sum(sign(walkers) <= 0))
         print(f"{run} (step {step}, backflow strength {flow.strength:g}): det dZ/dX <= 0 at "
-              f"{folded} of {walkers.shape[0]} walkers")
+              f"{folded} of {walkers.shape[0]} walkers"
+              + (" (after the opposite-spin flow)" if opposite is not None else ""))
         key = jax.random.PRNGKey(args.seed)
         for width in args.widths:
             chunks = []
@@ -95,14 +102,16 @@ def _shell_header(kind: str) -> str:
 
 def print_environment_amplitudes(params, flow, rs: float, walkers) -> None:
     """The same for environment layers, whose eta also depends on the moved electron's
-    environment: evaluated at the pairs of the given walkers (each layer at its input, the
-    previous layers' output), same spin only."""
+    environment: evaluated at the pairs of the given walkers (the backflow's input; each layer at
+    the previous layers' output)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     L, n = flow.box_length, flow.n_particles
     print(_shell_header("environment") + f"; at the pairs of {walkers.shape[0]} walkers")
+    spin = np.array([1.0] * flow.n_up + [0.0] * flow.n_down)
+    same = (spin[:, None] == spin[None, :]).astype(float)
     off = ~np.eye(n, dtype=bool)
     for i, layer in enumerate(params["layers"]):
         xs = jax.vmap(lambda x: flow.forward({"layers": params["layers"][:i]}, x))(walkers)
@@ -110,15 +119,19 @@ def print_environment_amplitudes(params, flow, rs: float, walkers) -> None:
         def etas(x, layer=layer):
             delta = x[:, None, :] - x[None, :, :]
             h = jnp.broadcast_to(flow.environment_of(layer, x)[:, None], (n, n, flow.environment))
-            aux = (jnp.ones((), x.dtype), None)
-            eta = jax.vmap(jax.vmap(lambda dl, hi: flow.periodic_eta(layer["pair"], dl, aux, hi)))
-            return eta(delta, h), delta
+            eta = jax.vmap(jax.vmap(lambda dl, hi, s: flow.periodic_eta(layer["pair"], dl,
+                                                                        (s, None), hi)))
+            return eta(delta, h, jnp.asarray(same, x.dtype)), delta
 
         eta, delta = jax.jit(jax.vmap(etas))(xs)
         delta = np.asarray(delta) - L * np.round(np.asarray(delta) / L)  # minimum image
-        r = np.linalg.norm(delta, axis=-1)[:, off] / rs
-        means = _shell_means(np.asarray(eta)[:, off], r)
-        print(f"    layer {i}: " + "  ".join(f"{m:+.3f}" for m in means))
+        r = np.linalg.norm(delta, axis=-1) / rs
+        kinds = [(1.0, "")] if not (flow.n_up and flow.n_down) else [
+            (1.0, " same spin"), (0.0, " opposite spin")]
+        for value, label in kinds:
+            pairs = off & (same == value)
+            means = _shell_means(np.asarray(eta)[:, pairs], r[:, pairs])
+            print(f"    layer {i}{label}: " + "  ".join(f"{m:+.3f}" for m in means))
 
 
 def print_amplitudes(params, flow, rs: float, key) -> None:

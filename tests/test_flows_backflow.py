@@ -278,6 +278,10 @@ def test_environment_layer_is_three_body_where_the_pair_sum_is_not():
             return flow.forward(params, x.at[1].set(x1).at[2].set(x2))[0]
 
         mixed[kind] = float(jnp.max(jnp.abs(jax.jacfwd(jax.jacfwd(z0), 1)(x[1], x[2]))))
+    # the bound (module docstring): sqrt(d) a more per pair block than the pair sum's
+    n, d, c = 5, 2, FLOWS["environment"].contraction
+    assert FLOWS["environment"]._amplitude == pytest.approx(
+        c / (2 * (n - 1) * (1 + 2 * np.sqrt(d))), rel=1e-15)
     assert mixed["periodic"] < 1e-14
     assert mixed["environment"] > 1e-7  # ~8e-6: amplitude 0.03, times dh/dD ~ 1/(n - 1)
     with pytest.raises(ValueError, match="environment"):

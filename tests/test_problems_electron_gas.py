@@ -143,18 +143,30 @@ def test_neighbour_mean_backflow_trains_as_a_bijection():
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
 
 
-def test_environment_backflow_trains_as_a_bijection():
+def test_environment_backflow_trains_as_a_bijection(tmp_path):
     """model.backflow_environment builds three-body pair-sum layers, bijections at strength 1
     (no fold check), whose folx Laplacian and gradients run through the engine: three steps on
-    the interacting 2D gas keep every observable finite."""
+    the interacting 2D gas (both spins) move the environment networks and keep every observable
+    finite."""
+    import jax
+
+    from qvfe import checkpoint
     from qvfe.problems.electron_gas import make_backflow
 
-    spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64, environment=2)
+    spec = _spec(2, 2, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64, environment=2)
     assert make_backflow(spec).environment == 2
-    result = qvfe.run(spec, progress=False)
+    result = qvfe.run(spec, out=tmp_path / "r", progress=False)
     obs = result.observables
     assert "fold" not in obs
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())
+    with jax.enable_x64(True):  # the run's initial parameters (its init key) against its last
+        problem = qvfe.build_problem(spec)
+        start = problem.init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
+        step, end = checkpoint.restore_latest(tmp_path / "r" / "checkpoints", start)
+    assert step == 3
+    env = [p["theta"]["backflow"]["layers"][0]["env"] for p in (start["params"], end["params"])]
+    moved = jax.tree_util.tree_map(lambda a, b: float(np.max(np.abs(a - b))), *env)
+    assert max(jax.tree_util.tree_leaves(moved)) > 1e-6
 
 
 def test_identity_flow_trains_the_occupations_only():
