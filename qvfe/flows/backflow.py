@@ -235,8 +235,8 @@ class Backflow:
         environment: 0 (default) or a number H of environment channels (periodic pair sums
             only): each electron's pair amplitudes also see ``h_i``, the mean over its partners
             of H bounded functions of the pair features, so the push on i by j depends on where
-            all the others are (a three-body backflow with a dense, still block-structured
-            Jacobian; see the module docstring for why it stays a bijection).
+            all the others are (a three-body backflow whose Jacobian keeps the pair sum's block
+            structure; see the module docstring for why it stays a bijection).
 
     Example:
         >>> import jax, jax.numpy as jnp
