@@ -426,9 +426,13 @@ class Backflow:
                 smooth.append(rho / (1.0 + rho))
             feats = jnp.stack(smooth + [same_spin])
             return a * _bounded_mlp(mlp, feats, bias) * delta
-        angle = (2 * np.pi / self.box_length) * delta
-        return (a * self.periodic_eta(mlp, delta, aux) * (self.box_length / (2 * np.pi))
-                * jnp.sin(angle))
+        return self._periodic_push(mlp, delta, aux)
+
+    def _periodic_push(self, mlp, delta: jax.Array, aux, env: jax.Array | None = None
+                       ) -> jax.Array:
+        """a eta v(delta) of one periodic pair-sum pair, v = (L / 2 pi) sin(2 pi delta / L)."""
+        return (self._amplitude * self.periodic_eta(mlp, delta, aux, env)
+                * (self.box_length / (2 * np.pi)) * jnp.sin((2 * np.pi / self.box_length) * delta))
 
     def periodic_eta(self, mlp, delta: jax.Array, aux, env: jax.Array | None = None
                      ) -> jax.Array:
@@ -443,14 +447,21 @@ class Backflow:
     def environment_of(self, layer, x: jax.Array) -> jax.Array:
         """h_i, shape (n, H): each electron's environment as the environment ``layer`` (one entry
         of ``params["layers"]``) sees it at the configuration ``x`` of shape (n, d)."""
-        n = x.shape[0]
-        spin = jnp.asarray(self._spin, dtype=x.dtype)
-        same = (spin[:, None] == spin[None, :]).astype(x.dtype)
-        off_diag = jnp.asarray(1.0 - np.eye(n), dtype=x.dtype)
+        delta, same, off_diag = self._pair_geometry(x)
+        return self._environment(layer["env"], delta, (same, None), off_diag, False)[0]
+
+    def _environment(self, mlp, delta: jax.Array, aux, off_diag: jax.Array,
+                     with_jacobian: bool) -> tuple[jax.Array, jax.Array | None]:
+        """(h, dh_i/dD_ik): h_i = sum_{k != i} phi(D_ik) / (n - 1), shape (n, H), and its
+        derivatives by the separations, shape (n, n, H, d) (None without the Jacobian)."""
+        n = delta.shape[0]
         both = (None, 0, (0, None))
-        phi = jax.vmap(jax.vmap(self._environment_feature, both), both)(
-            layer["env"], x[:, None, :] - x[None, :, :], (same, None))
-        return jnp.sum(phi * off_diag[..., None], axis=1) / (n - 1)
+        fn = _value_and_jacfwd(self._environment_feature) if with_jacobian \
+            else self._environment_feature
+        phi = jax.vmap(jax.vmap(fn, both), both)(mlp, delta, aux)
+        value = (phi[0] if with_jacobian else phi) * off_diag[..., None]
+        h = jnp.sum(value, axis=1) / (n - 1)
+        return h, (phi[1] * off_diag[..., None, None] / (n - 1) if with_jacobian else None)
 
     def _environment_feature(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """phi(delta; s) in (-1, 1)^H: what one partner contributes to an electron's environment."""
@@ -461,9 +472,7 @@ class Backflow:
     def _environment_pair(self, mlp, delta_and_h: jax.Array, aux) -> jax.Array:
         """eta(delta, h_i) v(delta) for one pair; the input is (delta, h_i) in one vector so one
         forward-mode pass gives both derivatives."""
-        delta, h = delta_and_h[:self.dim], delta_and_h[self.dim:]
-        return (self._amplitude * self.periodic_eta(mlp, delta, aux, h)
-                * (self.box_length / (2 * np.pi)) * jnp.sin((2 * np.pi / self.box_length) * delta))
+        return self._periodic_push(mlp, delta_and_h[:self.dim], aux, delta_and_h[self.dim:])
 
     def _weighted_pair(self, mlp, delta: jax.Array, aux) -> jax.Array:
         """(g w, g) for one pair of a neighbour-mean layer, shape (d + 1,)."""
@@ -500,6 +509,14 @@ class Backflow:
         beta = jnp.asarray(self.cusp_slopes)[0 if sector is None else sector]
         return {"pair": beta, "cusp": True}
 
+    def _pair_geometry(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(delta, same, off_diag): delta_ij = x_i - x_j (n, n, d), same-spin and j != i masks."""
+        n = x.shape[0]
+        spin = jnp.asarray(self._spin, dtype=x.dtype)
+        same = (spin[:, None] == spin[None, :]).astype(x.dtype)
+        off_diag = jnp.asarray(1.0 - np.eye(n), dtype=x.dtype)
+        return x[:, None, :] - x[None, :, :], same, off_diag
+
     def _layer(self, layer, x: jax.Array, with_jacobian: bool, sector=None):
         n, d = x.shape
         cusp = "cusp" in layer
@@ -508,10 +525,8 @@ class Backflow:
         bias = None
         if self.n_sectors > 1 and not cusp:  # the public maps checked that sector is given
             bias = layer["sector_bias"][sector]
-        spin = jnp.asarray(self._spin, dtype=x.dtype)
-        same = (spin[:, None] == spin[None, :]).astype(x.dtype)
-        off_diag = jnp.asarray(1.0 - np.eye(n), dtype=x.dtype)
-        delta = x[:, None, :] - x[None, :, :]  # (n, n, d), delta_ij = x_i - x_j
+        delta, same, off_diag = self._pair_geometry(x)
+        spin = jnp.asarray(self._spin, dtype=x.dtype)  # the one-body term's feature
         if self.neighbour_range is not None and not cusp:
             return self._mean_layer(layer["pair"], x, delta, (same, bias), off_diag,
                                     with_jacobian)
@@ -549,11 +564,7 @@ class Backflow:
         h_i = sum_{k != i} phi(x_i - x_k) / (n - 1):  z_i = x_i + sum_j eta(x_i - x_j, h_i) v_ij."""
         n, d = x.shape
         both = (None, 0, (0, None))
-        env_fn = _value_and_jacfwd(self._environment_feature) if with_jacobian \
-            else self._environment_feature
-        phi = jax.vmap(jax.vmap(env_fn, both), both)(layer["env"], delta, aux)
-        phi_value = (phi[0] if with_jacobian else phi) * off_diag[..., None]  # (n, n, H)
-        h = jnp.sum(phi_value, axis=1) / (n - 1)  # (n, H)
+        h, dh = self._environment(layer["env"], delta, aux, off_diag, with_jacobian)
         inputs = jnp.concatenate([delta, jnp.broadcast_to(h[:, None], (n, n, h.shape[-1]))], -1)
         pair_fn = _value_and_jacfwd(self._environment_pair) if with_jacobian \
             else self._environment_pair
@@ -566,7 +577,6 @@ class Backflow:
         # Jacobian keeps the pair structure with dz_i/dD_ik = du_ik/dD + (sum_j du_ij/dh) dh_i/dD_ik
         jac = out[1] * off_diag[..., None, None]  # (n, n, d, d + H)
         through_h = jnp.sum(jac[..., d:], axis=1)  # (n, d, H)
-        dh = phi[1] * off_diag[..., None, None] / (n - 1)  # (n, n, H, d)
         U = jac[..., :d] + jnp.einsum("idh,ikhe->ikde", through_h, dh)
         diag = jnp.eye(d, dtype=x.dtype) + jnp.sum(U, axis=1)
         return z, _pair_structured_slogdet(diag, U)
