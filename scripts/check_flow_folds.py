@@ -38,7 +38,7 @@ def main() -> None:
     import jax.numpy as jnp
 
     from qvfe import checkpoint
-    from qvfe.problems.electron_gas import make_backflow, make_opposite_spin
+    from qvfe.problems.electron_gas import backflow_input, make_backflow, make_opposite_spin
     from qvfe.run import build_problem
     from qvfe.spec import load_spec
     from qvfe.xla_cpu import use_deadlock_free_linalg
@@ -61,9 +61,7 @@ def main() -> None:
                                       flow.box_length, spec.system.rs)
         n, d, rs = flow.n_particles, flow.dim, spec.system.rs
         walkers = state["mc"].walkers.reshape(-1, n, d)
-        if opposite is not None:  # the backflow acts on the opposite-spin flow's output
-            walkers = jax.jit(jax.vmap(lambda x: opposite.forward_and_log_det(
-                theta["opposite_spin"], x)[0]))(walkers)
+        walkers = jax.jit(lambda xs: backflow_input(opposite, theta, xs))(walkers)
         sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
         folded = int(jnp.sum(sign(walkers) <= 0))
         print(f"{run} (step {step}, backflow strength {flow.strength:g}): det dZ/dX <= 0 at "

@@ -80,6 +80,15 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
                     neighbour_range=model.backflow_range * rs if model.backflow_range else None)
 
 
+def backflow_input(opposite_spin: OppositeSpinFlow | None, theta: Any, xs: jax.Array
+                   ) -> jax.Array:
+    """Where the backflow acts: the opposite-spin flow's output of the samples ``xs`` (batch,
+    n, d), or ``xs`` itself without that flow; ``theta`` the √flow's parameters."""
+    if opposite_spin is None:
+        return xs
+    return jax.vmap(lambda x: opposite_spin.forward_and_log_det(theta["opposite_spin"], x)[0])(xs)
+
+
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
                        rs: float) -> OppositeSpinFlow | None:
     """The opposite-spin flow of ``model.opposite_spin_layers`` in a periodic box (None for 0
@@ -146,9 +155,7 @@ def build(spec: Any) -> Problem:
         info["E_HF"] = e_hf
     def fold_check(theta: Any, xs: jax.Array) -> dict:
         """Where det dZ/dX is not positive the √flow is no bijection (see Backflow)."""
-        if opposite_spin is not None:  # the backflow acts on the opposite-spin flow's output
-            xs = jax.vmap(lambda x: opposite_spin.forward_and_log_det(
-                theta["opposite_spin"], x)[0])(xs)
+        xs = backflow_input(opposite_spin, theta, xs)
         sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
         return {"fold": (sign <= 0).astype(xs.dtype)}
 
