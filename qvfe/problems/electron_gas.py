@@ -13,8 +13,10 @@ Results per electron in Hartree (Rydberg also written, as in Brown's tables); th
 virial relation P = (2K + V)/(d V_cell) (Coulomb energies scale as 1/L), in Ha/bohr³.
 
 Exact references put in ``info``: at λ = 0 the canonical ideal gas on the same k-list (the optimum
-is then reachable exactly); whenever the ground occupation closes its shells, its Hartree–Fock
-energy ``E_HF`` (the T → 0 value of a run with the identity flow).
+is then reachable exactly); for two interacting electrons (↑↑ or ↑↓) the exact canonical F, E, S
+by diagonalisation (``qvfe.physics.heg_exact``; the variational F cannot lie below it), where its
+plane-wave cutoff is converged; whenever the ground occupation closes its shells, its
+Hartree–Fock energy ``E_HF`` (the T → 0 value of a run with the identity flow).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
-from qvfe.physics import heg
+from qvfe.physics import heg, heg_exact
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
@@ -40,6 +42,10 @@ from qvfe.spec import SpecError
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 MAX_ORBITALS = 4000
+# two-electron diagonalisation: relative plane waves within this radius (units of 2π/L), and the
+# largest change of F per electron from one unit less for which the result counts as exact
+PAIR_CUTOFF = {2: 12.0, 3: 6.0}
+PAIR_TRUNCATION = 2e-6
 BOLTZMANN_WINDOW = 12.0  # levels up to 12 kT above the Fermi level: weight e^-12 ≈ 6e-6
 
 
@@ -61,6 +67,19 @@ def hartree_fock_reference(k_vectors: np.ndarray, energies: np.ndarray, n_up: in
     dim = k_vectors.shape[1]
     hf = heg.hf_energy([k_vectors[:n_up], k_vectors[:n_down]], L * np.eye(dim))
     return (hf.kinetic + coupling * (hf.exchange + hf.madelung)) / (n_up + n_down)
+
+
+def two_electron_reference(n_up: int, n_down: int, dim: int, L: float, T: float,
+                           twist: np.ndarray, coupling: float) -> dict[str, float] | None:
+    """Exact F, E, S per electron of an interacting pair (None for other N, λ = 0, or where the
+    cutoff is not converged to ``PAIR_TRUNCATION``: ↑↓ at high density, the cusp)."""
+    if n_up + n_down != 2 or coupling == 0.0:
+        return None
+    ex = heg_exact.two_electron_thermo(L, dim, polarized=n_up != 1, temperature=T, twist=twist,
+                                       coupling=coupling, p_cut=PAIR_CUTOFF[dim])
+    if ex.truncation > PAIR_TRUNCATION:
+        return None
+    return {"F_exact": ex.F, "E_exact": ex.E, "S_exact": ex.S}
 
 
 def make_backflow(spec: Any) -> Backflow:
@@ -150,6 +169,9 @@ def build(spec: Any) -> Problem:
         info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
                      "S_exact": float(ex["S"]) / n,
                      "P_exact": 2.0 * float(ex["E"]) / (dim * volume)})
+    pair = two_electron_reference(n_up, n_down, dim, L, T, twist, s.coupling)
+    if pair is not None:
+        info.update(pair)
     e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
     if e_hf is not None:
         info["E_HF"] = e_hf
