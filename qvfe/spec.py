@@ -271,6 +271,12 @@ class QuantumModel:
                                     "partners) that its pair amplitudes also see: a three-body "
                                     "backflow, still a bijection at strength 1 (the bound is "
                                     "tightened; see qvfe/flows/backflow.py)", lo=0, hi=64)
+    backflow_axis_amplitudes: bool = opt(True, doc="periodic box: one learned amplitude per "
+                                         "Cartesian axis of each pair push (default), or false: "
+                                         "one for all axes, which only scales a fixed push "
+                                         "direction and stops short of the pair correlation "
+                                         "energy (README); runs made before 2026-12 used it and "
+                                         "resume only with it")
     opposite_spin_layers: int = opt(0, doc="periodic, both spins: layers of the opposite-spin "
                                     "flow before the backflow (each moves every electron by a "
                                     "bounded mean push of the other spin; a bijection for every "
@@ -664,6 +670,7 @@ def _check_consistency(spec: Spec) -> None:
         _check_opposite_spin_layers(spec)
         _check_backflow_range(spec)
         _check_backflow_environment(spec)
+        _check_backflow_axis_amplitudes(spec)
     if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
                         f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
@@ -709,6 +716,14 @@ def _check_backflow_environment(spec: Spec) -> None:
                         f"model.backflow_range = {m.backflow_range:g}): must be 0 unless the box "
                         "is periodic with at least 2 electrons and the backflow sums pair "
                         "pushes (backflow_range = 0)")
+
+
+def _check_backflow_axis_amplitudes(spec: Spec) -> None:
+    if spec.model.backflow_axis_amplitudes or _periodic_electrons(spec)[0]:
+        return
+    raise SpecError(f"model.backflow_axis_amplitudes = false is invalid for {spec.kind!r} here: "
+                    "must be true (only a periodic box's backflow has per-axis amplitudes; the "
+                    "open one pushes along the separation)")
 
 
 def _check_backflow_range(spec: Spec) -> None:

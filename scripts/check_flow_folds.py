@@ -7,9 +7,9 @@ on clusters of all electrons drawn from a Gaussian of the given widths (in units
 probe configurations the walkers never reach but the normalisation of the density matrix counts.
 
 It also prints each layer's learned pair amplitude eta (the MLP output, |eta| <= 1, which the
-layer's bound scales) averaged over pair separations in shells of rs: where |eta| is near 1 at
-every separation the layer is saturated, and only more layers (or a weaker guarantee) can move
-the electrons further.
+layer's bound scales; per-axis amplitudes also averaged over the axes) averaged over pair
+separations in shells of rs: where |eta| is near 1 at every separation the layer is saturated,
+and only more layers (or a weaker guarantee) can move the electrons further.
 
     python scripts/check_flow_folds.py runs/bench_electron_gas/n33_rs10_s60 --probes 500
 """
@@ -87,8 +87,12 @@ _EDGES = (0.0, 0.5, 1.0, 2.0, 3.0, float("inf"))  # shells of the pair separatio
 
 
 def _shell_means(eta, r) -> list[float]:
+    """Means of eta over the pairs in each shell of r (per-axis amplitudes: over the axes too)."""
     import numpy as np
 
+    eta = np.asarray(eta)
+    if eta.ndim > np.ndim(r):
+        eta = eta.mean(axis=-1)
     return [eta[(r >= a) & (r < b)].mean() if np.any((r >= a) & (r < b)) else np.nan
             for a, b in zip(_EDGES[:-1], _EDGES[1:])]
 

@@ -19,6 +19,10 @@ FLOWS = {
     "periodic": Backflow(
         n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2
     ),
+    "periodic_shared": Backflow(
+        n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
+        axis_amplitudes=False
+    ),
     "environment": Backflow(
         n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
         environment=3
@@ -68,7 +72,8 @@ def test_permutation_equivariance_within_each_spin(case):
     assert float(jnp.max(jnp.abs(z - x))) > 1e-2  # the test is not vacuous
 
 
-@pytest.mark.parametrize("kind", ["periodic", "environment", "neighbour_mean"])
+@pytest.mark.parametrize("kind", ["periodic", "periodic_shared", "environment",
+                                  "neighbour_mean"])
 def test_periodic_variant_is_periodic_in_each_particle(kind):
     flow = FLOWS[kind]
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
@@ -250,9 +255,11 @@ def test_neighbour_mean_layer_stays_a_contraction_where_many_particles_crowd_one
     # largest pair push (its amplitude times the largest |v|) falls 32-fold
     reach = {m: dataclasses.replace(flow, n_up=m)._mean_scale * flow._mean_width for m in (2, 33)}
     assert reach[2] == pytest.approx(reach[33], rel=1e-15)
-    summed = {m: Backflow(m, 0, 3, kind="periodic", box_length=L3)._amplitude for m in (2, 33)}
-    assert summed[2] / summed[33] == pytest.approx(32.0)
-    assert reach[33] > 10 * summed[33] * np.sqrt(3) * L3 / (2 * np.pi)
+    for axes, factor in ((True, 7), (False, 10)):
+        summed = {m: Backflow(m, 0, 3, kind="periodic", box_length=L3,
+                              axis_amplitudes=axes)._amplitude for m in (2, 33)}
+        assert summed[2] / summed[33] == pytest.approx(32.0)
+        assert reach[33] > factor * summed[33] * np.sqrt(3) * L3 / (2 * np.pi)
 
 
 def test_neighbour_range_is_validated():
@@ -278,10 +285,13 @@ def test_environment_layer_is_three_body_where_the_pair_sum_is_not():
             return flow.forward(params, x.at[1].set(x1).at[2].set(x2))[0]
 
         mixed[kind] = float(jnp.max(jnp.abs(jax.jacfwd(jax.jacfwd(z0), 1)(x[1], x[2]))))
-    # the bound (module docstring): sqrt(d) a more per pair block than the pair sum's
+    # the bound (module docstring): a more per pair block than the per-axis pair sum's 2 a
+    # (sqrt(d) a more than the shared amplitude's (1 + sqrt(d)) a)
     n, d, c = 5, 2, FLOWS["environment"].contraction
-    assert FLOWS["environment"]._amplitude == pytest.approx(
-        c / (2 * (n - 1) * (1 + 2 * np.sqrt(d))), rel=1e-15)
+    assert FLOWS["environment"]._amplitude == pytest.approx(c / (2 * (n - 1) * 3), rel=1e-15)
+    shared = dataclasses.replace(FLOWS["environment"], axis_amplitudes=False)
+    assert shared._amplitude == pytest.approx(c / (2 * (n - 1) * (1 + 2 * np.sqrt(d))),
+                                              rel=1e-15)
     assert mixed["periodic"] < 1e-14
     assert mixed["environment"] > 1e-7  # ~8e-6: amplitude 0.03, times dh/dD ~ 1/(n - 1)
     with pytest.raises(ValueError, match="environment"):
@@ -312,3 +322,28 @@ def test_environment_and_eta_reproduce_the_environment_layers_push():
                             * np.sin(2 * np.pi * (x[i] - x[j]) / L))
     np.testing.assert_allclose(flow.forward(params, x) - x, push, atol=1e-14)
     assert np.abs(push).max() > 1e-3
+
+
+@pytest.mark.parametrize("environment", [0, 2])
+def test_axis_amplitudes_in_3d_keep_the_contraction_bound_and_move_axes_apart(environment):
+    """The per-axis bound (2 a per pair block, 3 a with the environment) does not grow with d:
+    in 3D, at large random parameters, each layer's displacement Jacobian stays within the
+    contraction, and the log-det is still slogdet of the whole map's. The three amplitudes are
+    not one: the push is not a multiple of v(D) = (L / 2 pi) sin(2 pi D / L)."""
+    flow = Backflow(n_up=3, n_down=1, dim=3, kind="periodic", box_length=L, hidden=(8,),
+                    n_layers=1, environment=environment)
+    assert flow._amplitude == pytest.approx(
+        flow.contraction / (2 * 3 * (3.0 if environment else 2.0)), rel=1e-15)
+    params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 30.0)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (4, 3)) * L
+    g = lambda v: flow.forward(params, v.reshape(4, 3)).reshape(-1) - v  # noqa: E731
+    jac = np.asarray(jax.jit(jax.jacfwd(g))(x.reshape(-1)))
+    assert np.linalg.norm(jac, 2) <= flow.contraction
+    _, logdet = jax.jit(flow.forward_and_log_det)(params, x)
+    np.testing.assert_allclose(logdet, np.linalg.slogdet(np.eye(12) + jac)[1], rtol=1e-12)
+    if environment:
+        return
+    aux = (jnp.asarray(1.0), None)
+    delta = x[0] - x[1]
+    eta = np.asarray(flow.periodic_eta(params["layers"][0]["pair"], delta, aux))
+    assert eta.shape == (3,) and np.ptp(eta) > 1e-2

@@ -70,6 +70,13 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      {"model.backflow_environment": 2}, "model.backflow_environment = 2 is invalid"),
     (HEG, {"model.backflow_environment": 65}, "model.backflow_environment = 65 is invalid: "
      "must be an integer in [0, 64]"),
+    (H_ISOLATED, {"model.backflow_axis_amplitudes": False}, "model.backflow_axis_amplitudes = "
+     "false is invalid for 'hydrogen' here: must be true"),
+    ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
+     {"model.backflow_axis_amplitudes": False}, "model.backflow_axis_amplitudes = false is "
+     "invalid for 'quantum_dot'"),
+    (HEG, {"model.backflow_axis_amplitudes": "no"}, "model.backflow_axis_amplitudes = 'no' is "
+     "invalid: must be a boolean"),
     (H_ISOLATED, {"model.backflow_range": 0.5}, "model.backflow_range = 0.5 is invalid for "
      "'hydrogen' here: must be 0 unless the box is periodic"),
     ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},

@@ -24,14 +24,21 @@ not) and a one-body term ``b`` (open variant only; it lets the trap density brea
 * ``periodic`` (box of side ``L``): features ``sin, cos(2 pi D_a / L)`` and
   ``v(D) = (L / 2 pi) sin(2 pi D / L)``; both are periodic, so moving one particle by ``L e_a``
   moves its ``z`` by exactly ``L e_a`` and leaves every other ``z`` unchanged. No one-body term
-  (it would break translation invariance of the gas).
+  (it would break translation invariance of the gas). With ``axis_amplitudes`` (the default)
+  the network has d outputs and each Cartesian component of the push has its own amplitude,
+  ``u_a = eta_a(D) v_a(D)``: a scalar ``eta`` can only scale the fixed field ``v``, whose
+  direction differs from the one the correlation hole needs away from small ``|D|`` (two
+  electrons in a cubic box, rs = 10: the scalar form stops at 80-86 % of the exact correlation
+  energy however long or wide it is trained, the per-axis form reaches it; README).
 
 Why it is a bijection, for every parameter value. Write one layer as ``Z = X + G(X)``. The
 weights of every MLP layer are projected into the unit Frobenius ball (``W / max(1, |W|_F)``), so
 the MLP is 1-Lipschitz, and its output passes through ``a * tanh``, so ``|eta| <= a`` and ``eta`` is
 ``a``-Lipschitz in the features. With the features above this bounds the spectral norm of each pair
-block ``d(eta v)/dD`` by ``k a`` (``k = 3`` open, ``1 + sqrt(d)`` periodic) and of the one-body
-block by ``3 a``. Each block row and column of ``dG/dX`` holds ``2(n - 1)`` pair blocks plus one
+block ``d(eta v)/dD`` by ``k a`` (``k = 3`` open, ``1 + sqrt(d)`` periodic with one ``eta``) and
+of the one-body block by ``3 a``. Per-axis amplitudes (periodic): the block is
+``diag(eta_a cos(2 pi D_a / L)) + diag(v) d eta/dD``, of norm ``<= a (1 + max_a |v_a| (2 pi / L))
+= 2 a``, so ``k = 2`` in any d (the vector ``eta`` is 1-Lipschitz in the features as a whole). Each block row and column of ``dG/dX`` holds ``2(n - 1)`` pair blocks plus one
 one-body block, and ``a`` is chosen so that this sum is ``contraction < 1``; since
 ``|A|_2 <= sqrt(max row sum * max column sum)`` of the block norms, ``|dG/dX|_2 < 1``. So G is a
 contraction: ``x = z - G(x)`` has exactly one solution for every ``z`` (Banach), i.e. the layer is
@@ -70,7 +77,9 @@ log-determinant the same (n d, n d) assembly: ``dz_i/dD_ik = du_ik/dD + A_i dh_i
 the pair block's ``(1 + sqrt(d)) a``; ``|A_i|_2 <= (n - 1) a sqrt(d) L / (2 pi)`` (``|v| <=
 sqrt(d) L/(2 pi)``, ``|d eta/dh| <= a``) and ``|dh_i/dD_ik|_2 <= (2 pi / L) / (n - 1)``, so the
 environment adds at most ``sqrt(d) a`` per block, and ``a = contraction / (2 (n - 1) (1 + 2
-sqrt(d)))`` keeps every such layer a contraction, hence a bijection, as above.
+sqrt(d)))`` keeps every such layer a contraction, hence a bijection, as above. With per-axis
+amplitudes ``du_ij/dh = a diag(v) d eta/dh`` has norm ``<= a L / (2 pi)``, the environment adds
+``a`` and the pair block's ``2 a`` becomes ``3 a``.
 
 Neighbour-mean layers (periodic, ``neighbour_range = l``): the bound above is set by a
 configuration nobody visits, all ``n - 1`` pair blocks of one row at their largest. Instead each
@@ -79,7 +88,8 @@ particle is moved by the weighted mean of its pair displacements,
     z_i = x_i + (1/kappa) sum_j g_ij w_ij / sum_j g_ij,   g_ij = exp(-phi(x_i - x_j) / l),
 
 with ``w(D) = eta(D) v(D)`` (``|eta| <= 1`` as above, ``v = y / sqrt(1 + |y|^2/l^2)``,
-``y = (L/2 pi) sin(2 pi D/L)``, so ``|w| <= B = l`` and ``|dw/dD|_2 <= A = 1 + 2 pi B/L``) and
+``y = (L/2 pi) sin(2 pi D/L)``, so ``|w| <= B = l`` and ``|dw/dD|_2 <= A = 1 + 2 pi B/L``, per-axis ``eta`` included: ``|eta_a| <= 1`` and
+``|diag(w / eta) d eta/dD|_2 <= B 2 pi / L``) and
 ``phi`` a smooth periodic distance with ``|grad phi| <= 1``, so ``|grad g| <= g/l``. With
 ``m_i = sum_j g_ij`` and the mean ``wbar_i = sum_j g_ij w_ij / m_i``, the derivative of z_i by
 ``D_ij = x_i - x_j`` is ``P_ij = (g_ij dw_ij + (w_ij - wbar_i) (x) grad g_ij) / (kappa m_i)``, so
@@ -91,8 +101,8 @@ norms is at most ``2 (A + B/l)/kappa`` for every configuration and every n, and
 (whose induced matrix norm is the largest block row sum): the argument above (Banach, lattice
 cosets) holds unchanged, and ``det > 0``. The largest push is ``B/kappa`` =
 ``0.45 l / (2 + 2 pi l/L)`` (about ``l/4.4`` for ``l << L``, ``l/6`` at ``l = L/10``)
-whatever n: at n = 33 in 3D 10 to 12 times the sum layer's largest pair push for ``l`` around
-``L/10`` (more for larger ``l``), at the price of
+whatever n: at n = 33 in 3D 7 to 9 times the per-axis sum layer's largest pair push (10 to 12
+times the shared amplitude's) for ``l`` around ``L/10`` (more for larger ``l``), at the price of
 sharing the push among the neighbours within a few ``l`` (the mean), so ``l`` should be below the
 spacing of the particles.
 """
@@ -237,6 +247,9 @@ class Backflow:
             of H bounded functions of the pair features, so the push on i by j depends on where
             all the others are (a three-body backflow whose Jacobian keeps the pair sum's block
             structure; see the module docstring for why it stays a bijection).
+        axis_amplitudes: periodic layers only, default True: one learned amplitude per Cartesian
+            axis of each pair push (``eta_a(D) v_a(D)``) instead of one for all axes (``eta(D)
+            v(D)``, the form before 2026-12, whose parameters have one network output).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -264,6 +277,7 @@ class Backflow:
     strength: float = 1.0
     neighbour_range: float | None = None
     environment: int = 0
+    axis_amplitudes: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -325,6 +339,11 @@ class Backflow:
         return 2 * self.dim + 1
 
     @property
+    def _eta_outputs(self) -> int:
+        """Network outputs of a pair amplitude: d per-axis amplitudes, or one."""
+        return self.dim if self.kind == "periodic" and self.axis_amplitudes else 1
+
+    @property
     def _cusp_length(self) -> float:
         """l_cusp: each opposite-spin pair block of the cusp layer has norm <= beta l_cusp (since
         f + r f' <= 2 l), and 2 (n - 1) of them per block row stay within ``contraction``."""
@@ -358,8 +377,11 @@ class Backflow:
             return 0.0
         elif self.kind == "open":  # pair terms only
             bound = self.contraction / (3.0 * 2 * (n - 1))
-        else:  # the environment adds sqrt(d) a to each pair block (module docstring)
-            per_pair = 1.0 + (2.0 if self.environment else 1.0) * np.sqrt(self.dim)
+        else:
+            if self._eta_outputs > 1:  # per-axis: 2 a per pair block, 3 a with the environment
+                per_pair = 3.0 if self.environment else 2.0
+            else:  # the environment adds sqrt(d) a to each pair block (module docstring)
+                per_pair = 1.0 + (2.0 if self.environment else 1.0) * np.sqrt(self.dim)
             bound = self.contraction / (2 * (n - 1) * per_pair)
         return self.strength * bound
 
@@ -370,7 +392,7 @@ class Backflow:
         for k in jax.random.split(key, self.n_layers):
             k_pair, k_one = jax.random.split(k)
             layer = {"pair": _init_mlp(k_pair, [self._n_pair_features + self.environment,
-                                                *self.hidden, 1])}
+                                                *self.hidden, self._eta_outputs])}
             if self.environment:
                 # random last layer too: h informs the pair network from the first step, and the
                 # flow is still the identity (the pair network's last layer is zero)
@@ -430,19 +452,22 @@ class Backflow:
 
     def _periodic_push(self, mlp, delta: jax.Array, aux, env: jax.Array | None = None
                        ) -> jax.Array:
-        """a eta v(delta) of one periodic pair-sum pair, v = (L / 2 pi) sin(2 pi delta / L)."""
+        """a eta v(delta) of one periodic pair-sum pair, v = (L / 2 pi) sin(2 pi delta / L)
+        (eta per axis or one for all, ``axis_amplitudes``)."""
         return (self._amplitude * self.periodic_eta(mlp, delta, aux, env)
                 * (self.box_length / (2 * np.pi)) * jnp.sin((2 * np.pi / self.box_length) * delta))
 
     def periodic_eta(self, mlp, delta: jax.Array, aux, env: jax.Array | None = None
                      ) -> jax.Array:
         """The learned amplitude eta in (-1, 1) of one pair of a periodic layer (pair sum or
-        neighbour mean), before the layer's bound scales it; aux = (same_spin, bias); ``env``:
-        the moved electron's environment h_i (environment layers only, see ``environment_of``)."""
+        neighbour mean), before the layer's bound scales it: shape (d,) with
+        ``axis_amplitudes``, else a scalar; aux = (same_spin, bias); ``env``: the moved
+        electron's environment h_i (environment layers only, see ``environment_of``)."""
         same_spin, bias = aux
         angle = (2 * np.pi / self.box_length) * delta
         feats = [jnp.sin(angle), jnp.cos(angle), same_spin[None]]
-        return _bounded_mlp(mlp, jnp.concatenate(feats + ([] if env is None else [env])), bias)
+        eta = _bounded_net(mlp, jnp.concatenate(feats + ([] if env is None else [env])), bias)
+        return eta if self._eta_outputs > 1 else eta[..., 0]
 
     def environment_of(self, layer, x: jax.Array) -> jax.Array:
         """h_i, shape (n, H): each electron's environment as the environment ``layer`` (one entry

@@ -96,6 +96,7 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
     return Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
                     hidden=(model.backflow_hidden,), n_layers=model.backflow_layers,
                     strength=model.backflow_strength, environment=model.backflow_environment,
+                    axis_amplitudes=model.backflow_axis_amplitudes,
                     neighbour_range=model.backflow_range * rs if model.backflow_range else None)
 
 
