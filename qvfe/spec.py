@@ -578,8 +578,10 @@ def load_spec(source: str | Path | Mapping[str, Any],
         raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in source.items()}
     else:
         path = Path(source)
+        run_dir = False
         try:
             if path.is_dir():
+                run_dir = True
                 path = path / "spec.toml"
                 if not path.is_file():
                     raise SpecError(f"{str(source)!r} is a directory without spec.toml: not a "
@@ -594,6 +596,9 @@ def load_spec(source: str | Path | Mapping[str, Any],
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise SpecError(f"spec file {str(path)!r} is not valid TOML: {e}") from None
+        if run_dir or (path.name == "spec.toml" and any(
+                path.parent.joinpath(f).exists() for f in ("checkpoints", "log.jsonl"))):
+            _as_saved_before(raw)
     if isinstance(overrides, list):
         overrides = dict(parse_override(o) for o in overrides)
     for key, value in (overrides or {}).items():
@@ -629,6 +634,20 @@ def load_spec(source: str | Path | Mapping[str, Any],
     spec = Spec(**built)
     _check_consistency(spec)
     return spec
+
+
+def _as_saved_before(raw: dict[str, Any]) -> None:
+    """A run directory's spec.toml holds every key as resolved when the run started; a key added
+    since, whose default changes the model, gets the value that reproduces the saved run (its
+    checkpoints fit that model only). model.backflow_axis_amplitudes (2026-12): false for the
+    periodic backflows of earlier runs."""
+    system, model = raw.get("system"), raw.get("model")
+    if not isinstance(system, dict) or not isinstance(model, dict):
+        return
+    periodic = system.get("kind") == "electron_gas" or (
+        system.get("kind") == "hydrogen" and system.get("boundary", "periodic") == "periodic")
+    if periodic and "backflow_layers" in model and "backflow_axis_amplitudes" not in model:
+        model["backflow_axis_amplitudes"] = False
 
 
 def _check_consistency(spec: Spec) -> None:

@@ -183,6 +183,26 @@ def test_bad_input_names_the_key(raw, overrides, needle):
     assert needle in _err(raw, overrides)
 
 
+def test_run_directories_of_earlier_versions_keep_their_model(tmp_path):
+    """A run directory's spec.toml (every key resolved when the run started) that predates
+    model.backflow_axis_amplitudes describes a shared-amplitude backflow, whose checkpoints
+    fit only that model; a user's spec file without the key gets the default."""
+    saved = load_spec(HEG).to_toml().replace("backflow_axis_amplitudes = true\n", "")
+    assert "backflow_axis_amplitudes" not in saved
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "spec.toml").write_text(saved)
+    assert load_spec(run).model.backflow_axis_amplitudes is False
+    assert load_spec(run / "spec.toml").model.backflow_axis_amplitudes is False
+    assert load_spec(run, ["optim.steps=9"]).model.backflow_axis_amplitudes is False
+    (tmp_path / "user.toml").write_text(saved)
+    assert load_spec(tmp_path / "user.toml").model.backflow_axis_amplitudes is True
+    assert load_spec(HEG).model.backflow_axis_amplitudes is True
+    # a run directory of this version keeps what it says
+    (run / "spec.toml").write_text(load_spec(HEG).to_toml())
+    assert load_spec(run).model.backflow_axis_amplitudes is True
+
+
 def test_other_kinds_keys_are_rejected():
     # a coulomb_trap key in an ising spec is an unknown key, not silently ignored
     assert "optim.objective is not a known key" in _err(ISING, {"optim.objective": "likelihood"})
