@@ -154,7 +154,8 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                          observable_units: dict[str, str] | None = None,
                          also_in: tuple[str, ...] = (),
                          prefit: Callable[[dict, jax.Array], dict] | None = None,
-                         eval_checks: Callable[[dict, jax.Array], dict] | None = None) -> Problem:
+                         eval_checks: Callable[[dict, jax.Array, tuple], dict] | None = None
+                         ) -> Problem:
     """The driver problem of a quantum system described by ``dm`` at temperature ``cfg.T``.
 
     ``init_walkers(key, batch) -> (batch, N, d)`` places the initial walkers (e.g. a Gaussian
@@ -162,9 +163,10 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
     adds per-sample observables computed from F, E, K, V, S per particle (e.g. the virial
     pressure), whose units ``observable_units`` names. ``prefit(params, key) -> params`` runs
     once before the first step (in ``prepare``, so a resumed run does not repeat it), e.g.
-    hydrogen's fit of the proton flow to screened protons. ``eval_checks(theta, xs) -> {name:
-    (B,) array}`` adds per-sample diagnostics to the evaluation only (e.g. whether the √flow
-    folds at a walker), too costly to repeat at every step.
+    hydrogen's fit of the proton flow to screened protons. ``eval_checks(theta, xs, idx) ->
+    {name: (B,) array}`` (idx: the walkers' base-state indices, up and down) adds per-sample
+    diagnostics to the evaluation only (e.g. whether the √flow folds at a walker), too costly to
+    repeat at every step.
     """
     _warn_cpu_scheduler()
     mesh = mesh or batch_mesh()
@@ -346,7 +348,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         per_sample = {**d.per_sample,
                       "S": d.per_sample["S"] + (d.logp - dm.log_prob(params["phi"], fresh)) / n}
         if eval_checks is not None:
-            per_sample.update(eval_checks(params["theta"], d.mc.walkers))
+            per_sample.update(eval_checks(params["theta"], d.mc.walkers, d.idx))
         # the Metropolis width stays where training left it: adapted after every chunk from the
         # batch's acceptance, it would tie the walkers together (each chunk's kernel keeps |ψ|²
         # invariant, but the chains would be neither independent nor homogeneous, which the

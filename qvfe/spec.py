@@ -277,6 +277,11 @@ class QuantumModel:
                                          "direction and stops short of the pair correlation "
                                          "energy (README); runs made before 2026-12 used it and "
                                          "resume only with it")
+    backflow_momentum: bool = opt(False, doc="electron gas: condition the backflow on the base "
+                                  "state's total momentum (a learned first-layer bias of K and "
+                                  "K² per axis), one map per momentum sector; states of "
+                                  "different K stay orthogonal, since every translation-"
+                                  "invariant map conserves K")
     opposite_spin_layers: int = opt(0, doc="periodic, both spins: layers of the opposite-spin "
                                     "flow before the backflow (each moves every electron by a "
                                     "bounded mean push of the other spin; a bijection for every "
@@ -690,6 +695,9 @@ def _check_consistency(spec: Spec) -> None:
         _check_backflow_range(spec)
         _check_backflow_environment(spec)
         _check_backflow_axis_amplitudes(spec)
+        if spec.model.backflow_momentum and spec.kind != "electron_gas":
+            raise SpecError(f"model.backflow_momentum = true is invalid for {spec.kind!r}: must "
+                            "be false (only the electron gas conserves the electrons' momentum)")
     if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
                         f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "

@@ -126,7 +126,8 @@ class SquareRootFlowWavefunction:
         opposite_spin: optional opposite-spin flow applied after ``nuclei``, before the backflow
             (periodic boxes with both spins).
         sector: optional ``(occ_up, occ_down) -> int`` giving the symmetry sector of a base state
-            for a backflow with ``n_sectors > 1`` (see ``Backflow``: the sectors must be ones
+            for a backflow with ``n_sectors > 1``, or its label vector for one with
+            ``sector_features`` (see ``Backflow``: the sectors must be ones
             every sector's map conserves, or the states of different sectors are not orthogonal).
         geminal: a learned singlet geminal instead of the two determinants (module docstring);
             needs a real orbital table and ``n_up == n_down``. Only for one base state (the
@@ -166,9 +167,9 @@ class SquareRootFlowWavefunction:
                 != (self.backflow.n_up, self.backflow.n_down, self.backflow.dim)):
             raise ValueError("the opposite-spin flow and the backflow differ in n_up, n_down or "
                              "dim")
-        if (self.sector is None) != (self.backflow.n_sectors == 1):
-            raise ValueError("a sector function goes with a backflow of n_sectors > 1 and only "
-                             "with one")
+        if (self.sector is None) == self.backflow.conditioned:
+            raise ValueError("a sector function goes with a backflow of n_sectors > 1 or "
+                             "sector_features > 0, and only with one")
         if self.geminal:
             if self.basis.is_complex:
                 raise ValueError("geminal needs a real orbital table (C symmetric is a singlet "

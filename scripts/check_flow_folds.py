@@ -62,7 +62,14 @@ def main() -> None:
         n, d, rs = flow.n_particles, flow.dim, spec.system.rs
         walkers = state["mc"].walkers.reshape(-1, n, d)
         walkers = jax.jit(lambda xs: backflow_input(opposite, theta, xs))(walkers)
-        sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
+        labels = walker_labels(spec, flow, state["occ"]) if flow.conditioned else None
+        if labels is None:
+            sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
+        else:  # momentum sectors: each walker's own map; the clusters take the walkers' labels
+            by_label = jax.jit(jax.vmap(lambda x, s: flow.det_sign(params, x, s)))
+
+            def sign(xs):
+                return by_label(xs, labels[jnp.arange(xs.shape[0]) % labels.shape[0]])
         folded = int(jnp.sum(sign(walkers) <= 0))
         print(f"{run} (step {step}, backflow strength {flow.strength:g}): det dZ/dX <= 0 at "
               f"{folded} of {walkers.shape[0]} walkers"
@@ -81,6 +88,22 @@ def main() -> None:
             print_environment_amplitudes(params, flow, rs, walkers[:64])
         else:
             print_amplitudes(params, flow, rs, jax.random.fold_in(key, 7))
+
+
+def walker_labels(spec, flow, occ):
+    """The momentum-sector label of each walker's base state (model.backflow_momentum)."""
+    import jax
+    import numpy as np
+
+    from qvfe.autoregressive.occupations import occupied_indices
+    from qvfe.physics.orbitals import plane_wave_orbitals
+    from qvfe.problems.electron_gas import momentum_label
+
+    s = spec.system
+    twist = np.asarray(s.twist, dtype=float) if s.twist else np.zeros(s.dim)
+    k, _ = plane_wave_orbitals(s.dim, flow.box_length, occ[0].shape[-1], twist)
+    idx = (occupied_indices(occ[0], s.n_up), occupied_indices(occ[1], s.n_down))
+    return jax.vmap(momentum_label(k, flow.box_length, twist))(*idx)
 
 
 _EDGES = (0.0, 0.5, 1.0, 2.0, 3.0, float("inf"))  # shells of the pair separation, in rs
@@ -151,6 +174,7 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
     for i, layer in enumerate(params["layers"]):
         if "pair" not in layer:  # the exact-cusp layer has no learned amplitude
             continue
+        # integer sectors: sector 0; momentum labels (sector_weight): K = 0, no bias
         bias = layer["sector_bias"][0] if "sector_bias" in layer else None
         for same in spins:
             aux = (jnp.asarray(same, delta.dtype), bias)

@@ -6,9 +6,9 @@
 - T → 0 with the identity flow: the ground occupation is the only one sampled and E must equal the
   analytic Hartree-Fock energy of the plane-wave determinant (N = 14, rs = 5, Γ point:
   -0.8125487 Ha per cell, QMCPACK's VMC value -0.812484(27)).
-- Two interacting electrons (↑↑, rs = 10, twisted): the trained F against exact diagonalisation
-  (qvfe.physics.heg_exact): never below it beyond the error, and within a tenth of the pair's
-  correlation energy of it.
+- Two interacting electrons (↑↑, rs = 10, Γ point): the trained F against exact
+  diagonalisation (qvfe.physics.heg_exact): never below it beyond the error, and within an
+  eighth of the pair's correlation energy of it.
 - A few SR steps on the interacting gas keep everything finite and the walkers in the box; with
   ``model.backflow_strength`` > 1 the evaluation reports the fraction of folded walkers.
 """
@@ -23,13 +23,13 @@ from qvfe.physics import heg
 
 def _spec(n_up, n_down, dim=3, rs=2.0, theta=0.5, coupling=0.0, steps=0, batch=256, layers=1,
           samples=None, strength=1.0, opposite_spin=0, backflow_range=0.0, laplacian="folx",
-          environment=0, **system):
+          environment=0, momentum=False, **system):
     raw = {"system": {"kind": "electron_gas", "n_up": n_up, "n_down": n_down, "dim": dim,
                       "rs": rs, "theta": theta, "coupling": coupling, **system},
            "model": {"occupation_hidden": 16, "backflow_layers": layers, "backflow_hidden": 8,
                      "backflow_strength": strength, "opposite_spin_layers": opposite_spin,
                      "backflow_range": backflow_range, "laplacian": laplacian,
-                     "backflow_environment": environment},
+                     "backflow_environment": environment, "backflow_momentum": momentum},
            "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
            "eval": {"samples": samples or 8 * batch}}
@@ -76,27 +76,29 @@ def test_ground_determinant_gives_the_hartree_fock_energy():
 
 def test_interacting_pair_reaches_exact_diagonalisation():
     """The whole interacting path (Ewald energy, kinetic energy through the √flow, estimators,
-    SR) against an exact answer: 2 ↑↑ electrons in the rs = 10 cubic cell, twist (0.05, 0.1,
-    0.3) (a non-degenerate ground state 10 kT below the next level), Θ = 0.0625. Exact F
-    -0.0647127 Ha per electron, Hartree-Fock -0.0632109: the correlation energy is 1.5 mHa.
-    150 steps of the per-axis backflow bring F within 0.15 mHa (a tenth of it) of the exact
-    value; one shared amplitude per pair stops 0.2-0.3 mHa above it however long it trains
-    (README)."""
+    SR) against an exact answer: 2 ↑↑ electrons in the rs = 10 cubic cell at the Γ point,
+    Θ = 0.0625. The ground state is the 6-fold multiplet k = 0 plus one of the six smallest
+    k ≠ 0 (S = ln 6 / 2 per electron), exact F -0.0568984 Ha per electron, Hartree-Fock of one
+    member -0.0537598: the correlation energy is 1.5 mHa. One map for all six members stops
+    0.3 mHa above the exact F; conditioned on the total momentum (model.backflow_momentum)
+    with per-axis amplitudes, 200 steps come within 0.2 mHa (measured 0.05) (README)."""
     raw = {"system": {"kind": "electron_gas", "n_up": 2, "n_down": 0, "dim": 3, "rs": 10.0,
-                      "theta": 0.0625, "twist": [0.05, 0.1, 0.3]},
+                      "theta": 0.0625},
            "model": {"occupation_hidden": 32, "backflow_layers": 2, "backflow_hidden": 16,
-                     "backflow_strength": 60.0},
-           "optim": {"steps": 150, "lr": 0.05, "max_norm": 0.5},
+                     "backflow_strength": 60.0, "backflow_momentum": True},
+           "optim": {"steps": 200, "lr": 0.05, "max_norm": 0.5},
            "sampler": {"batch": 128, "burn_in": 100, "mcmc_sweeps": 5},
            "eval": {"samples": 4096}}
     result = qvfe.run(qvfe.load_spec(raw), progress=False)
-    info, F = result.info, result.observables["F"]
-    assert info["F_exact"] == pytest.approx(-0.0647127, abs=1e-7)
-    assert info["E_HF"] - info["F_exact"] > 1.4e-3
+    info, obs = result.info, result.observables
+    F = obs["F"]
+    assert info["F_exact"] == pytest.approx(-0.0568984, abs=1e-7)
+    assert info["S_exact"] == pytest.approx(0.5 * np.log(6.0), abs=1e-6)
     assert F.error < 1e-4
     assert F.mean >= info["F_exact"] - 3 * F.error, (F, info["F_exact"])  # variational
-    assert F.mean - info["F_exact"] < 1.5e-4, (F, info["F_exact"])
-    assert result.observables["fold"].mean == 0.0
+    assert F.mean - info["F_exact"] < 2e-4, (F, info["F_exact"])
+    assert abs(obs["S"].mean - info["S_exact"]) < 1e-4
+    assert obs["fold"].mean == 0.0
 
 
 def test_interacting_steps_stay_finite_and_periodic(tmp_path):
@@ -216,3 +218,46 @@ def test_two_electron_reference_only_where_converged():
     assert two_electron_reference(1, 1, 2, L, T, twist, 1.0) is None
     assert two_electron_reference(2, 0, 2, L, T, twist, 0.0) is None  # λ = 0: the ideal gas's
     assert two_electron_reference(3, 0, 2, L, T, twist, 1.0) is None
+
+
+def test_momentum_conditioned_flow_keeps_each_base_state_a_momentum_eigenstate():
+    """model.backflow_momentum: the √flow of base state n is conditioned on n's total momentum
+    K_n; since every map is translation-covariant, psi_n(X + c) = exp(i K_n . c) psi_n(X) with
+    K_n = (2 pi / L) (sum of m + N twist), so states of different K stay orthogonal whatever
+    their maps. Checked at strongly perturbed parameters for base states of different K, whose
+    maps then differ."""
+    import jax
+    import jax.numpy as jnp
+
+    from helpers import perturbed
+    from qvfe.physics.orbital_values import PlaneWaveBasis
+    from qvfe.physics.orbitals import plane_wave_orbitals
+    from qvfe.problems.electron_gas import make_backflow, momentum_label
+    from qvfe.wavefunction import SquareRootFlowWavefunction
+
+    twist = np.array([0.1, -0.2])
+    spec = _spec(2, 1, dim=2, rs=4.0, coupling=1.0, layers=2, momentum=True,
+                 twist=list(twist), theta_reference="paramagnetic")
+    backflow = make_backflow(spec)
+    assert backflow.sector_features == 4
+    L = backflow.box_length
+    k, _ = plane_wave_orbitals(2, L, 9, twist)
+    label = momentum_label(k, L, twist)
+    wf = SquareRootFlowWavefunction(PlaneWaveBasis(k, L), backflow, sector=label)
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (3, 2)) * L
+    c = jnp.array([0.7, -1.3])
+    zs = []
+    for up, down in [([0, 1], [0]), ([0, 3], [2]), ([4, 7], [8])]:
+        up, down = jnp.array(up), jnp.array(down)
+        K = np.sum(k[np.array(up)], axis=0) + np.sum(k[np.array(down)], axis=0)
+        m = np.rint(k * L / (2 * np.pi) - twist)
+        np.testing.assert_allclose(label(up, down)[:2],
+                                   m[np.array(up)].sum(0) + m[np.array(down)].sum(0))
+        re0, im0 = wf.log_psi(params, x, up, down)
+        re1, im1 = wf.log_psi(params, x + c, up, down)
+        assert float(re1) == pytest.approx(float(re0), abs=1e-11)
+        dphase = float(im1 - im0 - K @ c)
+        assert abs((dphase + np.pi) % (2 * np.pi) - np.pi) < 1e-10
+        zs.append(backflow.forward(params["backflow"], x, label(up, down)))
+    assert float(jnp.max(jnp.abs(zs[0] - zs[2]))) > 1e-3  # the sectors' maps differ

@@ -70,6 +70,8 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      {"model.backflow_environment": 2}, "model.backflow_environment = 2 is invalid"),
     (HEG, {"model.backflow_environment": 65}, "model.backflow_environment = 65 is invalid: "
      "must be an integer in [0, 64]"),
+    (H_PERIODIC, {"model.backflow_momentum": True}, "model.backflow_momentum = true is invalid "
+     "for 'hydrogen': must be false (only the electron gas conserves the electrons' momentum)"),
     (H_ISOLATED, {"model.backflow_axis_amplitudes": False}, "model.backflow_axis_amplitudes = "
      "false is invalid for 'hydrogen' here: must be true"),
     ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},

@@ -228,6 +228,12 @@ class Backflow:
             orthogonal to the other sectors', e.g. sectors of a conserved quantity that every
             ``U_s`` conserves. Choosing such labels is the caller's job (the quantum dot's
             1 up + 1 down uses the relative |m| with pair terms only, see its builder).
+        sector_features: 0 (default), or the length F of a real label vector that conditions
+            the map instead of an integer sector: the maps take ``sector`` of shape (F,), and
+            every pair network's first layer gets the learned bias ``sector @ W`` (W zero at
+            init). The same caveat as for ``n_sectors``: the labels must be conserved by every
+            map (the electron gas uses its base state's total momentum, which any
+            translation-invariant map conserves).
         cusp_slopes: ``None`` (default) or one slope ``beta_s >= 0`` per sector (open variant):
             a fixed first layer moves every opposite-spin pair by
             ``±(beta/2) f(|D|) D``, ``f(r) = r / (1 + r/l_cusp)``, so the pair distance is scaled
@@ -273,6 +279,7 @@ class Backflow:
     species_rotation: float | None = None
     one_body: bool = True
     n_sectors: int = 1
+    sector_features: int = 0
     cusp_slopes: tuple[float, ...] | None = None
     strength: float = 1.0
     neighbour_range: float | None = None
@@ -295,6 +302,9 @@ class Backflow:
             raise ValueError("Backflow.n_layers must be >= 0")
         if self.n_sectors < 1:
             raise ValueError(f"Backflow.n_sectors must be >= 1, got {self.n_sectors}")
+        if self.sector_features < 0 or (self.sector_features and self.n_sectors > 1):
+            raise ValueError(f"Backflow.sector_features must be >= 0 and 0 with n_sectors > 1, "
+                             f"got {self.sector_features}")
         if not self.strength > 0:
             raise ValueError(f"Backflow.strength must be > 0, got {self.strength}")
         if self.neighbour_range is not None and (self.kind != "periodic"
@@ -400,9 +410,11 @@ class Backflow:
                                                  self.environment], zero_last=False)
             if self._has_one_body:
                 layer["one"] = _init_mlp(k_one, [3, *self.hidden, 1])
+            width = (self.hidden or (1,))[0]
             if self.n_sectors > 1:
-                width = (self.hidden or (1,))[0]
                 layer["sector_bias"] = jnp.zeros((self.n_sectors, width))
+            if self.sector_features:
+                layer["sector_weight"] = jnp.zeros((self.sector_features, width))
             layers.append(layer)
         return {"layers": layers}
 
@@ -523,9 +535,15 @@ class Backflow:
         feats = jnp.stack([jnp.log1p(r2), 1.0 / (1.0 + r2), spin])
         return self._amplitude * _bounded_mlp(mlp, feats) * x
 
+    @property
+    def conditioned(self) -> bool:
+        """Whether the maps take a ``sector`` (an int or a label vector)."""
+        return self.n_sectors > 1 or self.sector_features > 0
+
     def _check_sector(self, sector) -> None:
-        if self.n_sectors > 1 and sector is None:
-            raise ValueError(f"this Backflow has n_sectors = {self.n_sectors}: pass sector")
+        if self.conditioned and sector is None:
+            raise ValueError(f"this Backflow has n_sectors = {self.n_sectors}, sector_features "
+                             f"= {self.sector_features}: pass sector")
 
     def _cusp_layer(self, sector):
         """The fixed cusp layer as a layer dict for ``_layer`` (None without cusp slopes)."""
@@ -550,6 +568,8 @@ class Backflow:
         bias = None
         if self.n_sectors > 1 and not cusp:  # the public maps checked that sector is given
             bias = layer["sector_bias"][sector]
+        elif self.sector_features:
+            bias = jnp.asarray(sector, x.dtype) @ layer["sector_weight"]
         delta, same, off_diag = self._pair_geometry(x)
         spin = jnp.asarray(self._spin, dtype=x.dtype)  # the one-body term's feature
         if self.neighbour_range is not None and not cusp:

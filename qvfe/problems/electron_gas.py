@@ -86,14 +86,31 @@ def make_backflow(spec: Any) -> Backflow:
     """The periodic √flow of an electron-gas spec (its parameters are ``theta["backflow"]``)."""
     s = spec.system
     L = heg.box_length(s.rs, s.n_up + s.n_down, s.dim)
-    return make_periodic_backflow(spec.model, s.n_up, s.n_down, s.dim, L, s.rs)
+    momentum = spec.model.backflow_momentum and spec.model.backflow_layers > 0
+    return make_periodic_backflow(spec.model, s.n_up, s.n_down, s.dim, L, s.rs,
+                                  sector_features=2 * s.dim if momentum else 0)
+
+
+def momentum_label(k_vectors: np.ndarray, L: float, twist: np.ndarray):
+    """(idx_up, idx_down) -> (K, K²) per axis, K = Σ m of the occupied plane waves
+    k = 2π(m + twist)/L: the base state's total momentum in units of 2π/L (the twist's part
+    N twist is the same for every state), which every translation-invariant √flow conserves."""
+    table = jnp.asarray(np.rint(k_vectors * L / (2 * np.pi) - twist))
+
+    def label(idx_up: jax.Array, idx_down: jax.Array) -> jax.Array:
+        K = jnp.sum(table[idx_up], axis=0) + jnp.sum(table[idx_down], axis=0)
+        return jnp.concatenate([K, K * K])
+
+    return label
 
 
 def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: float,
-                           rs: float) -> Backflow:
+                           rs: float, sector_features: int = 0) -> Backflow:
     """The periodic backflow of ``model`` (pair sums, or neighbour means of range
-    ``model.backflow_range`` rs); hydrogen's too."""
+    ``model.backflow_range`` rs); hydrogen's too. ``sector_features``: the length of the label
+    that conditions the maps (the electron gas's momentum sectors), 0 for none."""
     return Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
+                    sector_features=sector_features,
                     hidden=(model.backflow_hidden,), n_layers=model.backflow_layers,
                     strength=model.backflow_strength, environment=model.backflow_environment,
                     axis_amplitudes=model.backflow_axis_amplitudes,
@@ -137,8 +154,9 @@ def build(spec: Any) -> Problem:
                                      hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     backflow = make_backflow(spec)
     opposite_spin = make_opposite_spin(m, n_up, n_down, dim, L, s.rs)
+    sector = momentum_label(k_vectors, L, twist) if backflow.conditioned else None
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
-                                    opposite_spin=opposite_spin)
+                                    opposite_spin=opposite_spin, sector=sector)
 
     if s.coupling == 0.0:
         def potential(x: jax.Array) -> jax.Array:
@@ -176,10 +194,15 @@ def build(spec: Any) -> Problem:
     e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
     if e_hf is not None:
         info["E_HF"] = e_hf
-    def fold_check(theta: Any, xs: jax.Array) -> dict:
-        """Where det dZ/dX is not positive the √flow is no bijection (see Backflow)."""
+    def fold_check(theta: Any, xs: jax.Array, idx: tuple) -> dict:
+        """Where det dZ/dX is not positive the √flow is no bijection (see Backflow); with
+        momentum sectors, the map of each walker's base state."""
         xs = backflow_input(opposite_spin, theta, xs)
-        sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
+        if sector is None:
+            sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
+        else:
+            sign = jax.vmap(backflow.det_sign, (None, 0, 0))(theta["backflow"], xs,
+                                                              jax.vmap(sector)(*idx))
         return {"fold": (sign <= 0).astype(xs.dtype)}
 
     units = {"P": "Ha/bohr^3"}
