@@ -38,8 +38,9 @@ the MLP is 1-Lipschitz, and its output passes through ``a * tanh``, so ``|eta| <
 block ``d(eta v)/dD`` by ``k a`` (``k = 3`` open, ``1 + sqrt(d)`` periodic with one ``eta``) and
 of the one-body block by ``3 a``. Per-axis amplitudes (periodic): the block is
 ``diag(eta_a cos(2 pi D_a / L)) + diag(v) d eta/dD``, of norm ``<= a (1 + max_a |v_a| (2 pi / L))
-= 2 a``, so ``k = 2`` in any d (the vector ``eta`` is 1-Lipschitz in the features as a whole). Each block row and column of ``dG/dX`` holds ``2(n - 1)`` pair blocks plus one
-one-body block, and ``a`` is chosen so that this sum is ``contraction < 1``; since
+= 2 a``, so ``k = 2`` in any d (the vector ``eta`` is 1-Lipschitz in the features as a whole).
+Each block row and column of ``dG/dX`` holds ``2(n - 1)`` pair blocks plus one one-body block,
+and ``a`` is chosen so that this sum is ``contraction < 1``; since
 ``|A|_2 <= sqrt(max row sum * max column sum)`` of the block norms, ``|dG/dX|_2 < 1``. So G is a
 contraction: ``x = z - G(x)`` has exactly one solution for every ``z`` (Banach), i.e. the layer is
 a bijection of R^(n d), and ``det(I + dG/dX) > 0`` everywhere. For the periodic variant the map
@@ -88,8 +89,8 @@ particle is moved by the weighted mean of its pair displacements,
     z_i = x_i + (1/kappa) sum_j g_ij w_ij / sum_j g_ij,   g_ij = exp(-phi(x_i - x_j) / l),
 
 with ``w(D) = eta(D) v(D)`` (``|eta| <= 1`` as above, ``v = y / sqrt(1 + |y|^2/l^2)``,
-``y = (L/2 pi) sin(2 pi D/L)``, so ``|w| <= B = l`` and ``|dw/dD|_2 <= A = 1 + 2 pi B/L``, per-axis ``eta`` included: ``|eta_a| <= 1`` and
-``|diag(w / eta) d eta/dD|_2 <= B 2 pi / L``) and
+``y = (L/2 pi) sin(2 pi D/L)``, so ``|w| <= B = l`` and ``|dw/dD|_2 <= A = 1 + 2 pi B/L``,
+per-axis ``eta`` included: ``|eta_a| <= 1`` and ``|diag(w / eta) d eta/dD|_2 <= B 2 pi / L``) and
 ``phi`` a smooth periodic distance with ``|grad phi| <= 1``, so ``|grad g| <= g/l``. With
 ``m_i = sum_j g_ij`` and the mean ``wbar_i = sum_j g_ij w_ij / m_i``, the derivative of z_i by
 ``D_ij = x_i - x_j`` is ``P_ij = (g_ij dw_ij + (w_ij - wbar_i) (x) grad g_ij) / (kappa m_i)``, so
