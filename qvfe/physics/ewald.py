@@ -60,8 +60,8 @@ import numpy as np
 from jax.scipy.special import erfc as _jerfc
 from scipy.special import erfc as _erfc
 
-__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "image_sum", "reciprocal_half_space",
-           "require_x64"]
+__all__ = ["EwaldSum", "make_ewald", "madelung_constant", "image_sum", "half_space",
+           "reciprocal_half_space", "require_x64"]
 
 
 def require_x64(what: str = "Ewald sums") -> None:
@@ -374,11 +374,11 @@ def reciprocal_half_space(lattice: np.ndarray, g_cut: float) -> tuple[np.ndarray
     in G), as integer coordinates m and vectors G = m @ (2π lattice⁻ᵀ)."""
     recip = 2 * np.pi * np.linalg.inv(lattice).T  # rows b_i with a_i . b_j = 2 pi delta_ij
     gint, gvecs = _lattice_points(recip, g_cut)
-    half = _half_space(gint)  # integer coordinates: exact, and excludes G = 0
+    half = half_space(gint)  # integer coordinates: exact, and excludes G = 0
     return gint[half], gvecs[half]
 
 
-def _half_space(m: np.ndarray) -> np.ndarray:
+def half_space(m: np.ndarray) -> np.ndarray:
     """Mask picking one of each pair {m, -m} of integer vectors, m != 0: the last nonzero-deciding
     coordinate, scanned from the last axis backwards, is positive (so m_last >= 0 always)."""
     keep = np.zeros(len(m), dtype=bool)

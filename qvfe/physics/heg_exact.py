@@ -38,7 +38,8 @@ import numpy as np
 from scipy import special
 
 from qvfe.physics import heg
-from qvfe.physics.ewald import madelung_constant
+from qvfe.physics.ewald import half_space, madelung_constant
+from qvfe.physics.orbitals import plane_wave_orbitals
 
 __all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "sector_levels",
            "two_electron_levels", "two_electron_thermo"]
@@ -82,14 +83,8 @@ def _relative_basis(m_total: np.ndarray, p_cut: float, antisymmetric: bool) -> n
                     -1).reshape(-1, dim)
     p = grid - half
     keep = np.sum(p * p, axis=1) <= p_cut**2 + 1e-9
-    if antisymmetric:
-        # p and -p are one state; keep the lexicographically positive one and drop p = 0
-        first = np.zeros(len(p), dtype=bool)
-        undecided = np.ones(len(p), dtype=bool)
-        for c in range(dim):
-            first |= undecided & (p[:, c] > 1e-9)
-            undecided &= np.abs(p[:, c]) < 1e-9
-        keep &= first
+    if antisymmetric:  # p and -p are one state (2p is an integer vector); p = 0 is even
+        keep &= half_space(np.rint(2 * p).astype(np.int64))
     return grid[keep]
 
 
@@ -136,14 +131,8 @@ def _sector_minimum(m_total: np.ndarray, L: float, twist: np.ndarray, polarized:
 
 def _free_ground(L: float, dim: int, polarized: bool, twist: np.ndarray) -> tuple[float, float]:
     """(free ground energy, its HF energy per cell at unit coupling minus it)."""
-    unit = 2.0 * np.pi / L
-    m = np.stack(np.meshgrid(*[np.arange(-2, 3)] * dim, indexing="ij"), -1).reshape(-1, dim)
-    k = unit * (m + twist)
-    order = np.argsort(np.sum(k * k, axis=1), kind="stable")
-    if polarized:
-        occupied = [k[order[:2]], k[order[:0]]]
-    else:
-        occupied = [k[order[:1]], k[order[:1]]]
+    k, _ = plane_wave_orbitals(dim, L, 2, twist)
+    occupied = [k[:2], k[:0]] if polarized else [k[:1], k[:1]]
     hf = heg.hf_energy(occupied, L * np.eye(dim))
     return hf.kinetic, hf.exchange + hf.madelung
 
