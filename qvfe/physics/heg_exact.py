@@ -42,7 +42,7 @@ from qvfe.physics.ewald import half_space, madelung_constant
 from qvfe.physics.orbitals import plane_wave_orbitals
 
 __all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "sector_levels",
-           "two_electron_levels", "two_electron_thermo"]
+           "thermodynamics", "two_electron_levels", "two_electron_thermo"]
 
 # Madelung energies per electron (times rs) of the Wigner crystals the second electron at the cell
 # centre makes: bcc in 3D (-0.895929/rs), the square lattice in 2D (-1.100244/rs). Issue #5's
@@ -166,7 +166,8 @@ def two_electron_levels(L: float, dim: int, *, polarized: bool, temperature: flo
     return levels, n_sectors
 
 
-def _thermo(levels: np.ndarray, temperature: float) -> tuple[float, float, float]:
+def thermodynamics(levels: np.ndarray, temperature: float) -> tuple[float, float, float]:
+    """Canonical (F, E, S) of the given levels (Ha; S in k_B) at ``temperature`` (Ha)."""
     e0 = float(levels[0])
     if temperature == 0:
         return e0, e0, 0.0
@@ -187,7 +188,7 @@ def two_electron_thermo(L: float, dim: int, *, polarized: bool, temperature: flo
               window=window)
     levels, n_sectors = two_electron_levels(L, dim, p_cut=p_cut, **kw)
     coarse, _ = two_electron_levels(L, dim, p_cut=p_cut - 1.0, **kw)
-    F, E, S = _thermo(levels, temperature)
-    F_coarse = _thermo(coarse, temperature)[0]
+    F, E, S = thermodynamics(levels, temperature)
+    F_coarse = thermodynamics(coarse, temperature)[0]
     return TwoElectronThermo(F / 2, E / 2, S / 2, float(levels[0]) / 2, len(levels), n_sectors,
                              abs(F - F_coarse) / 2)
