@@ -41,7 +41,7 @@ from qvfe.physics import heg
 from qvfe.physics.ewald import half_space, madelung_constant
 from qvfe.physics.orbitals import plane_wave_orbitals
 
-__all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "sector_levels",
+__all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "check_cell", "sector_levels",
            "thermodynamics", "two_electron_levels", "two_electron_thermo"]
 
 # Madelung energies per electron (times rs) of the Wigner crystals the second electron at the cell
@@ -62,15 +62,20 @@ class TwoElectronThermo(NamedTuple):
     truncation: float  # |change of F| between p_cut - 1 and p_cut, Ha per electron
 
 
-def _check(dim: int, L: float, temperature: float, p_cut: float) -> None:
-    if dim not in (2, 3):
-        raise ValueError(f"dim must be 2 or 3, got {dim}")
+def check_cell(L: float, temperature: float, cutoff: float, cutoff_name: str) -> None:
+    """Refuse a box, temperature or plane-wave cutoff (units of 2π/L) out of range, by name."""
     if not L > 0:
         raise ValueError(f"box length L must be > 0, got {L}")
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if not p_cut >= 1:
-        raise ValueError(f"p_cut must be >= 1 (units of 2π/L), got {p_cut}")
+    if not cutoff >= 1:
+        raise ValueError(f"{cutoff_name} must be >= 1 (units of 2π/L), got {cutoff}")
+
+
+def _check(dim: int, L: float, temperature: float, p_cut: float) -> None:
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 or 3, got {dim}")
+    check_cell(L, temperature, p_cut, "p_cut")
 
 
 def _relative_basis(m_total: np.ndarray, p_cut: float, antisymmetric: bool) -> np.ndarray:

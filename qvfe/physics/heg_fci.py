@@ -42,7 +42,7 @@ from scipy.sparse import linalg as sparse_linalg
 
 from qvfe.physics import heg
 from qvfe.physics.ewald import madelung_constant
-from qvfe.physics.heg_exact import thermodynamics
+from qvfe.physics.heg_exact import check_cell, thermodynamics
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 
 __all__ = ["ONSAGER_FLOOR", "FewElectronThermo", "sector_hamiltonian", "few_electron_levels",
@@ -78,12 +78,7 @@ class _Basis(NamedTuple):
 def _check(n: int, L: float, temperature: float, m_cut: float, twist: np.ndarray) -> None:
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise ValueError(f"n_electrons must be an integer >= 1, got {n}")
-    if not L > 0:
-        raise ValueError(f"box length L must be > 0, got {L}")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if not m_cut >= 1:
-        raise ValueError(f"m_cut must be >= 1 (units of 2π/L), got {m_cut}")
+    check_cell(L, temperature, m_cut, "m_cut")
     if twist.shape != (3,):
         raise ValueError(f"twist must have 3 components, got shape {twist.shape}")
 
