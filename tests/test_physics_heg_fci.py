@@ -7,6 +7,7 @@ What the reference rests on, each against something independent of it:
   instead (a different basis and a different truncation);
 - the fermionic signs: the spectrum does not depend on the order of the one-body basis (a wrong
   sign of a spectator's passage would), and H is symmetric;
+- Lanczos on a large sector finds every level below the cut, degenerate ones included;
 - first order in λ at a non-degenerate ground state: the Hartree–Fock energy (heg.hf_energy);
 - Onsager's floor, which the sector selection relies on, lies below the lowest Ewald energies of
   two and three electrons an optimiser finds;
@@ -81,6 +82,20 @@ def test_spectrum_does_not_depend_on_the_order_of_the_plane_waves():
         shuffled = _sector(L, TWIST, 2.5, m_total, order)
         np.testing.assert_allclose(np.linalg.eigvalsh(shuffled.toarray()),
                                    np.linalg.eigvalsh(h.toarray()), atol=1e-12)
+
+
+def test_lanczos_finds_every_level_of_a_large_sector_with_its_multiplicity():
+    # the Γ point's cubic symmetry makes degenerate levels, which Lanczos must not drop
+    L = heg.box_length(10.0, 3)
+    for m_total in ([0, 0, 0], [1, 0, 0]):
+        h = _sector(L, np.zeros(3), 3.6, m_total)
+        assert h.shape[0] > heg_fci._DENSE_LIMIT  # the sparse path
+        dense = np.linalg.eigvalsh(h.toarray())
+        gap = 20 + int(np.argmax(np.diff(dense[20:]) > 1e-8))  # a cut between two levels
+        below = 0.5 * (dense[gap] + dense[gap + 1])
+        expected = dense[dense < below]
+        assert len(expected) > 8 and np.any(np.diff(expected) < 1e-10)  # grows k; degenerate
+        np.testing.assert_allclose(heg_fci._lowest(h, below), expected, atol=1e-10)
 
 
 def test_first_order_is_hartree_fock():

@@ -22,10 +22,11 @@ Truncations, both controlled:
 * sectors and levels: every level counted lies below E_HF + ``window`` kT, E_HF the Hartree–Fock
   energy of the free ground determinant (an upper bound of the ground energy), so each one left
   out has Boltzmann weight below e^-window relative to the ground state. A sector is skipped when
-  its free minimum plus the interaction's floor lies above that: by Onsager's smeared-charge
-  argument the Ewald energy of N point charges in their background is at least -(9/10) N/rs
-  (each electron's field replaced by a uniformly charged ball of radius rs; the test checks the
-  floor against the lowest Ewald energies an optimiser finds for N = 2 and 3).
+  its free minimum plus the interaction's floor lies above that: the jellium energy of N point
+  charges is at least -(9/10) N/rs (Onsager's smeared-charge bound: each electron replaced by a
+  uniformly charged ball of radius rs; a theorem in free space, taken here for the periodic cell,
+  where the test checks it against the lowest Ewald energies an optimiser finds for N = 2 and 3,
+  bcc's -0.8959 per electron for N = 2 among them).
 
 Hartree atomic units, per cell unless named per electron; numpy/scipy float64, not traced by JAX.
 """
