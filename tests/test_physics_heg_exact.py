@@ -74,7 +74,7 @@ def test_pair_coefficients_are_the_fourier_transform_of_the_ewald_energy(dim):
 @pytest.mark.parametrize("dim,twist", [(3, TWIST3), (2, TWIST2)])
 def test_first_order_is_hartree_fock(dim, twist):
     L = heg.box_length(4.0, 2, dim)
-    free, first = heg_exact._free_ground(L, dim, True, twist)
+    free, first = heg_exact.free_ground(L, dim, 2, 0, twist)
     for lam in (1e-3, 2e-3):
         e0 = heg_exact.two_electron_thermo(L, dim, polarized=True, temperature=0.0, twist=twist,
                                            coupling=lam, p_cut=5.0).E_ground * 2
@@ -108,7 +108,7 @@ def test_gamma_point_ground_state_is_the_cubic_multiplet():
     got = heg_exact.two_electron_thermo(L, 3, polarized=True, temperature=T, p_cut=6.0)
     assert got.S == pytest.approx(0.5 * math.log(6.0), abs=1e-6)  # k = 0 plus one of 6 k's
     assert got.truncation < 1e-7  # ↑↑ converges fast in the relative cutoff
-    hf = heg_exact._free_ground(L, 3, True, np.zeros(3))
+    hf = heg_exact.free_ground(L, 3, 2, 0, np.zeros(3))
     assert got.E_ground < 0.5 * sum(hf) - 1e-3  # correlation energy of a dilute pair: > 1 mHa/e
 
 

@@ -100,7 +100,7 @@ def test_lanczos_finds_every_level_of_a_large_sector_with_its_multiplicity():
 
 def test_first_order_is_hartree_fock():
     L = heg.box_length(4.0, 3)
-    free, first = heg_fci._free_ground(L, 3, TWIST)
+    free, first = heg_exact.free_ground(L, 3, 3, 0, TWIST)
     k, _ = plane_wave_orbitals(3, L, 3, TWIST)
     assert free + first == pytest.approx(heg.hf_energy([k, k[:0]], L * np.eye(3)).total,
                                          abs=1e-12)

@@ -41,8 +41,8 @@ from qvfe.physics import heg
 from qvfe.physics.ewald import half_space, madelung_constant
 from qvfe.physics.orbitals import plane_wave_orbitals
 
-__all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "check_cell", "sector_levels",
-           "thermodynamics", "two_electron_levels", "two_electron_thermo"]
+__all__ = ["WIGNER_CRYSTAL_MADELUNG", "TwoElectronThermo", "check_cell", "free_ground",
+           "sector_levels", "thermodynamics", "two_electron_levels", "two_electron_thermo"]
 
 # Madelung energies per electron (times rs) of the Wigner crystals the second electron at the cell
 # centre makes: bcc in 3D (-0.895929/rs), the square lattice in 2D (-1.100244/rs). Issue #5's
@@ -134,11 +134,12 @@ def _sector_minimum(m_total: np.ndarray, L: float, twist: np.ndarray, polarized:
     return 0.25 * float(K @ K) + unit**2 * p2
 
 
-def _free_ground(L: float, dim: int, polarized: bool, twist: np.ndarray) -> tuple[float, float]:
-    """(free ground energy, its HF energy per cell at unit coupling minus it)."""
-    k, _ = plane_wave_orbitals(dim, L, 2, twist)
-    occupied = [k[:2], k[:0]] if polarized else [k[:1], k[:1]]
-    hf = heg.hf_energy(occupied, L * np.eye(dim))
+def free_ground(L: float, dim: int, n_up: int, n_down: int, twist: np.ndarray
+                ) -> tuple[float, float]:
+    """(kinetic energy of the free ground determinant, its HF energy per cell at unit coupling
+    minus it): the lowest plane waves of each spin occupied."""
+    k, _ = plane_wave_orbitals(dim, L, max(n_up, n_down), twist)
+    hf = heg.hf_energy([k[:n_up], k[:n_down]], L * np.eye(dim))
     return hf.kinetic, hf.exchange + hf.madelung
 
 
@@ -151,7 +152,7 @@ def two_electron_levels(L: float, dim: int, *, polarized: bool, temperature: flo
     _check(dim, L, temperature, p_cut)
     twist = np.zeros(dim) if twist is None else np.asarray(twist, dtype=np.float64)
     rs = heg.wigner_seitz_radius(2, L**dim, dim)
-    free, hf_shift = _free_ground(L, dim, polarized, twist)
+    free, hf_shift = free_ground(L, dim, 2 if polarized else 1, 0 if polarized else 1, twist)
     e_hf = free + coupling * hf_shift
     floor = -2.0 * WIGNER_CRYSTAL_MADELUNG[dim] / rs * abs(coupling)
     reach = e_hf - floor + window * temperature  # a sector's free minimum must stay below this

@@ -33,6 +33,7 @@ Hartree atomic units, per cell unless named per electron; numpy/scipy float64, n
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import NamedTuple
@@ -43,8 +44,8 @@ from scipy.sparse import linalg as sparse_linalg
 
 from qvfe.physics import heg
 from qvfe.physics.ewald import madelung_constant
-from qvfe.physics.heg_exact import check_cell, thermodynamics
-from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
+from qvfe.physics.heg_exact import check_cell, free_ground, thermodynamics
+from qvfe.physics.orbitals import plane_waves_within
 
 __all__ = ["ONSAGER_FLOOR", "FewElectronThermo", "sector_hamiltonian", "few_electron_levels",
            "few_electron_thermo"]
@@ -115,6 +116,18 @@ def _determinants(basis: _Basis, n: int, m_total: np.ndarray) -> np.ndarray:
     return np.concatenate([head[keep], last[keep, None]], axis=1)
 
 
+@functools.lru_cache(maxsize=8)
+def _self_image(L: float) -> float:
+    """v_M/2 of the cube, each electron's Madelung term (an Ewald sum: once per box, not per
+    sector)."""
+    return madelung_constant(L * np.eye(3)) / 2.0
+
+
+def _keys(dets: np.ndarray, count: int) -> np.ndarray:
+    """One integer per sorted determinant row, increasing with the rows' lexicographic order."""
+    return np.sum(dets * count ** np.arange(dets.shape[1] - 1, -1, -1), axis=1)
+
+
 def _pair_coefficient(q: np.ndarray, volume: float) -> np.ndarray:
     """Ewald pair coefficient 4π/(V q²), zero at q = 0 (the background cancels it)."""
     q2 = np.sum(q * q, axis=-1)
@@ -128,12 +141,10 @@ def sector_hamiltonian(basis: _Basis, dets: np.ndarray, L: float,
     (n_dets, n), count = dets.shape, len(basis.m)
     volume = L**3
     k = basis.k
-    kinetic = 0.5 * np.sum(k[dets] ** 2, axis=(1, 2))
+    diagonal = 0.5 * np.sum(k[dets] ** 2, axis=(1, 2)) + coupling * n * _self_image(L)
     if coupling == 0.0 or n == 1:
-        constant = coupling * n * madelung_constant(L * np.eye(3)) / 2.0
-        return sparse.diags(kinetic + constant).tocsr()
-    keys = np.sum(dets * count ** np.arange(n - 1, -1, -1), axis=1)  # sorted: dets are lexicographic
-    diagonal = kinetic + coupling * n * madelung_constant(L * np.eye(3)) / 2.0
+        return sparse.diags(diagonal).tocsr()
+    keys = _keys(dets, count)  # sorted: dets are lexicographic
     rows, cols, vals = [], [], []
     c = np.arange(count)
     for i, j in itertools.combinations(range(n), 2):
@@ -154,7 +165,7 @@ def sector_hamiltonian(basis: _Basis, dets: np.ndarray, L: float,
         below = (np.sum(rest[src] < ds[:, None], axis=1) + np.sum(rest[src] < cs[:, None], axis=1))
         sign = np.where((i + j - 1 + below) % 2 == 0, 1.0, -1.0)
         new = np.sort(np.concatenate([rest[src], cs[:, None], ds[:, None]], axis=1), axis=1)
-        pos = np.searchsorted(keys, np.sum(new * count ** np.arange(n - 1, -1, -1), axis=1))
+        pos = np.searchsorted(keys, _keys(new, count))
         rows.append(pos)
         cols.append(src)
         vals.append(coupling * sign * amp)
@@ -170,24 +181,17 @@ def _lowest(h: sparse.csr_matrix, below: float) -> np.ndarray:
     size = h.shape[0]
     if h.nnz <= size:  # diagonal (no interaction)
         lv = np.sort(h.diagonal())
-        return lv[: max(1, int(np.sum(lv < below)))]
-    if size <= _DENSE_LIMIT:
+    elif size <= _DENSE_LIMIT:
         lv = np.linalg.eigvalsh(h.toarray())
-        return lv[: max(1, int(np.sum(lv < below)))]
-    want = 8
-    while True:
-        lv = np.sort(sparse_linalg.eigsh(h, k=min(want, size - 2), which="SA",
-                                         return_eigenvectors=False, tol=1e-12))
-        if lv[-1] >= below or want >= size - 2:
-            return lv[: max(1, int(np.sum(lv < below)))]
-        want *= 2
-
-
-def _free_ground(L: float, n: int, twist: np.ndarray) -> tuple[float, float]:
-    """(free ground energy, its HF energy at unit coupling minus it), per cell."""
-    k, _ = plane_wave_orbitals(3, L, n, twist)
-    hf = heg.hf_energy([k, k[:0]], L * np.eye(3))
-    return hf.kinetic, hf.exchange + hf.madelung
+    else:
+        want = 8
+        while True:
+            lv = np.sort(sparse_linalg.eigsh(h, k=min(want, size - 2), which="SA",
+                                             return_eigenvectors=False, tol=1e-12))
+            if lv[-1] >= below or want >= size - 2:
+                break
+            want *= 2
+    return lv[: max(1, int(np.sum(lv < below)))]
 
 
 def few_electron_levels(n_electrons: int, L: float, *, temperature: float,
@@ -204,7 +208,7 @@ def few_electron_levels(n_electrons: int, L: float, *, temperature: float,
         raise ValueError(f"m_cut = {m_cut} holds {len(basis.m)} plane waves, fewer than the "
                          f"{n} electrons")
     rs = heg.wigner_seitz_radius(n, L**3)
-    free, hf_shift = _free_ground(L, n, twist)
+    free, hf_shift = free_ground(L, 3, n, 0, twist)
     ceiling = free + coupling * hf_shift + window * temperature
     reach = ceiling + ONSAGER_FLOOR * n / rs * abs(coupling)
     unit = 2.0 * np.pi / L
