@@ -698,10 +698,11 @@ def _check_consistency(spec: Spec) -> None:
         if spec.model.backflow_momentum and spec.kind != "electron_gas":
             raise SpecError(f"model.backflow_momentum = true is invalid for {spec.kind!r}: must "
                             "be false (only the electron gas conserves the electrons' momentum)")
-    if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0:
+    if spec.kind in ("quantum_dot", "hydrogen") and spec.model.backflow_strength != 1.0 \
+            and not _periodic_electrons(spec)[0]:
         raise SpecError(f"model.backflow_strength = {spec.model.backflow_strength:g} is invalid "
-                        f"for {spec.kind}: must be 1 (only the electron gas's periodic backflow "
-                        "checks its folds)")
+                        f"for {spec.kind} here: must be 1 (only a periodic box's backflow checks "
+                        "its folds)")
     if spec.kind == "hydrogen":
         _check_hydrogen(spec)
     if spec.kind == "coulomb_trap":

@@ -237,6 +237,19 @@ class SquareRootFlowWavefunction:
         re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
         return re + 0.5 * log_jac, im
 
+    def flow_det_sign(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
+                      *context: jax.Array) -> jax.Array:
+        """The sign of det dZ/dX at one sample (arguments as ``log_psi``): +1 where the √flow is
+        a local diffeomorphism, -1 or 0 where it folds. Only the backflow can fold (above
+        strength 1, see ``qvfe.flows.backflow``); the electron-nucleus and opposite-spin flows
+        before it are bijections for every parameter value."""
+        if self.nuclei is not None:
+            x = self.nuclei.forward(params["nuclei"], x, context[0])
+        if self.opposite_spin is not None:
+            x = self.opposite_spin.forward(params["opposite_spin"], x)
+        sector = None if self.sector is None else self.sector(occ_up, occ_down)
+        return self.backflow.det_sign(params["backflow"], x, sector)
+
     def _transport(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                    context: tuple, with_log_det: bool = True):
         """(Z, ln|det dZ/dX| (None without ``with_log_det``), the basis' context): the flows

@@ -454,8 +454,13 @@ def test_clamped_protons_with_the_ground_determinant_give_hf_plus_madelung(syste
 
 def test_clamped_protons_ideal_electrons():
     """λ = 0 with clamped protons: the electrons' canonical ideal gas alone (no proton terms), the
-    pressure theirs, 2E/3V."""
-    result = qvfe.run(_spec(n_protons=2, proton_lattice="bcc"), progress=False)
+    pressure theirs, 2E/3V. With a backflow above strength 1 (not a bijection for every
+    parameter value) the evaluation reports the walkers where the √flow folds: none at its
+    identity start."""
+    raw = _raw(n_protons=2, proton_lattice="bcc")
+    raw["model"]["backflow_strength"] = 30.0
+    result = qvfe.run(qvfe.load_spec(raw), progress=False)
+    assert result.observables["fold"].mean == 0.0 and "of samples" in result.table()
     assert "clamped_protons" in result.info
     for key in ("F", "E", "S", "P"):
         est, exact = result.observables[key], result.info[f"{key}_exact"]

@@ -235,6 +235,42 @@ def test_hutchinson_kinetic_energy_with_the_nuclei_and_opposite_spin_flows():
     np.testing.assert_allclose(draws.imag - np.asarray(exact).imag, 0.0, atol=1e-9)
 
 
+def test_flow_det_sign_is_the_sign_of_the_whole_stacks_jacobian():
+    """Hydrogen's stack with a backflow above strength 1 (which may fold): ``flow_det_sign`` is
+    the sign of det dZ/dX of the whole transport, electron-nucleus and opposite-spin flows
+    included, on clustered configurations where some fold and some do not."""
+    import dataclasses
+
+    from qvfe.flows.nuclei import ElectronNucleusFlow
+
+    box, n = 4.0, 4
+    m = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0]])
+    wf = SquareRootFlowWavefunction(
+        PlaneWaveBasis(2 * np.pi * (m + 0.25) / box, box),
+        Backflow(2, 2, 3, kind="periodic", box_length=box, hidden=(8,), strength=40.0),
+        nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=box, hidden=(8,),
+                                   n_layers=1, cusp_scale=0.3, cusp_charge=1.0),
+        opposite_spin=OppositeSpinFlow(2, 2, 3, box, hidden=(8,)))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+    b = 64
+    x = 0.3 * box * jax.random.uniform(jax.random.PRNGKey(4), (b, n, 3))
+    s = jax.random.uniform(jax.random.PRNGKey(5), (b, 2, 3)) * box
+
+    def full_sign(x, s):
+        jac = jax.jacfwd(lambda v: wf._transport(params, v.reshape(n, 3), None, None, (s,),
+                                                 with_log_det=False)[0].reshape(-1))(x.reshape(-1))
+        return jnp.linalg.slogdet(jac)[0]
+
+    signs = np.asarray(jax.jit(jax.vmap(lambda x, s: wf.flow_det_sign(params, x, None, None, s)))(
+        x, s))
+    np.testing.assert_array_equal(signs, np.asarray(jax.jit(jax.vmap(full_sign))(x, s)))
+    assert (signs < 0).any() and (signs > 0).any()  # not vacuous
+    # at strength 1 the same parameters cannot fold anywhere
+    bound = dataclasses.replace(wf, backflow=dataclasses.replace(wf.backflow, strength=1.0))
+    assert (np.asarray(jax.vmap(lambda x, s: bound.flow_det_sign(params, x, None, None, s))(
+        x, s)) > 0).all()
+
+
 def test_hutchinson_needs_a_key():
     wf, potential = SYSTEMS["gas"]
     x, up, down = batch("gas", 1)

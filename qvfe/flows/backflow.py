@@ -57,8 +57,9 @@ that can be made on samples: in the periodic case the map descends to a map of t
 homotopic to the identity (``X + t G(X)``), hence of degree 1, and a local diffeomorphism of a
 compact manifold with ``det > 0`` everywhere is a covering of degree 1, i.e. a bijection. So the
 stacked layers stay a bijection exactly as long as ``det dZ/dX > 0`` everywhere; ``det_sign``
-gives that sign at a sample (the electron gas reports the fraction of evaluation samples where it
-is not +1). Only configurations where it fails (a fold) can make the density matrix unnormalised.
+gives that sign at a sample (the electron gas and periodic hydrogen report the fraction of
+evaluation samples where it is not +1). Only configurations where it fails (a fold) can make the
+density matrix unnormalised.
 The log-determinant is assembled from the ``(d, d)`` blocks of the analytical structure above (pair
 Jacobians by ``jax.jacfwd`` on ``d`` inputs), which is ``n`` times cheaper than ``jacfwd`` of the
 whole map and gives the same matrix; ``slogdet`` of it is differentiable and runs through folx's

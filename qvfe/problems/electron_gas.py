@@ -117,6 +117,20 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
                     neighbour_range=model.backflow_range * rs if model.backflow_range else None)
 
 
+def fold_check(wf: SquareRootFlowWavefunction, model: Any):
+    """The evaluation's check that the √flow is a bijection (the fraction ``fold`` of walkers
+    where det dZ/dX is not positive, see Backflow), or None where every parameter value makes it
+    one (``model.backflow_strength`` 1 or no backflow layers)."""
+    if model.backflow_strength <= 1 or model.backflow_layers == 0:
+        return None
+
+    def check(theta: Any, xs: jax.Array, idx: tuple) -> dict:
+        sign = jax.vmap(lambda x, *i: wf.flow_det_sign(theta, x, *i))(xs, *idx)
+        return {"fold": (sign <= 0).astype(xs.dtype)}
+
+    return check
+
+
 def backflow_input(opposite_spin: OppositeSpinFlow | None, theta: Any, xs: jax.Array
                    ) -> jax.Array:
     """Where the backflow acts: the opposite-spin flow's output of the samples ``xs`` (batch,
@@ -194,25 +208,13 @@ def build(spec: Any) -> Problem:
     e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
     if e_hf is not None:
         info["E_HF"] = e_hf
-    def fold_check(theta: Any, xs: jax.Array, idx: tuple) -> dict:
-        """Where det dZ/dX is not positive the √flow is no bijection (see Backflow); with
-        momentum sectors, the map of each walker's base state."""
-        xs = backflow_input(opposite_spin, theta, xs)
-        if sector is None:
-            sign = jax.vmap(backflow.det_sign, (None, 0))(theta["backflow"], xs)
-        else:
-            sign = jax.vmap(backflow.det_sign, (None, 0, 0))(theta["backflow"], xs,
-                                                              jax.vmap(sector)(*idx))
-        return {"fold": (sign <= 0).astype(xs.dtype)}
-
     units = {"P": "Ha/bohr^3"}
-    checked = m.backflow_strength > 1 and m.backflow_layers > 0  # else bijective by construction
-    if checked:
+    checks = fold_check(wf, m)
+    if checks is not None:
         units["fold"] = "of samples"
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="electron_gas",
                                     per="electron", info=info, derived=virial_pressure,
-                                    observable_units=units, also_in=("Ry",),
-                                    eval_checks=fold_check if checked else None)
+                                    observable_units=units, also_in=("Ry",), eval_checks=checks)
     except ValueError as e:
         raise SpecError(str(e)) from None

@@ -94,8 +94,9 @@ from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
-from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, hartree_fock_reference,
-                                        make_opposite_spin, make_periodic_backflow)
+from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
+                                        hartree_fock_reference, make_opposite_spin,
+                                        make_periodic_backflow)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
@@ -492,9 +493,13 @@ def build(spec: Any) -> Problem:
     cfg = EngineConfig.from_spec(o, smp, n_particles=n_p, T=T, box_length=box,
                                  laplacian=m.laplacian, laplacian_probes=m.laplacian_probes,
                                  local_step=proton_step)
+    checks = fold_check(wf, m)
+    if checks is not None:
+        observable_units["fold"] = "of samples"
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="hydrogen", per="atom",
                                     info=info, derived=derived,
-                                    observable_units=observable_units, prefit=prefit)
+                                    observable_units=observable_units, prefit=prefit,
+                                    eval_checks=checks)
     except ValueError as e:
         raise SpecError(str(e)) from None
