@@ -287,9 +287,6 @@ class QuantumModel:
                                     "bounded mean push of the other spin; a bijection for every "
                                     "parameter value at an amplitude that does not shrink with "
                                     "N, see qvfe/flows/opposite_spin.py)", lo=0, hi=16)
-    opposite_spin_cusp: bool = opt(False, doc="opposite-spin layers also see a feature linear "
-                                   "in the pair distance at contact, so they can build the "
-                                   "electron-electron cusp (see qvfe/flows/opposite_spin.py)")
     laplacian: str = opt("folx", doc="kinetic energy by 'folx' (forward Laplacian, exact), "
                          "'hessian' (jax.hessian, exact; small batches) or 'hutchinson' (folx "
                          "for the base state, an unbiased random estimate for the √flow's "
@@ -728,10 +725,6 @@ def _periodic_electrons(spec: Spec) -> tuple[bool, int, int]:
 def _check_opposite_spin_layers(spec: Spec) -> None:
     layers = spec.model.opposite_spin_layers
     if not layers:
-        if spec.model.opposite_spin_cusp:
-            raise SpecError("model.opposite_spin_cusp = true is invalid with "
-                            "model.opposite_spin_layers = 0: must be false unless there are "
-                            "opposite-spin layers (≥ 1) to carry it")
         return
     periodic, n_up, n_down = _periodic_electrons(spec)
     if not periodic or not (n_up and n_down):

@@ -1,6 +1,5 @@
 """Opposite-spin coupling flow: identity at init, exact block log-det, bijectivity, the
-configuration-independent contraction bound, symmetries, periodicity and folx's Laplacian, each
-with and without the cusp feature; and the cusp the feature builds."""
+configuration-independent contraction bound, symmetries, periodicity and folx's Laplacian."""
 
 import folx
 import jax
@@ -13,38 +12,29 @@ from qvfe.flows.opposite_spin import OppositeSpinFlow
 from helpers import perturbed
 
 L = 3.0
+FLOW = OppositeSpinFlow(n_up=3, n_down=2, dim=3, box_length=L, length_scale=0.8, hidden=(8,),
+                        n_layers=2)
+# compiled once and shared by the tests (eagerly, every call dispatched the flow op by op)
+forward_and_log_det = jax.jit(FLOW.forward_and_log_det)
+inverse = jax.jit(FLOW.inverse)
 
 
-class _Compiled:
-    """A flow with its maps compiled once and shared by the tests (eagerly, every call
-    dispatched the flow op by op)."""
-
-    def __init__(self, cusp: bool):
-        self.flow = OppositeSpinFlow(n_up=3, n_down=2, dim=3, box_length=L, length_scale=0.8,
-                                     hidden=(8,), n_layers=2, cusp=cusp)
-        self.forward_and_log_det = jax.jit(self.flow.forward_and_log_det)
-        self.inverse = jax.jit(self.flow.inverse)
-
-
-@pytest.fixture(scope="module", params=[False, True], ids=["smooth", "cusp"])
-def case(request):
-    compiled = _Compiled(request.param)
-    params = perturbed(compiled.flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
+@pytest.fixture(scope="module")
+def case():
+    params = perturbed(FLOW.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     x = jax.random.uniform(jax.random.PRNGKey(2), (5, 3), minval=0.0, maxval=L)
-    return compiled, params, x
+    return params, x
 
 
-def test_identity_at_init(case):
-    compiled = case[0]
+def test_identity_at_init():
     x = jnp.arange(15.0).reshape(5, 3) / 7
-    z, ld = compiled.forward_and_log_det(compiled.flow.init(jax.random.PRNGKey(0)), x)
+    z, ld = forward_and_log_det(FLOW.init(jax.random.PRNGKey(0)), x)
     np.testing.assert_array_equal(np.asarray(z), np.asarray(x))
     assert float(ld) == 0.0
 
 
 def test_log_det_matches_dense_jacobian(case):
-    compiled, params, x = case
-    forward_and_log_det = compiled.forward_and_log_det
+    params, x = case
     _, ld = forward_and_log_det(params, x)
     jac = jax.jacfwd(lambda v: forward_and_log_det(params, v.reshape(x.shape))[0]
                      .reshape(-1))(x.reshape(-1))
@@ -55,19 +45,18 @@ def test_log_det_matches_dense_jacobian(case):
 
 
 def test_inverse_recovers_x(case):
-    compiled, params, x = case
-    z, _ = compiled.forward_and_log_det(params, x)
-    np.testing.assert_allclose(np.asarray(compiled.inverse(params, z)), np.asarray(x), atol=1e-10)
+    params, x = case
+    z, _ = forward_and_log_det(params, x)
+    np.testing.assert_allclose(np.asarray(inverse(params, z)), np.asarray(x), atol=1e-10)
 
 
-@pytest.mark.parametrize("cusp", [False, True])
-def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin(cusp):
+def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin():
     """The bound that makes each half-step a bijection: |dg/dx|_2 <= contraction for any number of
     the other spin at any distance. Many down electrons (12) crowded within 0.05–1 box lengths of
     one up electron, with large random weights; the largest norm found must stay below 0.9, and
     come within a factor 10 of it (the bound is not vacuous)."""
     flow = OppositeSpinFlow(n_up=1, n_down=12, dim=3, box_length=L, length_scale=0.5,
-                            hidden=(8,), n_layers=1, cusp=cusp)
+                            hidden=(8,), n_layers=1)
     jacobians = jax.jit(jax.vmap(jax.jacfwd(flow._displacement, argnums=1), (None, 0, 0)))
     worst = 0.0
     for seed in range(6):
@@ -84,8 +73,7 @@ def test_every_electrons_map_is_a_contraction_however_crowded_the_other_spin(cus
 
 
 def test_spin_permutation_equivariance(case):
-    compiled, params, x = case
-    forward_and_log_det = compiled.forward_and_log_det
+    params, x = case
     z, ld = forward_and_log_det(params, x)
     perm = np.array([2, 0, 1, 4, 3])  # within each spin
     z2, ld2 = forward_and_log_det(params, x[perm])
@@ -94,8 +82,7 @@ def test_spin_permutation_equivariance(case):
 
 
 def test_periodic_in_every_electron(case):
-    compiled, params, x = case
-    forward_and_log_det = compiled.forward_and_log_det
+    params, x = case
     z, ld = forward_and_log_det(params, x)
     for i, axis in ((0, 1), (4, 2)):  # an up and a down electron
         shift = jnp.zeros_like(x).at[i, axis].set(L)
@@ -106,10 +93,10 @@ def test_periodic_in_every_electron(case):
 
 def test_forward_laplacian_equals_hessian(case):
     """What the kinetic energy uses: z through a periodic function plus half the log-det."""
-    compiled, params, x = case
+    params, x = case
 
     def f(v):
-        z, ld = compiled.flow.forward_and_log_det(params, v.reshape(x.shape))
+        z, ld = FLOW.forward_and_log_det(params, v.reshape(x.shape))
         return jnp.sum(jnp.sin(2 * np.pi * z / L) * jnp.array([0.3, -0.7, 1.1])) + 0.5 * ld
 
     v = x.reshape(-1)
@@ -123,24 +110,3 @@ def test_invalid_configuration():
         OppositeSpinFlow(n_up=3, n_down=0, dim=3, box_length=L)
     with pytest.raises(ValueError, match="contraction"):
         OppositeSpinFlow(n_up=1, n_down=1, dim=3, box_length=L, contraction=1.0)
-
-
-@pytest.mark.parametrize("cusp", [False, True])
-def test_cusp_feature_gives_the_log_jacobian_a_slope_at_contact(cusp):
-    """One up electron approaching one down electron along a ray: ln|det dZ/dX| = a + b r +
-    c r^2 + ..., with b = 0 for the smooth features (functions of r^2) and b != 0 with the cusp
-    feature, which is what gives psi the electron-electron cusp. b from f(0), f(h), f(2h),
-    h = 1e-3 bohr (error O(h^2) times the cubic term, which the smooth map lacks)."""
-    flow = OppositeSpinFlow(n_up=1, n_down=1, dim=3, box_length=L, length_scale=0.8,
-                            hidden=(8,), n_layers=1, cusp=cusp)
-    params = perturbed(flow.init(jax.random.PRNGKey(3)), jax.random.PRNGKey(4), 3.0)
-    direction = jnp.array([0.6, 0.0, 0.8])
-    y = jnp.array([1.1, 1.3, 0.7])
-    h = 1e-3
-    f0, f1, f2 = (float(flow.forward_and_log_det(params, jnp.stack([y + t * direction, y]))[1])
-                  for t in (0.0, h, 2 * h))
-    slope = (4 * (f1 - f0) - (f2 - f0)) / (2 * h)
-    if cusp:
-        assert abs(slope) > 1e-2, slope
-    else:
-        assert abs(slope) < 1e-6, slope

@@ -149,8 +149,6 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (HEG, {"sampler.init_width": 0.0}, "sampler.init_width = 0.0 is invalid"),
     (HEG, {"system.omega": 1.0}, "system.omega is not a known key"),
     (HEG, {"model.backflow_strength": 0.5}, "model.backflow_strength = 0.5 is invalid: must be"),
-    (HEG, {"model.opposite_spin_cusp": True}, "model.opposite_spin_cusp = true is invalid with "
-     "model.opposite_spin_layers = 0: must be false"),
     (H_ISOLATED, {"model.backflow_strength": 4.0}, "model.backflow_strength = 4 is invalid for "
      "hydrogen here: must be 1"),
     # a list or table for system.kind is unhashable: once a TypeError traceback

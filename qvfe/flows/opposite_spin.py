@@ -38,16 +38,6 @@ spin, whatever the number of electrons (``a = 0.38``: one electron of the other 
 gives ``dg/dx = a/(1 + c) = 0.31``, against the pair sum's 0.011 at n = 16 in 3D). The half-step
 commutes with permutations of either spin (the mean is symmetric in the other spin), and moving
 an electron by a lattice vector moves its own ``z`` by the same vector.
-
-The cusp (``cusp = True``). Every feature above is a function of ``r^2``, so the map is smooth at
-``r = 0`` and its Jacobian factor ``|det dZ/dX|^(1/2)`` has no term linear in ``r``: the state
-lacks the electron-electron cusp ``psi ~ 1 + r/2`` of opposite spins, and its local energy keeps
-the ``1/r`` of the Coulomb pair at contact. With the cusp, ``eta`` also sees ``phi = (r/l) w``, linear
-in ``r`` at contact: a push ``beta r D`` there gives ``ln det(I + dg/dx) = (d + 1) beta r + O(r^2)``,
-so the learned slope of ``eta`` in ``phi`` sets the cusp. Its bound: ``r |d phi/dr| =
-sqrt(w (1 - w)) |2 w - 1| <= 1/4``, so ``eta``, 1-Lipschitz in ``(w, phi)``, adds at most ``w^2 / 4``
-to each term's gradient, ``h(w)`` becomes ``5.25 w - 2 w^2 - 2 w^3`` (maximum 2.0188) and ``a``
-shrinks by 6 % to keep the same contraction.
 """
 
 from __future__ import annotations
@@ -80,8 +70,6 @@ class OppositeSpinFlow:
         n_layers: layers, each an up and a down half-step.
         contraction: bound (< 1) on the spectral norm of each electron's ``dg/dx``.
         offset: ``c`` of the mean's denominator, in units of one neighbour at contact.
-        cusp: a second feature of the pair, linear in its distance at contact, so the flow can
-            build the electron-electron cusp (docstring above).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -101,7 +89,6 @@ class OppositeSpinFlow:
     n_layers: int = 1
     contraction: float = 0.9
     offset: float = 0.25
-    cusp: bool = False
 
     def __post_init__(self) -> None:
         if self.n_up < 1 or self.n_down < 1:
@@ -119,17 +106,15 @@ class OppositeSpinFlow:
 
     @property
     def _amplitude(self) -> float:
-        c1 = 5.25 if self.cusp else 5.0  # h(w) = c1 w - 2w^2 - 2w^3 (docstring) peaks at w:
-        w = (np.sqrt(16.0 + 24.0 * c1) - 4.0) / 12.0
-        return self.contraction / (c1 * w - 2 * w**2 - 2 * w**3 + 0.5)
+        w = (np.sqrt(136.0) - 4.0) / 12.0  # where h(w) = 5w - 2w^2 - 2w^3 peaks (docstring)
+        return self.contraction / (5 * w - 2 * w**2 - 2 * w**3 + 0.5)
 
     def init(self, key: jax.Array) -> Params:
         layers = []
         for k in jax.random.split(key, self.n_layers):
             k_up, k_down = jax.random.split(k)
-            features = 2 if self.cusp else 1
-            layers.append({"up": _init_mlp(k_up, [features, *self.hidden, 1]),
-                           "down": _init_mlp(k_down, [features, *self.hidden, 1])})
+            layers.append({"up": _init_mlp(k_up, [1, *self.hidden, 1]),
+                           "down": _init_mlp(k_down, [1, *self.hidden, 1])})
         return {"layers": layers}
 
     def _displacement(self, mlp, x_i: jax.Array, others: jax.Array) -> jax.Array:
@@ -138,8 +123,7 @@ class OppositeSpinFlow:
         angle = (2 * np.pi / L) * (x_i - others)  # (m, d)
         r = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=1) + _DISTANCE_EPS)
         w = 1.0 / (1.0 + (r / self.length_scale) ** 2)  # (m,)
-        features = jnp.stack([w, (r / self.length_scale) * w], axis=1) if self.cusp else w[:, None]
-        eta = _bounded_mlp(mlp, features)
+        eta = _bounded_mlp(mlp, w[:, None])
         push = (w**2 * eta)[:, None] * (L / (2 * np.pi)) * jnp.sin(angle)
         return self._amplitude * jnp.sum(push, axis=0) / (self.offset + jnp.sum(w))
 

@@ -147,8 +147,7 @@ def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
     if not model.opposite_spin_layers:
         return None
     return OppositeSpinFlow(n_up, n_down, dim, L, length_scale=rs,
-                            hidden=(model.backflow_hidden,), n_layers=model.opposite_spin_layers,
-                            cusp=model.opposite_spin_cusp)
+                            hidden=(model.backflow_hidden,), n_layers=model.opposite_spin_layers)
 
 
 def build(spec: Any) -> Problem:
