@@ -369,4 +369,4 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
                    eval_chunk=eval_chunk, eval_batch=B, objective="F", info=dict(info or {}),
                    prepare=prepare, state_sharding=state_sharding,
                    observable_units=dict(observable_units or {}), also_in=tuple(also_in),
-                   jits_own_stages=True)
+                   jits_own_stages=True, model=dm)

@@ -64,6 +64,11 @@ class Problem:
         quantum engine's: a sampling stage both share, so that it compiles once); the driver then
         calls them as they are instead of wrapping each in ``jax.jit``, which would inline the
         stages and compile each whole. Either way they stay pure and jittable.
+    model
+        Optional: the model the state's parameters belong to, for scripts and diagnostics that
+        evaluate it outside the step (the quantum engine's ``DensityMatrix``: its occupation
+        model, wavefunction and potential, with ``state["params"]`` holding ``phi`` and
+        ``theta``). ``None`` where a problem keeps it to itself.
     summarize(samples) -> {name: Estimate}
         Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
         (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
@@ -84,3 +89,4 @@ class Problem:
     observable_units: dict[str, str] = field(default_factory=dict)
     also_in: tuple[str, ...] = ()
     jits_own_stages: bool = False
+    model: Any = None

@@ -243,12 +243,19 @@ class SquareRootFlowWavefunction:
         a local diffeomorphism, -1 or 0 where it folds. Only the backflow can fold (above
         strength 1, see ``qvfe.flows.backflow``); the electron-nucleus and opposite-spin flows
         before it are bijections for every parameter value."""
+        sector = None if self.sector is None else self.sector(occ_up, occ_down)
+        return self.backflow.det_sign(params["backflow"], self.backflow_input(params, x, *context),
+                                      sector)
+
+    def backflow_input(self, params: Params, x: jax.Array, *context: jax.Array) -> jax.Array:
+        """Where the backflow acts: ``x`` moved by the electron-nucleus flow (``context[0]``
+        the nuclei) and the opposite-spin flow, those present (for diagnostics of the
+        backflow's own layers)."""
         if self.nuclei is not None:
             x = self.nuclei.forward(params["nuclei"], x, context[0])
         if self.opposite_spin is not None:
             x = self.opposite_spin.forward(params["opposite_spin"], x)
-        sector = None if self.sector is None else self.sector(occ_up, occ_down)
-        return self.backflow.det_sign(params["backflow"], x, sector)
+        return x
 
     def _transport(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                    context: tuple, with_log_det: bool = True):

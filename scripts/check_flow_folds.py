@@ -1,7 +1,8 @@
-"""Where does an electron-gas run's √flow fold, and how close are its layers to their bound?
+"""Where does a periodic run's √flow fold, and how close are its backflow layers to their bound?
 
 With ``model.backflow_strength`` > 1 the backflow is a bijection of the torus only where
-det dZ/dX > 0 (see qvfe/flows/backflow.py). This loads a run's newest checkpoint and prints the
+det dZ/dX > 0 (see qvfe/flows/backflow.py). This loads an electron-gas or periodic hydrogen run's
+newest checkpoint (the whole √flow, ``SquareRootFlowWavefunction.flow_det_sign``) and prints the
 fraction of configurations with det <= 0: at the checkpoint's walkers (what the estimates see), and
 on clusters of all electrons drawn from a Gaussian of the given widths (in units of rs), which
 probe configurations the walkers never reach but the normalisation of the density matrix counts.
@@ -38,7 +39,6 @@ def main() -> None:
     import jax.numpy as jnp
 
     from qvfe import checkpoint
-    from qvfe.problems.electron_gas import backflow_input, make_backflow, make_opposite_spin
     from qvfe.run import build_problem
     from qvfe.spec import load_spec
     from qvfe.xla_cpu import use_deadlock_free_linalg
@@ -46,34 +46,34 @@ def main() -> None:
     use_deadlock_free_linalg()
     run = Path(args.rundir)
     spec = load_spec(run / "spec.toml")
-    if spec.kind != "electron_gas":
-        raise SystemExit(f"{run}: an electron_gas run is needed, got {spec.kind}")
+    if spec.kind not in ("electron_gas", "hydrogen") or getattr(
+            spec.system, "boundary", "periodic") != "periodic":
+        raise SystemExit(f"{run}: a periodic electron_gas or hydrogen run is needed, got "
+                         f"{spec.kind}")
     with jax.enable_x64(True):
         problem = build_problem(spec)
         restored = checkpoint.restore_latest(run / "checkpoints", problem.init(jax.random.PRNGKey(0)))
         if restored is None:
             raise SystemExit(f"{run}: no checkpoint")
         step, state = restored
-        flow = make_backflow(spec)
-        theta = state["params"]["theta"]
-        params = theta["backflow"]
-        opposite = make_opposite_spin(spec.model, flow.n_up, flow.n_down, flow.dim,
-                                      flow.box_length, spec.system.rs)
+        dm = problem.model
+        wf, theta = dm.wavefunction, state["params"]["theta"]
+        flow, params = wf.backflow, theta["backflow"]
         n, d, rs = flow.n_particles, flow.dim, spec.system.rs
         walkers = state["mc"].walkers.reshape(-1, n, d)
-        walkers = jax.jit(lambda xs: backflow_input(opposite, theta, xs))(walkers)
-        labels = walker_labels(spec, flow, state["occ"]) if flow.conditioned else None
-        if labels is None:
-            sign = jax.jit(jax.vmap(lambda x: flow.det_sign(params, x)))
-        else:  # momentum sectors: each walker's own map; the clusters take the walkers' labels
-            by_label = jax.jit(jax.vmap(lambda x, s: flow.det_sign(params, x, s)))
+        # each walker's base state (its momentum sector) and context (hydrogen's protons); the
+        # clusters take the walkers' in turn
+        idx = dm.indices(state["occ"])
 
-            def sign(xs):
-                return by_label(xs, labels[jnp.arange(xs.shape[0]) % labels.shape[0]])
+        @jax.jit
+        def sign(xs):
+            take = jnp.arange(xs.shape[0]) % walkers.shape[0]
+            return jax.vmap(lambda x, *i: wf.flow_det_sign(theta, x, *i))(
+                xs, *(i[take] for i in idx))
+
         folded = int(jnp.sum(sign(walkers) <= 0))
         print(f"{run} (step {step}, backflow strength {flow.strength:g}): det dZ/dX <= 0 at "
-              f"{folded} of {walkers.shape[0]} walkers"
-              + (" (after the opposite-spin flow)" if opposite is not None else ""))
+              f"{folded} of {walkers.shape[0]} walkers")
         key = jax.random.PRNGKey(args.seed)
         for width in args.widths:
             chunks = []
@@ -85,25 +85,11 @@ def main() -> None:
             print(f"  clusters of width {width:g} rs: det <= 0 in {100 * frac:.1f} % "
                   f"of {args.probes}")
         if flow.environment:
-            print_environment_amplitudes(params, flow, rs, walkers[:64])
+            inputs = jax.jit(jax.vmap(lambda x, *i: wf.backflow_input(theta, x, *i[2:])))(
+                walkers[:64], *(i[:64] for i in idx))
+            print_environment_amplitudes(params, flow, rs, inputs)
         else:
             print_amplitudes(params, flow, rs, jax.random.fold_in(key, 7))
-
-
-def walker_labels(spec, flow, occ):
-    """The momentum-sector label of each walker's base state (model.backflow_momentum)."""
-    import jax
-    import numpy as np
-
-    from qvfe.autoregressive.occupations import occupied_indices
-    from qvfe.physics.orbitals import plane_wave_orbitals
-    from qvfe.problems.electron_gas import momentum_label
-
-    s = spec.system
-    twist = np.asarray(s.twist, dtype=float) if s.twist else np.zeros(s.dim)
-    k, _ = plane_wave_orbitals(s.dim, flow.box_length, occ[0].shape[-1], twist)
-    idx = (occupied_indices(occ[0], s.n_up), occupied_indices(occ[1], s.n_down))
-    return jax.vmap(momentum_label(k, flow.box_length, twist))(*idx)
 
 
 _EDGES = (0.0, 0.5, 1.0, 2.0, 3.0, float("inf"))  # shells of the pair separation, in rs

@@ -131,15 +131,6 @@ def fold_check(wf: SquareRootFlowWavefunction, model: Any):
     return check
 
 
-def backflow_input(opposite_spin: OppositeSpinFlow | None, theta: Any, xs: jax.Array
-                   ) -> jax.Array:
-    """Where the backflow acts: the opposite-spin flow's output of the samples ``xs`` (batch,
-    n, d), or ``xs`` itself without that flow; ``theta`` the √flow's parameters."""
-    if opposite_spin is None:
-        return xs
-    return jax.vmap(lambda x: opposite_spin.forward_and_log_det(theta["opposite_spin"], x)[0])(xs)
-
-
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
                        rs: float) -> OppositeSpinFlow | None:
     """The opposite-spin flow of ``model.opposite_spin_layers`` in a periodic box (None for 0
