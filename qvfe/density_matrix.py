@@ -6,7 +6,9 @@ sample: exact samples and ln p of n, ln ψ_n(X) (real and imaginary parts), the 
 into kinetic and potential parts, and per-sample log-derivatives for the natural gradient.
 
 Because U is a change of variables, the ψ_n are orthonormal, so p_φ(n) are exactly the eigenvalues
-of ρ and the entropy is S = −E_n ln p_φ(n) (DESIGN.md §3).
+of ρ and the entropy is S = −E_n ln p_φ(n) (DESIGN.md §3). The wavefunction's geminal and Jastrow
+options break that orthonormality; the specs admit them only for one base state (the electrons'
+ground state, at clamped nuclei for the Jastrow factor), whose norm is a constant.
 """
 
 from __future__ import annotations

@@ -476,6 +476,12 @@ class HydrogenModel(QuantumModel):
                        "table replaces the Hartree-Fock determinants; 'learned': C starts at "
                        "their projector; 'pair_fci' (two electrons): C fixed at the full CI in "
                        "the orbitals, the flows learned", choices=("none", "learned", "pair_fci"))
+    jastrow_terms: int = opt(0, doc="periodic, clamped protons, electrons = 'ground': an "
+                             "electron-electron Jastrow factor with exact cusps and this many "
+                             "learned shape terms per spin type beyond its depth (0: none; "
+                             "qvfe.jastrow). Not a √flow: the dressed states are then not "
+                             "orthonormal, so never with thermal electrons or sampled protons",
+                             lo=0, hi=16)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -853,6 +859,19 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"model.geminal = 'pair_fci' is invalid with system.coupling = "
                             f"{s.coupling:g}: the full CI is that of the Coulomb Hamiltonian "
                             "(must be 1)")
+    jastrow_terms = spec.model.jastrow_terms
+    if jastrow_terms and (s.boundary != "periodic" or spec.model.electrons != "ground"
+                          or not (s.proton_lattice or s.proton_positions)):
+        raise SpecError(f"model.jastrow_terms = {jastrow_terms} is invalid with system.boundary "
+                        f"= {s.boundary!r}, model.electrons = {spec.model.electrons!r} and "
+                        f"{'clamped' if s.proton_lattice or s.proton_positions else 'sampled'} "
+                        "protons: must be 0 unless the box is 'periodic', the electrons "
+                        "'ground' and the protons clamped (system.proton_lattice or "
+                        "system.proton_positions), where one base state's norm is a constant")
+    if jastrow_terms and s.n_protons < 2:
+        raise SpecError(f"model.jastrow_terms = {jastrow_terms} is invalid for system.n_protons "
+                        f"= {s.n_protons}: a Jastrow factor needs two electrons or more (must "
+                        "be 0)")
     _check_distinct_protons(s.proton_positions, box_length=(
         (4 * math.pi * s.n_protons / 3) ** (1 / 3) * s.rs if s.boundary == "periodic" else None))
     if not spec.run.x64:

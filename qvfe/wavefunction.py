@@ -28,6 +28,11 @@ polynomial of the eigenvalues), so dividing by ``sqrt(e_n)`` keeps the state nor
 ``fixed_geminal`` holds C fixed instead (e.g. the two-electron full CI of the table, from
 ``qvfe.physics.molecular_orbitals.pair_fci``): only the flows are learned.
 
+Jastrow factor (``jastrow``, ``qvfe.jastrow``): ``psi`` is multiplied by ``J(X)``, a function of
+the electrons' own coordinates with exact electron-electron cusps. It is not a change of variables:
+``psi`` is then normalised only up to a constant, so it serves one base state at clamped nuclei
+(the Slater–Jastrow(–backflow) ground state of quantum Monte Carlo), never a mixture of states.
+
 Normalisation: with orthonormal orbitals each determinant integrates to ``N_sigma!``; the
 ``1/sqrt(N_up! N_down!)`` makes ``int |psi_n|^2 dX = 1`` exactly for any bijective backflow
 (change of variables), which is the point of the square-root flow. Electrons of different spin are
@@ -66,6 +71,7 @@ from scipy.special import gammaln
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
+from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 
@@ -133,6 +139,9 @@ class SquareRootFlowWavefunction:
             needs a real orbital table and ``n_up == n_down``. Only for one base state (the
             ground-state option): the dressed states of different ``n`` are not orthogonal.
         fixed_geminal: with ``geminal``, a fixed symmetric C (M, M) instead of the learned one.
+        jastrow: optional electron-electron Jastrow factor J(X), a function of the electrons'
+            own coordinates (before the flows) multiplying psi. Only for one base state at
+            clamped nuclei (``qvfe.jastrow``): it breaks the dressed states' orthonormality.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
@@ -152,6 +161,7 @@ class SquareRootFlowWavefunction:
     sector: Callable[[jax.Array, jax.Array], jax.Array] | None = None
     geminal: bool = False
     fixed_geminal: np.ndarray | None = None
+    jastrow: PeriodicJastrow | None = None
 
     def __post_init__(self) -> None:
         if self.basis.dim != self.backflow.dim:
@@ -185,6 +195,9 @@ class SquareRootFlowWavefunction:
                                  f"with geminal=True (got shape {c.shape}, geminal="
                                  f"{self.geminal})")
             object.__setattr__(self, "fixed_geminal", c)
+        if self.jastrow is not None and (self.jastrow.n_up, self.jastrow.n_down) != (
+                self.n_up, self.n_down):
+            raise ValueError("the Jastrow factor and the backflow differ in n_up or n_down")
 
     @property
     def n_up(self) -> int:
@@ -209,6 +222,8 @@ class SquareRootFlowWavefunction:
         if self.geminal and self.fixed_geminal is None:
             m = self.basis.n_orbitals
             params["geminal"] = jnp.zeros(m * (m + 1) // 2)  # upper triangle of Delta
+        if self.jastrow is not None:
+            params["jastrow"] = self.jastrow.init()
         return params
 
     def geminal_matrix(self, params: Params, occ_up: jax.Array, occ_down: jax.Array) -> jax.Array:
@@ -235,7 +250,13 @@ class SquareRootFlowWavefunction:
         """
         z, log_jac, basis_context = self._transport(params, x, occ_up, occ_down, context)
         re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
-        return re + 0.5 * log_jac, im
+        return re + 0.5 * log_jac + self._log_jastrow(params, x), im
+
+    def _log_jastrow(self, params: Params, x: jax.Array) -> jax.Array:
+        """ln J(X) of the Jastrow factor, 0 without one."""
+        if self.jastrow is None:
+            return jnp.zeros((), x.dtype)
+        return self.jastrow.log_value(params["jastrow"], x)
 
     def flow_det_sign(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                       *context: jax.Array) -> jax.Array:
@@ -343,9 +364,11 @@ class SquareRootFlowWavefunction:
 
         def base_parts(x_flat):
             """ln psi less the flow's 1/2 ln|det dZ/dX| (hutchinson's share for folx)."""
-            z, _, basis_context = self._transport(params, x_flat.reshape(shape), occ_up,
-                                                  occ_down, context, with_log_det=False)
+            x_one = x_flat.reshape(shape)
+            z, _, basis_context = self._transport(params, x_one, occ_up, occ_down, context,
+                                                  with_log_det=False)
             re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
+            re = re + self._log_jastrow(params, x_one)
             return (re, im) if complex_psi else re
 
         def half_log_jac(x_flat):

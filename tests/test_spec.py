@@ -130,6 +130,19 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "system.coupling = 0.5"),
     (H_ISOLATED, {"model.geminal": "agp"}, "model.geminal = 'agp' is invalid: must be one of "
      "'none', 'learned', 'pair_fci'"),
+    (H_PERIODIC, {"model.jastrow_terms": 2, "model.electrons": "ground"},
+     "model.jastrow_terms = 2 is invalid with system.boundary = 'periodic', model.electrons = "
+     "'ground' and sampled protons: must be 0 unless"),
+    (H_PERIODIC, {"model.jastrow_terms": 2, "system.proton_lattice": "bcc"},
+     "model.jastrow_terms = 2 is invalid with system.boundary = 'periodic', model.electrons = "
+     "'thermal' and clamped protons"),
+    (H_ISOLATED, {"model.jastrow_terms": 2, "model.electrons": "ground"},
+     "model.jastrow_terms = 2 is invalid with system.boundary = 'isolated'"),
+    (H_PERIODIC, {"model.jastrow_terms": 2, "model.electrons": "ground", "system.n_protons": 1,
+                  "system.proton_lattice": "sc"}, "model.jastrow_terms = 2 is invalid for "
+     "system.n_protons = 1: a Jastrow factor needs two electrons or more"),
+    (H_PERIODIC, {"model.jastrow_terms": 17}, "model.jastrow_terms = 17 is invalid: must be an "
+     "integer in [0, 16]"),
     (H_ISOLATED, {"model.orbitals": "screened_bands"}, "model.orbitals = 'screened_bands' is "
      "invalid for system.boundary = 'isolated'"),
     (H_PERIODIC, {"model.orbitals": "bands"}, "model.orbitals = 'bands' is invalid: must be one "

@@ -86,6 +86,7 @@ from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.particles import (PeriodicCouplingDensity, PeriodicParticleDensity,
                                   PeriodicPushDensity, PeriodicRadialDensity, fit_to_boltzmann)
+from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics import heg, units
 from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
@@ -487,7 +488,9 @@ def build(spec: Any) -> Problem:
     wf = SquareRootFlowWavefunction(
         basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin,
         geminal=m.geminal != "none",
-        fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None)
+        fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None,
+        jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms)
+                 if m.jastrow_terms else None))
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
     cfg = EngineConfig.from_spec(o, smp, n_particles=n_p, T=T, box_length=box,
