@@ -1,7 +1,7 @@
 """A periodic electron–electron Jastrow factor with exact cusps, for pure (ground) states only.
 
 One job: ``ln J(X) = sum_{i<j} f(r_ij / r_c) g_{s}(r_ij)`` over electron pairs at minimum-image
-distance r_ij in a cubic box of side L, with ``r_c = L/2`` (the sphere inside the cell, so the
+distance r_ij in a square or cubic box of side L, with ``r_c = L/2`` (the sphere inside the cell, so the
 minimum image is the only image within range), ``f(t) = (1 - t)^3`` for t < 1 and 0 beyond
 (``f``, ``f'``, ``f''`` vanish at r_c: ln J and its Laplacian are continuous across the cutoff
 and under the minimum image's jumps), and for the pair's spin type s (same or opposite)
@@ -9,8 +9,9 @@ and under the minimum image's jumps), and for the pair's spin type s (same or op
     g_s(r) = c_s + (gamma_s + 3 c_s / r_c) r + sum_{k=2}^{K+1} a_{s,k} (r / r_c)^k.
 
 The linear coefficient is fixed by the cusp: d ln J / dr = f'(0) g(0) + g'(0) = gamma_s at r = 0,
-the Kato slope of ln psi at a contact, 1/2 for opposite spins and 1/4 for same spins (3D; the
-determinant's node supplies the rest of a same-spin pair's). The start, ``c_s = -gamma_s r_c / 3``
+the Kato slope of ln psi at a contact, 1/(d - 1) for opposite spins and 1/(d + 1) for same spins
+(1/2 and 1/4 in 3D, 1 and 1/3 in 2D; the determinant's node supplies the rest of a same-spin
+pair's). The start, ``c_s = -gamma_s r_c / 3``
 and ``a = 0``, is ``ln J = -(gamma_s r_c / 3) f(r / r_c)``: monotone, the cusp exact, zero beyond
 r_c. What is learned: c_s and the K shape coefficients per spin type.
 
@@ -19,7 +20,7 @@ the dressed states psi_n orthonormal, which the √flow keeps (DESIGN.md §3) an
 does not (it changes each state's norm and their overlaps). For one base state at clamped
 nuclei the norm is one constant, which the Metropolis sampling and the covariance gradient do
 not see; that is where qvfe admits it (``model.jastrow_terms`` with ``model.electrons =
-'ground'`` and clamped protons). The √flow's periodic features are functions of r^2 and carry no
+'ground'``, for hydrogen with clamped protons). The √flow's periodic features are functions of r^2 and carry no
 cusp (README, electron gas); this factor supplies it, and the Slater–Jastrow comparison.
 """
 
@@ -33,18 +34,15 @@ import numpy as np
 
 __all__ = ["PeriodicJastrow"]
 
-CUSP_OPPOSITE = 0.5  # Kato: d ln psi / dr at an up-down contact in 3D
-CUSP_SAME = 0.25     # the same for a same-spin pair, beyond the determinant's node
-
-
 @dataclass(frozen=True)
 class PeriodicJastrow:
-    """ln J of the module docstring for ``n_up + n_down`` electrons in a cubic box.
+    """ln J of the module docstring for ``n_up + n_down`` electrons in a square or cubic box.
 
     Attributes:
         n_up, n_down: electrons of each spin; rows of ``x`` are spin-up first.
-        box_length: the cube's side L in bohr (cutoff r_c = L/2).
+        box_length: the box's side L in bohr (cutoff r_c = L/2).
         terms: K, the learned shape coefficients per spin type beyond c_s (0: c_s only).
+        dim: 2 or 3 (Kato's slopes depend on it).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -58,6 +56,7 @@ class PeriodicJastrow:
     n_down: int
     box_length: float
     terms: int = 4
+    dim: int = 3
 
     def __post_init__(self) -> None:
         if self.n_up < 0 or self.n_down < 0 or self.n_up + self.n_down < 2:
@@ -67,6 +66,8 @@ class PeriodicJastrow:
             raise ValueError(f"box_length must be > 0, got {self.box_length}")
         if self.terms < 0:
             raise ValueError(f"terms must be >= 0, got {self.terms}")
+        if self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim}")
         n = self.n_up + self.n_down
         i, j = np.triu_indices(n, k=1)
         same = (i < self.n_up) == (j < self.n_up)
@@ -78,8 +79,8 @@ class PeriodicJastrow:
 
     @property
     def cusps(self) -> np.ndarray:
-        """gamma_s for s = 0 (opposite spins) and 1 (same spins)."""
-        return np.array([CUSP_OPPOSITE, CUSP_SAME])
+        """gamma_s for s = 0 (opposite spins) and 1 (same spins): Kato's 1/(d -+ 1)."""
+        return np.array([1.0 / (self.dim - 1), 1.0 / (self.dim + 1)])
 
     def init(self) -> dict:
         """The monotone start: c_s = -gamma_s r_c / 3, a = 0 (no randomness)."""
@@ -99,7 +100,7 @@ class PeriodicJastrow:
         return f * g
 
     def log_value(self, params: dict, x: jax.Array) -> jax.Array:
-        """ln J at one sample ``x`` of shape (n_up + n_down, 3)."""
+        """ln J at one sample ``x`` of shape (n_up + n_down, dim)."""
         i, j, same = self._pairs
         d = x[i] - x[j]
         d = d - self.box_length * jnp.round(d / self.box_length)

@@ -416,7 +416,23 @@ class HydrogenSystem:
 
 
 @dataclass(frozen=True)
-class HydrogenModel(QuantumModel):
+class ElectronGasModel(QuantumModel):
+    """The quantum model plus the ground-state options of periodic electrons."""
+
+    electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
+                         "the electrons' ground configuration only (T ≪ T_F; no electronic "
+                         "entropy; an open shell is filled in the orbital list's order)",
+                         choices=("thermal", "ground"))
+    jastrow_terms: int = opt(0, doc="electrons = 'ground' (hydrogen: with clamped protons): an "
+                             "electron-electron Jastrow factor with exact cusps and this many "
+                             "learned shape terms per spin type beyond its depth (0: none; "
+                             "qvfe.jastrow). Not a √flow: the dressed states are then not "
+                             "orthonormal, so never with thermal electrons or sampled protons",
+                             lo=0, hi=16)
+
+
+@dataclass(frozen=True)
+class HydrogenModel(ElectronGasModel):
     """The quantum model plus the proton flow and the electron-nucleus layers."""
 
     proton_flow: str = opt("backflow", doc="flow of the proton density q(S): 'radial' (half of "
@@ -460,9 +476,6 @@ class HydrogenModel(QuantumModel):
                                   "of ln psi; the local energy stays finite there) and the "
                                   "learned steps smooth; isolated molecules then take smooth "
                                   "Gaussian orbitals (s exponents < 10 bohr^-2)")
-    electrons: str = opt("thermal", doc="'thermal': occupations p(n) learned at T; 'ground': "
-                         "the electrons' ground configuration only (T ≪ T_F; no electronic "
-                         "entropy)", choices=("thermal", "ground"))
     orbitals: str = opt("plane_waves", doc="periodic: the base orbitals, 'plane_waves' (uniform "
                         "density) or 'screened_bands' (for each proton configuration the lowest "
                         "eigenstates of 1/2 k^2 plus the protons' RPA-screened Coulomb "
@@ -476,12 +489,6 @@ class HydrogenModel(QuantumModel):
                        "table replaces the Hartree-Fock determinants; 'learned': C starts at "
                        "their projector; 'pair_fci' (two electrons): C fixed at the full CI in "
                        "the orbitals, the flows learned", choices=("none", "learned", "pair_fci"))
-    jastrow_terms: int = opt(0, doc="periodic, clamped protons, electrons = 'ground': an "
-                             "electron-electron Jastrow factor with exact cusps and this many "
-                             "learned shape terms per spin type beyond its depth (0: none; "
-                             "qvfe.jastrow). Not a √flow: the dressed states are then not "
-                             "orthonormal, so never with thermal electrons or sampled protons",
-                             lo=0, hi=16)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -505,7 +512,7 @@ KINDS: dict[str, Kind] = {
                          "qvfe.problems.coulomb_trap:build"),
     "quantum_dot": Kind(QuantumDotSystem, QuantumModel, QuantumOptim, QuantumSampler,
                         "qvfe.problems.quantum_dot:build"),
-    "electron_gas": Kind(ElectronGasSystem, QuantumModel, QuantumOptim, ElectronGasSampler,
+    "electron_gas": Kind(ElectronGasSystem, ElectronGasModel, QuantumOptim, ElectronGasSampler,
                          "qvfe.problems.electron_gas:build"),
     "hydrogen": Kind(HydrogenSystem, HydrogenModel, QuantumOptim, HydrogenSampler,
                      "qvfe.problems.hydrogen:build"),
@@ -696,6 +703,14 @@ def _check_consistency(spec: Spec) -> None:
         if not spec.run.x64:
             raise SpecError("run.x64 = false is invalid for electron_gas: the Ewald energy "
                             "needs float64 (must be true)")
+        if spec.model.jastrow_terms and spec.model.electrons != "ground":
+            raise SpecError(f"model.jastrow_terms = {spec.model.jastrow_terms} is invalid with "
+                            "model.electrons = 'thermal': must be 0 unless the electrons are "
+                            "'ground' (one base state, whose norm is a constant)")
+        if spec.model.jastrow_terms and s.n_up + s.n_down < 2:
+            raise SpecError(f"model.jastrow_terms = {spec.model.jastrow_terms} is invalid for "
+                            f"{s.n_up + s.n_down} electron: a Jastrow factor needs two electrons "
+                            "or more (must be 0)")
     if spec.kind in ("quantum_dot", "electron_gas", "hydrogen"):
         _check_opposite_spin_layers(spec)
         _check_backflow_range(spec)

@@ -143,6 +143,12 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "system.n_protons = 1: a Jastrow factor needs two electrons or more"),
     (H_PERIODIC, {"model.jastrow_terms": 17}, "model.jastrow_terms = 17 is invalid: must be an "
      "integer in [0, 16]"),
+    (HEG, {"model.jastrow_terms": 2}, "model.jastrow_terms = 2 is invalid with model.electrons "
+     "= 'thermal': must be 0 unless the electrons are 'ground'"),
+    (HEG, {"model.jastrow_terms": 2, "model.electrons": "ground", "system.n_up": 1,
+           "system.n_down": 0}, "model.jastrow_terms = 2 is invalid for 1 electron"),
+    ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
+     {"model.jastrow_terms": 2}, "model.jastrow_terms is not a known key"),
     (H_ISOLATED, {"model.orbitals": "screened_bands"}, "model.orbitals = 'screened_bands' is "
      "invalid for system.boundary = 'isolated'"),
     (H_PERIODIC, {"model.orbitals": "bands"}, "model.orbitals = 'bands' is invalid: must be one "

@@ -27,11 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qvfe.autoregressive.occupations import SpinfulOccupations
+from qvfe.autoregressive.occupations import GroundOccupations, SpinfulOccupations
 from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
+from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics import heg, heg_exact
 from qvfe.physics.ewald import make_ewald
 from qvfe.physics.ideal_fermi import spinful_thermo
@@ -131,6 +132,16 @@ def fold_check(wf: SquareRootFlowWavefunction, model: Any):
     return check
 
 
+def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float
+                     ) -> GroundOccupations | SpinfulOccupations:
+    """The electrons' occupations (``model.electrons``): the ground determinant alone, or the
+    autoregressive model at T; hydrogen's too."""
+    if model.electrons == "ground":
+        return GroundOccupations(energies, n_up, n_down)
+    return SpinfulOccupations(energies, n_up, n_down, T, hidden=(model.occupation_hidden,),
+                              joint=model.occupation_joint)
+
+
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
                        rs: float) -> OppositeSpinFlow | None:
     """The opposite-spin flow of ``model.opposite_spin_layers`` in a periodic box (None for 0
@@ -155,13 +166,15 @@ def build(spec: Any) -> Problem:
         raise SpecError(f"system.theta = {s.theta} needs {n_orb} plane waves per spin "
                         f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly or lower Θ")
     k_vectors, energies = plane_wave_orbitals(dim, L, n_orb, twist)
-    occupations = SpinfulOccupations(energies, n_up, n_down, T,
-                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    ground = m.electrons == "ground"
+    occupations = occupation_model(m, energies, n_up, n_down, T)
     backflow = make_backflow(spec)
     opposite_spin = make_opposite_spin(m, n_up, n_down, dim, L, s.rs)
     sector = momentum_label(k_vectors, L, twist) if backflow.conditioned else None
+    jastrow = (PeriodicJastrow(n_up, n_down, L, terms=m.jastrow_terms, dim=dim)
+               if m.jastrow_terms else None)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
-                                    opposite_spin=opposite_spin, sector=sector)
+                                    opposite_spin=opposite_spin, sector=sector, jastrow=jastrow)
 
     if s.coupling == 0.0:
         def potential(x: jax.Array) -> jax.Array:
@@ -189,12 +202,13 @@ def build(spec: Any) -> Problem:
                             "n_up": n_up, "n_down": n_down, "dim": dim,
                             "twist": [float(t) for t in twist]}
     if s.coupling == 0.0:
-        ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
+        ex = ({"F": occupations.ground_energy, "E": occupations.ground_energy, "S": 0.0}
+              if ground else spinful_thermo(np.asarray(energies), n_up, n_down, T))
         info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
                      "S_exact": float(ex["S"]) / n,
                      "P_exact": 2.0 * float(ex["E"]) / (dim * volume)})
-    pair = two_electron_reference(n_up, n_down, dim, L, T, twist, s.coupling)
-    if pair is not None:
+    pair = None if ground else two_electron_reference(n_up, n_down, dim, L, T, twist, s.coupling)
+    if pair is not None:  # the pair's thermal exact values (not its ground state)
         info.update(pair)
     e_hf = hartree_fock_reference(k_vectors, energies, n_up, n_down, L, s.coupling)
     if e_hf is not None:

@@ -97,7 +97,7 @@ from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
                                         hartree_fock_reference, make_opposite_spin,
-                                        make_periodic_backflow)
+                                        make_periodic_backflow, occupation_model)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
@@ -165,14 +165,6 @@ def thomas_fermi_wavenumber(rs: float) -> float:
     """k_TF = (4 k_F/π)^{1/2} in 1/bohr of an unpolarised electron gas at ``rs`` (bohr)."""
     k_fermi = heg.fermi_wavevector(rs, 3, polarized=False)
     return float(np.sqrt(4.0 * k_fermi / np.pi))
-
-
-def _occupation_model(m: Any, energies: Any, n_up: int, n_down: int, T: float):
-    """The electrons' occupations: the ground determinant alone, or the autoregressive model."""
-    if m.electrons == "ground":
-        return GroundOccupations(energies, n_up, n_down)
-    return SpinfulOccupations(energies, n_up, n_down, T, hidden=(m.occupation_hidden,),
-                              joint=m.occupation_joint)
 
 
 def screened_proton_energy(box_length: float, wavenumber: float, images: int = 2):
@@ -351,7 +343,7 @@ def build(spec: Any) -> Problem:
             raise SpecError(f"system.T_kelvin = {s.T_kelvin} needs {n_orb} plane waves per spin "
                             f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
         k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
-        occupations = _occupation_model(m, energies, n_up, n_down, T)
+        occupations = occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
         if m.orbitals == "screened_bands":
             waves = band_plane_waves(L, k_vectors, m.band_cutoff, twist)
@@ -460,7 +452,7 @@ def build(spec: Any) -> Problem:
         if n_max > len(energies):
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) "
                             f"or ≥ {n_max}")
-        occupations = _occupation_model(m, energies, n_up, n_down, T)
+        occupations = occupation_model(m, energies, n_up, n_down, T)
         nuclei_model = ClampedNuclei(centers)
         nuclei_flow = ElectronNucleusFlow(
             n_p, 3, kind="open", cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),
