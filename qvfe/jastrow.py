@@ -1,27 +1,30 @@
-"""A periodic electron–electron Jastrow factor with exact cusps, for pure (ground) states only.
+"""A periodic Jastrow factor with exact electron-electron cusps, for pure (ground) states only.
 
-One job: ``ln J(X) = sum_{i<j} f(r_ij / r_c) g_{s}(r_ij)`` over electron pairs at minimum-image
-distance r_ij in a square or cubic box of side L, with ``r_c = L/2`` (the sphere inside the cell, so the
-minimum image is the only image within range), ``f(t) = (1 - t)^3`` for t < 1 and 0 beyond
-(``f``, ``f'``, ``f''`` vanish at r_c: ln J and its Laplacian are continuous across the cutoff
-and under the minimum image's jumps), and for the pair's spin type s (same or opposite)
+One job: ``ln J(X) = sum_{i<j} f(r_ij / r_c) g_s(r_ij)`` over electron pairs at minimum-image
+distance r_ij in a square or cubic box of side L, with ``r_c = L/2`` (the sphere inside the
+cell, so the minimum image is the only image within range), ``f(t) = (1 - t)^3`` for t < 1 and 0
+beyond (``f``, ``f'``, ``f''`` vanish at r_c: ln J and its Laplacian are continuous across the
+cutoff and under the minimum image's jumps), and for the pair's spin type s (same or opposite)
 
     g_s(r) = c_s + (gamma_s + 3 c_s / r_c) r + sum_{k=2}^{K+1} a_{s,k} (r / r_c)^k.
 
 The linear coefficient is fixed by the cusp: d ln J / dr = f'(0) g(0) + g'(0) = gamma_s at r = 0,
 the Kato slope of ln psi at a contact, 1/(d - 1) for opposite spins and 1/(d + 1) for same spins
 (1/2 and 1/4 in 3D, 1 and 1/3 in 2D; the determinant's node supplies the rest of a same-spin
-pair's). The start, ``c_s = -gamma_s r_c / 3``
-and ``a = 0``, is ``ln J = -(gamma_s r_c / 3) f(r / r_c)``: monotone, the cusp exact, zero beyond
-r_c. What is learned: c_s and the K shape coefficients per spin type.
+pair's). The start, ``c_s = -gamma_s r_c / 3`` and ``a = 0``, is ``ln J = -(gamma_s r_c / 3)
+f(r / r_c)``: monotone, the cusp exact, zero beyond r_c. What is learned: c_s and the K shape
+coefficients per spin type. With clamped nuclei (hydrogen) a one-body term ``sum_{i,I}
+f(r_iI / r_c) h(r_iI)`` joins it, h of the same polynomial form with slope 0 at contact (the
+electron-proton cusp is the flow's exact step), zero at the start.
 
 Why pure states only: a density matrix sum_n p_n |psi_n><psi_n| with entropy -sum p ln p needs
 the dressed states psi_n orthonormal, which the √flow keeps (DESIGN.md §3) and a Jastrow factor
 does not (it changes each state's norm and their overlaps). For one base state at clamped
 nuclei the norm is one constant, which the Metropolis sampling and the covariance gradient do
 not see; that is where qvfe admits it (``model.jastrow_terms`` with ``model.electrons =
-'ground'``, for hydrogen with clamped protons). The √flow's periodic features are functions of r^2 and carry no
-cusp (README, electron gas); this factor supplies it, and the Slater–Jastrow comparison.
+'ground'``, for hydrogen with clamped protons). The √flow's periodic features are functions of
+r^2 and carry no cusp (README, electron gas); this factor supplies it, and the Slater–Jastrow
+comparison.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 
 __all__ = ["PeriodicJastrow"]
 
+
 @dataclass(frozen=True)
 class PeriodicJastrow:
     """ln J of the module docstring for ``n_up + n_down`` electrons in a square or cubic box.
@@ -43,6 +47,7 @@ class PeriodicJastrow:
         box_length: the box's side L in bohr (cutoff r_c = L/2).
         terms: K, the learned shape coefficients per spin type beyond c_s (0: c_s only).
         dim: 2 or 3 (Kato's slopes depend on it).
+        n_nuclei: > 0 adds the electron-nucleus term (clamped nuclei, given to ``log_value``).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -57,6 +62,7 @@ class PeriodicJastrow:
     box_length: float
     terms: int = 4
     dim: int = 3
+    n_nuclei: int = 0
 
     def __post_init__(self) -> None:
         if self.n_up < 0 or self.n_down < 0 or self.n_up + self.n_down < 2:
@@ -68,6 +74,8 @@ class PeriodicJastrow:
             raise ValueError(f"terms must be >= 0, got {self.terms}")
         if self.dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {self.dim}")
+        if self.n_nuclei < 0:
+            raise ValueError(f"n_nuclei must be >= 0, got {self.n_nuclei}")
         n = self.n_up + self.n_down
         i, j = np.triu_indices(n, k=1)
         same = (i < self.n_up) == (j < self.n_up)
@@ -83,9 +91,13 @@ class PeriodicJastrow:
         return np.array([1.0 / (self.dim - 1), 1.0 / (self.dim + 1)])
 
     def init(self) -> dict:
-        """The monotone start: c_s = -gamma_s r_c / 3, a = 0 (no randomness)."""
-        return {"offset": jnp.asarray(-self.cusps * self.cutoff / 3.0),
-                "shape": jnp.zeros((2, self.terms))}
+        """The monotone start: c_s = -gamma_s r_c / 3, a = 0, and no electron-nucleus term (no
+        randomness)."""
+        params = {"offset": jnp.asarray(-self.cusps * self.cutoff / 3.0),
+                  "shape": jnp.zeros((2, self.terms))}
+        if self.n_nuclei:
+            params["nuclear"] = jnp.zeros(self.terms + 1)
+        return params
 
     def pair_function(self, params: dict, r: jax.Array, same: jax.Array) -> jax.Array:
         """f(r / r_c) g_s(r) at distances ``r`` for spin types ``same`` (0 or 1), elementwise."""
@@ -99,10 +111,33 @@ class PeriodicJastrow:
         f = jnp.where(t < 1.0, (1.0 - jnp.minimum(t, 1.0)) ** 3, 0.0)
         return f * g
 
-    def log_value(self, params: dict, x: jax.Array) -> jax.Array:
-        """ln J at one sample ``x`` of shape (n_up + n_down, dim)."""
+    def nuclear_function(self, params: dict, r: jax.Array) -> jax.Array:
+        """f(r / r_c) h(r) at electron-nucleus distances ``r``, elementwise: h(r) = b_0 (1 +
+        3 r / r_c) + sum_{k=2}^{K+1} b_{k-1} (r / r_c)^k, whose slope at contact is zero (the
+        cusp is the flow's exact step, ``model.nuclei_exact_cusp``)."""
+        b = params["nuclear"]
+        t = r / self.cutoff
+        h = b[0] * (1.0 + 3.0 * t)
+        if self.terms:
+            h = h + jnp.sum(b[1:] * t[..., None] ** jnp.arange(2, self.terms + 2), axis=-1)
+        return jnp.where(t < 1.0, (1.0 - jnp.minimum(t, 1.0)) ** 3, 0.0) * h
+
+    def log_value(self, params: dict, x: jax.Array, nuclei: jax.Array | None = None
+                  ) -> jax.Array:
+        """ln J at one sample ``x`` of shape (n_up + n_down, dim); ``nuclei`` (n_nuclei, dim)
+        with the electron-nucleus term."""
         i, j, same = self._pairs
-        d = x[i] - x[j]
-        d = d - self.box_length * jnp.round(d / self.box_length)
+        d = self._minimum_image(x[i] - x[j])
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
-        return jnp.sum(self.pair_function(params, r, jnp.asarray(same)))
+        value = jnp.sum(self.pair_function(params, r, jnp.asarray(same)))
+        if self.n_nuclei:
+            if nuclei is None or nuclei.shape != (self.n_nuclei, self.dim):
+                raise ValueError(f"the electron-nucleus term needs nuclei of shape "
+                                 f"({self.n_nuclei}, {self.dim})")
+            d = self._minimum_image(x[:, None, :] - nuclei[None, :, :])
+            value = value + jnp.sum(self.nuclear_function(params,
+                                                          jnp.sqrt(jnp.sum(d * d, axis=-1))))
+        return value
+
+    def _minimum_image(self, d: jax.Array) -> jax.Array:
+        return d - self.box_length * jnp.round(d / self.box_length)

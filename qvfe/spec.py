@@ -423,9 +423,10 @@ class ElectronGasModel(QuantumModel):
                          "the electrons' ground configuration only (T ≪ T_F; no electronic "
                          "entropy; an open shell is filled in the orbital list's order)",
                          choices=("thermal", "ground"))
-    jastrow_terms: int = opt(0, doc="electrons = 'ground' (hydrogen: with clamped protons): an "
-                             "electron-electron Jastrow factor with exact cusps and this many "
-                             "learned shape terms per spin type beyond its depth (0: none; "
+    jastrow_terms: int = opt(0, doc="electrons = 'ground' (hydrogen: with clamped protons, and "
+                             "a smooth electron-proton term): an electron-electron Jastrow "
+                             "factor with exact cusps and this many learned shape terms per "
+                             "spin type beyond its depth (0: none; "
                              "qvfe.jastrow). Not a √flow: the dressed states are then not "
                              "orthonormal, so never with thermal electrons or sampled protons",
                              lo=0, hi=16)

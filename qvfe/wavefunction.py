@@ -250,13 +250,15 @@ class SquareRootFlowWavefunction:
         """
         z, log_jac, basis_context = self._transport(params, x, occ_up, occ_down, context)
         re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
-        return re + 0.5 * log_jac + self._log_jastrow(params, x), im
+        return re + 0.5 * log_jac + self._log_jastrow(params, x, context), im
 
-    def _log_jastrow(self, params: Params, x: jax.Array) -> jax.Array:
-        """ln J(X) of the Jastrow factor, 0 without one."""
+    def _log_jastrow(self, params: Params, x: jax.Array, context: tuple) -> jax.Array:
+        """ln J(X) of the Jastrow factor (its electron-nucleus term at the nuclei
+        ``context[0]``), 0 without one."""
         if self.jastrow is None:
             return jnp.zeros((), x.dtype)
-        return self.jastrow.log_value(params["jastrow"], x)
+        nuclei = context[0] if self.jastrow.n_nuclei else None
+        return self.jastrow.log_value(params["jastrow"], x, nuclei)
 
     def flow_det_sign(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                       *context: jax.Array) -> jax.Array:
@@ -368,7 +370,7 @@ class SquareRootFlowWavefunction:
             z, _, basis_context = self._transport(params, x_one, occ_up, occ_down, context,
                                                   with_log_det=False)
             re, im = self._log_base(params, z, occ_up, occ_down, basis_context)
-            re = re + self._log_jastrow(params, x_one)
+            re = re + self._log_jastrow(params, x_one, context)
             return (re, im) if complex_psi else re
 
         def half_log_jac(x_flat):

@@ -5,6 +5,7 @@ local energy it makes finite where two electrons meet.
 - ln J, its gradient and its Laplacian are continuous across the cutoff r_c = L/2 and unchanged
   when an electron moves by a lattice vector or all move together; folx's Laplacian equals the
   trace of jax.hessian.
+- The electron-nucleus term (hydrogen) has slope 0 at contact and starts at zero.
 - In clamped-proton hydrogen with the Jastrow factor, the local energy stays finite as an up and a
   down electron meet (the kinetic -1/r cancels the Coulomb +1/r), and diverges without it; the
   wavefunction's ln psi is the √flow's plus ln J.
@@ -22,9 +23,12 @@ L = 5.0
 
 
 def _random_params(jas, seed=0):
-    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
-    return {"offset": jas.init()["offset"] + 0.3 * jax.random.normal(k1, (2,)),
-            "shape": 0.5 * jax.random.normal(k2, (2, jas.terms))}
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    params = {"offset": jas.init()["offset"] + 0.3 * jax.random.normal(k1, (2,)),
+              "shape": 0.5 * jax.random.normal(k2, (2, jas.terms))}
+    if jas.n_nuclei:
+        params["nuclear"] = 0.5 * jax.random.normal(k3, (jas.terms + 1,))
+    return params
 
 
 @pytest.mark.parametrize("n_up, n_down, slope", [(1, 1, 0.5), (2, 0, 0.25)])
@@ -40,6 +44,25 @@ def test_cusp_slopes_are_katos(n_up, n_down, slope):
     for r in (1e-6, 1e-8):
         assert float(jax.grad(along)(r)) == pytest.approx(slope, abs=5 * r)
     assert float(jax.grad(along)(0.5)) != pytest.approx(slope, abs=1e-3)  # the shape is learned
+
+
+def test_electron_nucleus_term_is_smooth_at_contact_and_zero_at_start():
+    """The electron-nucleus term leaves the cusp to the flow's exact step: slope 0 at contact;
+    at init it is absent (ln J is the electron pairs' alone)."""
+    jas = PeriodicJastrow(1, 1, L, terms=3, n_nuclei=1)
+    params = _random_params(jas, seed=4)
+
+    def nuclear(r):
+        return jas.nuclear_function(params, r)
+
+    for r in (1e-6, 1e-8):
+        assert float(jax.grad(nuclear)(r)) == pytest.approx(0.0, abs=10 * r)
+    assert float(nuclear(jnp.asarray(0.0))) != 0.0 and float(nuclear(jnp.asarray(0.6 * L))) == 0.0
+    x, nuclei = jnp.array([[0.1, 0.2, 0.3], [1.0, 2.0, 0.5]]), jnp.array([[0.4, 0.4, 0.4]])
+    start = jas.init()
+    without = PeriodicJastrow(1, 1, L, terms=3)
+    assert float(jas.log_value(start, x, nuclei)) == pytest.approx(
+        float(without.log_value(without.init(), x)), abs=1e-14)
 
 
 def test_smooth_at_the_cutoff_and_zero_beyond():
@@ -59,18 +82,22 @@ def test_smooth_at_the_cutoff_and_zero_beyond():
 
 
 def test_periodic_translation_invariant_and_folx_laplacian_is_the_hessians():
-    jas = PeriodicJastrow(3, 2, L, terms=3)
+    jas = PeriodicJastrow(3, 2, L, terms=3, n_nuclei=2)
     params = _random_params(jas, seed=2)
     x = L * jax.random.uniform(jax.random.PRNGKey(3), (5, 3))
-    value = float(jas.log_value(params, x))
+    nuclei = jnp.array([[0.5, 1.0, 4.0], [2.5, 3.5, 1.0]])
+    value = float(jas.log_value(params, x, nuclei))
     assert value != 0.0
-    assert float(jas.log_value(params, x.at[2].add(jnp.array([L, -L, 2 * L])))) == pytest.approx(
-        value, abs=1e-12)
-    assert float(jas.log_value(params, x + jnp.array([0.37, -1.2, 2.9]))) == pytest.approx(
-        value, abs=1e-12)
+    assert float(jas.log_value(params, x.at[2].add(jnp.array([L, -L, 2 * L])), nuclei)
+                 ) == pytest.approx(value, abs=1e-12)
+    shift = jnp.array([0.37, -1.2, 2.9])
+    assert float(jas.log_value(params, x + shift, nuclei + shift)) == pytest.approx(value,
+                                                                                   abs=1e-12)
+    with pytest.raises(ValueError, match="nuclei of shape"):
+        jas.log_value(params, x)
 
     def flat(v):
-        return jas.log_value(params, v.reshape(5, 3))
+        return jas.log_value(params, v.reshape(5, 3), nuclei)
 
     lap = folx.forward_laplacian(flat)(x.reshape(-1)).laplacian
     assert float(lap) == pytest.approx(float(jnp.trace(jax.hessian(flat)(x.reshape(-1)))),
@@ -117,7 +144,7 @@ def test_jastrow_makes_the_local_energy_finite_where_opposite_spins_meet():
                 no_jastrow = _clamped_hydrogen(0)[1]
                 assert float(wf.log_psi(theta, x, occ, occ, nuclei)[0]) == pytest.approx(
                     float(no_jastrow.log_psi(plain, x, occ, occ, nuclei)[0]
-                          + wf.jastrow.log_value(theta["jastrow"], x)), abs=1e-12)
+                          + wf.jastrow.log_value(theta["jastrow"], x, nuclei)), abs=1e-12)
     with_j, without = energies[3], energies[0]
     assert abs(with_j[0] - with_j[1]) < 0.05, with_j  # bounded: the 1/r terms cancel
     assert without[1] - without[0] > 0.9 * (1e5 - 1e3), without  # the bare Coulomb 1/r

@@ -481,7 +481,7 @@ def build(spec: Any) -> Problem:
         basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin,
         geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None,
-        jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms)
+        jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms, n_nuclei=n_p)
                  if m.jastrow_terms else None))
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
