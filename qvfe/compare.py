@@ -93,14 +93,16 @@ def resolve_reference(name_or_path: str | None, kind: str | None = None) -> str:
 
 
 def run_conditions(spec: Spec) -> dict[str, Any]:
-    """rs, Θ relative to the run's own T_F (Brown's convention), ξ, N and d of an electron-gas run."""
+    """rs, Θ relative to the run's own T_F (Brown's convention), ξ, N and d of an electron-gas run.
+    A run of the electrons' ground state (``model.electrons = 'ground'``) has no Θ: no
+    finite-temperature row describes it."""
     s = spec.system
     n = s.n_up + s.n_down
     xi = (s.n_up - s.n_down) / n
     T = heg.gas_temperature(s.theta, s.rs, s.n_up, s.n_down, s.dim,
                             reference=s.theta_reference)
     own = None
-    if abs(xi) == 1.0 or xi == 0.0:
+    if (abs(xi) == 1.0 or xi == 0.0) and spec.model.electrons != "ground":
         own = heg.theta(T, s.rs, s.dim, polarized=abs(xi) == 1.0)
     return {"rs": s.rs, "theta": own, "xi": xi, "N": n, "dim": s.dim, "T": T,
             "twist": tuple(s.twist), "coupling": s.coupling}

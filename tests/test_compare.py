@@ -23,20 +23,21 @@ def _brown_row(rs, theta, xi=1, n=33):
     return refs.match_one(BROWN, method="RPIMC_fixed_node", rs=rs, theta=theta, xi=xi, N=n)
 
 
-def _run_dir(path, system, observables):
+def _run_dir(path, system, observables, model=None):
     path.mkdir(parents=True)
-    spec = qvfe.load_spec({"system": {"kind": "electron_gas", **system}})
+    spec = qvfe.load_spec({"system": {"kind": "electron_gas", **system}, "model": model or {}})
     (path / "spec.toml").write_text(spec.to_toml())
     obs = {k: Estimate(m, e) for k, (m, e) in observables.items()}
     write_result(path, Result("electron_gas", "hartree", "electron", obs, 1000, 10, 0, 1.0))
     return path
 
 
-def _polarized_33(path, rs, theta, shift=0.0, err=5e-4, row_theta=None, **system):
+def _polarized_33(path, rs, theta, shift=0.0, err=5e-4, row_theta=None, model=None, **system):
     row = _brown_row(rs, row_theta or theta)
     obs = {"E": (row["E"] + shift, err), "K": (row["K"], err), "V": (row["V"], err),
            "F": (row["E"] - 0.01, err)}
-    return _run_dir(path, {"n_up": 33, "n_down": 0, "rs": rs, "theta": theta, **system}, obs)
+    return _run_dir(path, {"n_up": 33, "n_down": 0, "rs": rs, "theta": theta, **system}, obs,
+                    model)
 
 
 def test_difference_and_sigma_against_the_matching_row(tmp_path):
@@ -83,6 +84,12 @@ def test_a_non_interacting_run_matches_no_interacting_reference(tmp_path):
     assert all(c.ref_value is None and c.sigma is None for c in compare.compare_runs([ideal]))
     h = _hydrogen_dir(tmp_path / "h_ideal", {"E": (0.5, 0.01)}, coupling=0.0)
     assert all(c.ref_value is None for c in compare.compare_runs([h]))
+
+
+def test_a_ground_state_run_matches_no_finite_temperature_row(tmp_path):
+    ground = _polarized_33(tmp_path / "ground", 10.0, 0.0625, model={"electrons": "ground"})
+    comparisons = compare.compare_runs([ground])
+    assert all(c.ref_value is None and c.conditions["theta"] is None for c in comparisons)
 
 
 def test_non_electron_gas_runs_and_unknown_tables_are_refused(tmp_path):
