@@ -123,28 +123,24 @@ def _clamped_hydrogen(jastrow_terms):
 
 def test_jastrow_makes_the_local_energy_finite_where_opposite_spins_meet():
     with jax.enable_x64(True):
-        energies = {}
-        for terms in (0, 3):
-            problem, wf = _clamped_hydrogen(terms)
-            dm = problem.model
+        energies, built = {}, {terms: _clamped_hydrogen(terms) for terms in (0, 3)}
+        occ = jnp.array([0])
+        base = jnp.array([[0.4, 0.9, 1.3], [0.0, 0.0, 0.0]])
+        direction = jnp.array([0.0, 0.6, 0.8])
+        for terms, (problem, wf) in built.items():
             theta = wf.init(jax.random.PRNGKey(0))
             if terms:
                 theta["jastrow"] = _random_params(wf.jastrow)
             nuclei = jnp.asarray(problem.info["clamped_protons"])
-            occ = jnp.array([0])
-            base = jnp.array([[0.4, 0.9, 1.3], [0.0, 0.0, 0.0]])
-            direction = jnp.array([0.0, 0.6, 0.8])
             energies[terms] = [float(jnp.real(wf.local_energy(
-                theta, base.at[1].set(base[0] + r * direction), occ, occ, dm.potential, nuclei)))
-                for r in (1e-3, 1e-5)]
-            if terms:  # ln psi is the √flow's plus ln J
-                x = base.at[1].set(jnp.array([2.0, 1.0, 0.5]))
-                plain = dict(theta)
-                del plain["jastrow"]
-                no_jastrow = _clamped_hydrogen(0)[1]
-                assert float(wf.log_psi(theta, x, occ, occ, nuclei)[0]) == pytest.approx(
-                    float(no_jastrow.log_psi(plain, x, occ, occ, nuclei)[0]
-                          + wf.jastrow.log_value(theta["jastrow"], x, nuclei)), abs=1e-12)
+                theta, base.at[1].set(base[0] + r * direction), occ, occ,
+                problem.model.potential, nuclei))) for r in (1e-3, 1e-5)]
+        # ln psi is the √flow's plus ln J
+        x = base.at[1].set(jnp.array([2.0, 1.0, 0.5]))
+        plain = {k: v for k, v in theta.items() if k != "jastrow"}
+        assert float(wf.log_psi(theta, x, occ, occ, nuclei)[0]) == pytest.approx(
+            float(built[0][1].log_psi(plain, x, occ, occ, nuclei)[0]
+                  + wf.jastrow.log_value(theta["jastrow"], x, nuclei)), abs=1e-12)
     with_j, without = energies[3], energies[0]
     assert abs(with_j[0] - with_j[1]) < 0.05, with_j  # bounded: the 1/r terms cancel
     assert without[1] - without[0] > 0.9 * (1e5 - 1e3), without  # the bare Coulomb 1/r
