@@ -284,26 +284,20 @@ class SquareRootFlowWavefunction:
                    context: tuple, with_log_det: bool = True):
         """(Z, ln|det dZ/dX| (None without ``with_log_det``), the basis' context): the flows
         in their order, electron-nucleus, opposite-spin, backflow."""
-        log_jac = jnp.zeros((), x.dtype) if with_log_det else None
-        basis_context = context
-        if self.nuclei is not None:
-            s, *basis_context = context
-            if with_log_det:
-                x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, s)
-            else:
-                x = self.nuclei.forward(params["nuclei"], x, s)
-        if self.opposite_spin is not None:
-            if with_log_det:
-                x, ld = self.opposite_spin.forward_and_log_det(params["opposite_spin"], x)
-                log_jac = log_jac + ld
-            else:
-                x = self.opposite_spin.forward(params["opposite_spin"], x)
+        basis_context = context[1:] if self.nuclei is not None else context
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
-        if with_log_det:
-            z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
+        if not with_log_det:
+            z = self.backflow.forward(params["backflow"],
+                                      self.backflow_input(params, x, *context), sector)
+            return z, None, tuple(basis_context)
+        log_jac = jnp.zeros((), x.dtype)
+        if self.nuclei is not None:
+            x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, context[0])
+        if self.opposite_spin is not None:
+            x, ld = self.opposite_spin.forward_and_log_det(params["opposite_spin"], x)
             log_jac = log_jac + ld
-        else:
-            z = self.backflow.forward(params["backflow"], x, sector)
+        z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
+        log_jac = log_jac + ld
         return z, log_jac, tuple(basis_context)
 
     def _log_base(self, params: Params, z: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
