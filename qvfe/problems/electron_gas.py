@@ -142,6 +142,17 @@ def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float
                               joint=model.occupation_joint)
 
 
+def ideal_electrons(occupations: GroundOccupations | SpinfulOccupations, energies: Any,
+                    n_up: int, n_down: int, T: float) -> dict:
+    """Exact F, E, S (Ha, k_B; per cell) of the non-interacting electrons that ``occupations``
+    describes: the ground determinant's energy and no entropy, or the canonical ideal gas at T;
+    hydrogen's too."""
+    if isinstance(occupations, GroundOccupations):
+        e0 = float(occupations.ground_energy)
+        return {"F": e0, "E": e0, "S": 0.0}
+    return spinful_thermo(np.asarray(energies), n_up, n_down, T)
+
+
 def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
                        rs: float) -> OppositeSpinFlow | None:
     """The opposite-spin flow of ``model.opposite_spin_layers`` in a periodic box (None for 0
@@ -202,8 +213,7 @@ def build(spec: Any) -> Problem:
                             "n_up": n_up, "n_down": n_down, "dim": dim,
                             "twist": [float(t) for t in twist]}
     if s.coupling == 0.0:
-        ex = ({"F": occupations.ground_energy, "E": occupations.ground_energy, "S": 0.0}
-              if ground else spinful_thermo(np.asarray(energies), n_up, n_down, T))
+        ex = ideal_electrons(occupations, energies, n_up, n_down, T)
         info.update({"F_exact": float(ex["F"]) / n, "E_exact": float(ex["E"]) / n,
                      "S_exact": float(ex["S"]) / n,
                      "P_exact": 2.0 * float(ex["E"]) / (dim * volume)})

@@ -90,14 +90,14 @@ from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics import heg, units
 from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
-from qvfe.physics.ideal_fermi import spinful_thermo
 from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
-                                        hartree_fock_reference, make_opposite_spin,
-                                        make_periodic_backflow, occupation_model)
+                                        hartree_fock_reference, ideal_electrons,
+                                        make_opposite_spin, make_periodic_backflow,
+                                        occupation_model)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
@@ -418,11 +418,7 @@ def build(spec: Any) -> Problem:
         info.update({"rs": s.rs, "box_length": L, "n_orbitals": n_orb,
                      "proton_thermal_wavelength": lam_p, "twist": [float(t) for t in twist]})
         if s.coupling == 0.0:
-            if m.electrons == "ground":
-                e0 = occupations.ground_energy
-                ex = {"F": e0, "E": e0, "S": 0.0}
-            else:
-                ex = spinful_thermo(np.asarray(energies), n_up, n_down, T)
+            ex = ideal_electrons(occupations, energies, n_up, n_down, T)
             pr = (ideal_proton_gas(n_p, volume, T) if clamped is None else
                   {"F": 0.0, "E": 0.0, "S": 0.0})
             info.update({"F_exact": (float(ex["F"]) + pr["F"]) / n_p,
