@@ -102,25 +102,29 @@ class PeriodicJastrow:
     def pair_function(self, params: dict, r: jax.Array, same: jax.Array) -> jax.Array:
         """f(r / r_c) g_s(r) at distances ``r`` for spin types ``same`` (0 or 1), elementwise."""
         rc = self.cutoff
-        t = r / rc
         c = params["offset"][same]
         g = c + (jnp.asarray(self.cusps)[same] + 3.0 * c / rc) * r
-        if self.terms:
-            powers = t[..., None] ** jnp.arange(2, self.terms + 2)
-            g = g + jnp.sum(params["shape"][same] * powers, axis=-1)
-        f = jnp.where(t < 1.0, (1.0 - jnp.minimum(t, 1.0)) ** 3, 0.0)
-        return f * g
+        return self._cutoff(r) * (g + self._shape(params["shape"][same], r))
 
     def nuclear_function(self, params: dict, r: jax.Array) -> jax.Array:
         """f(r / r_c) h(r) at electron-nucleus distances ``r``, elementwise: h(r) = b_0 (1 +
         3 r / r_c) + sum_{k=2}^{K+1} b_{k-1} (r / r_c)^k, whose slope at contact is zero (the
         cusp is the flow's exact step, ``model.nuclei_exact_cusp``)."""
         b = params["nuclear"]
+        h = b[0] * (1.0 + 3.0 * r / self.cutoff) + self._shape(b[1:], r)
+        return self._cutoff(r) * h
+
+    def _cutoff(self, r: jax.Array) -> jax.Array:
+        """f(r / r_c) = (1 - r/r_c)^3 inside the cutoff, 0 beyond."""
         t = r / self.cutoff
-        h = b[0] * (1.0 + 3.0 * t)
-        if self.terms:
-            h = h + jnp.sum(b[1:] * t[..., None] ** jnp.arange(2, self.terms + 2), axis=-1)
-        return jnp.where(t < 1.0, (1.0 - jnp.minimum(t, 1.0)) ** 3, 0.0) * h
+        return jnp.where(t < 1.0, (1.0 - jnp.minimum(t, 1.0)) ** 3, 0.0)
+
+    def _shape(self, coefficients: jax.Array, r: jax.Array) -> jax.Array:
+        """sum_{k=2}^{K+1} coefficients[..., k-2] (r / r_c)^k (0 for K = 0)."""
+        if not self.terms:
+            return jnp.zeros_like(r)
+        powers = (r / self.cutoff)[..., None] ** jnp.arange(2, self.terms + 2)
+        return jnp.sum(coefficients * powers, axis=-1)
 
     def log_value(self, params: dict, x: jax.Array, nuclei: jax.Array | None = None
                   ) -> jax.Array:
