@@ -449,6 +449,9 @@ class HydrogenModel(ElectronGasModel):
                              "let every pair push apart; push and radial: a layer lets every "
                              "proton move about every other one once, 2⌈log₂ n_protons⌉ "
                              "half-steps)", lo=0, hi=16)
+    proton_within_half: bool = opt(True, doc="radial proton flow: each moving proton also moves "
+                                   "about the moving ones before it in the layer (false: about "
+                                   "the other half only, the flow before 2026-12-07)")
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
     proton_bins: int = opt(8, doc="spline bins of the coupling proton flow's axis steps and of "
                            "the radial flow's radial maps",

@@ -541,6 +541,7 @@ def test_proton_density_follows_the_spec():
     assert len(pairs) == 16 * 15  # each ordered pair (moving, fixed) once in 8 half-steps
     radial = q(proton_flow="radial", proton_layers=2, proton_bins=6)
     assert isinstance(radial, PeriodicRadialDensity) and radial.n_layers == 16
-    assert radial.bins == 6 and radial.box_length == push.box_length
+    assert radial.bins == 6 and radial.box_length == push.box_length and radial.within_half
+    assert not q(proton_flow="radial", proton_within_half=False).within_half
     assert isinstance(q(proton_flow="coupling"), PeriodicCouplingDensity)
     assert isinstance(q(proton_flow="backflow"), PeriodicParticleDensity)

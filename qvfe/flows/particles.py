@@ -5,9 +5,10 @@ of side L, with exact samples and exact ln q (DESIGN.md §4). Four flows,
 all run in the density direction from S to a uniform U on the torus:
 
 :class:`PeriodicRadialDensity` (``model.proton_flow = "radial"``): layers that move half of the
-particles (by a bit of their index) about each particle of the other half in turn, by a
-monotone radial spline of their separation inside the ball r < L/2; a bijection for every
-parameter value with holes of any depth, block-diagonal Jacobian, analytic inverse. Fitted to 16
+particles (by a bit of their index) about each particle of the other half in turn, and about
+the moving ones before it, by a monotone radial spline of their separation inside the ball
+r < L/2; a bijection for every parameter value with holes of any depth, block-triangular
+Jacobian, analytic inverse. Fitted to 16
 screened protons at rs = 1.25, T = 6000 K it reaches an F_q 0.009 Ha/atom lower than the push
 flow, eighteen times faster (README, dense hydrogen).
 
@@ -501,8 +502,15 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     density at s_j by at most (1 − a)³ per step, here one step can make the hole as deep as the
     spline's slope at 0 allows (R'(0) → 0 empties the centre), so the screened protons' deep
     pair hole (βv(1 bohr) ≈ 13 at rs = 1.25, 6000 K) does not need one step per e-fold.
-    The layer's Jacobian is block diagonal with d × d blocks, ln q is exact, and the inverse is
-    analytic (the spline's), so reparameterized samples differentiate directly.
+    With ``within_half`` (the default) the moving particles also move about one another, in the
+    order of their index: the k-th moving particle is moved about every fixed particle and every
+    moving one before it (in the order of their index), at their positions in S (the density
+    direction), so a half's own pairs get their hole in the same layer. The Jacobian is then block lower
+    triangular (block diagonal without it), ln q stays the sum of the steps' ln|det|, and the
+    inverse recovers the moving particles one after another, each from those before it.
+    Fitted to 16 screened protons (rs = 1.25, 6000 K, two layers) it lowers F_q by
+    0.0055 Ha/atom (README, dense hydrogen). ln q is exact, and the inverse is analytic (the
+    spline's), so reparameterized samples differentiate directly.
     The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
 
     Example:
@@ -520,6 +528,7 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     n_layers: int = 8
     bins: int = 8
     radius: float | None = None  # ρ; None: L/2, the largest that keeps each step a bijection
+    within_half: bool = True
 
     def __post_init__(self) -> None:
         if self.n < 2:
@@ -537,8 +546,17 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     def _radius(self) -> float:
         return self.box_length / 2 if self.radius is None else self.radius
 
-    def _split(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return _moving_and_fixed(self.n, index)
+    def _centres(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The moving particles of layer ``index`` and, per moving particle, the mask over all n
+        particles of the centres it moves about, in the order of the steps: the fixed half, and
+        with ``within_half`` the moving particles before it."""
+        moving, fixed = _moving_and_fixed(self.n, index)
+        mask = np.zeros((len(moving), self.n), bool)
+        mask[:, fixed] = True
+        if self.within_half:
+            for k in range(len(moving)):
+                mask[k, moving[:k]] = True
+        return moving, mask
 
     def init(self, key: jax.Array) -> Params:
         """Zero spline parameters: every R_l is the identity, q uniform."""
@@ -558,22 +576,40 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
         moved = jnp.where(inside, centre + ratio * d, x)
         return moved, jnp.where(inside, log_slope + (self.dim - 1) * jnp.log(ratio), 0.0)
 
+    def _about(self, raw: jax.Array, x: jax.Array, centres: jax.Array, mask: jax.Array,
+               inverse: bool) -> tuple[jax.Array, jax.Array]:
+        """``x`` moved about each of ``centres`` (n, d) where ``mask`` is set, in order (the
+        inverse: in reverse order), and the summed ln|det|."""
+        order = slice(None, None, -1) if inverse else slice(None)
+
+        def step(carry, centre_and_mask):
+            x, total = carry
+            centre, use = centre_and_mask
+            moved, logdet = self._step(raw, x, centre, inverse)
+            return (jnp.where(use, moved, x), total + jnp.where(use, logdet, 0.0)), None
+
+        (x, total), _ = jax.lax.scan(step, (x, jnp.zeros((), x.dtype)),
+                                     (centres[order], mask[order]))
+        return x, total
+
     def _layer(self, raw: jax.Array, index: int, s: jax.Array, inverse: bool = False
                ) -> tuple[jax.Array, jax.Array]:
-        moving, fixed = self._split(index)
-        centres = s[fixed][::-1] if inverse else s[fixed]
+        moving, mask = self._centres(index)
+        if not inverse:
+            # the density direction: every centre is a position in S, known at once
+            moved, logdet = jax.vmap(lambda x, m: self._about(raw, x, s, m, False))(
+                s[moving], jnp.asarray(mask))
+            return s.at[moving].set(moved), jnp.sum(logdet)
 
-        def one(x):
-            def step(carry, centre):
-                x, total = carry
-                x, logdet = self._step(raw, x, centre, inverse)
-                return (x, total + logdet), None
+        # sampling: the k-th moving particle's centres include the S of the moving ones before
+        # it, so they are recovered in order (each one's centres are already in place)
+        def recover(s, index_and_mask):
+            i, m = index_and_mask
+            x, logdet = self._about(raw, s[i], s, m, True)
+            return s.at[i].set(x), logdet
 
-            (x, total), _ = jax.lax.scan(step, (x, jnp.zeros((), x.dtype)), centres)
-            return x, total
-
-        moved, logdet = jax.vmap(one)(s[moving])
-        return s.at[moving].set(moved), jnp.sum(logdet)
+        s, logdet = jax.lax.scan(recover, s, (jnp.asarray(moving), jnp.asarray(mask)))
+        return s, jnp.sum(logdet)
 
     def log_prob_one(self, params: Params, s: jax.Array) -> jax.Array:
         """ln q(S) for one configuration (n, d)."""
