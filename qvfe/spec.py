@@ -452,6 +452,10 @@ class HydrogenModel(ElectronGasModel):
     proton_within_half: bool = opt(True, doc="radial proton flow: each moving proton also moves "
                                    "about the moving ones before it in the layer (false: about "
                                    "the other half only, the flow before 2026-12-07)")
+    proton_cell_step: bool = opt(True, doc="radial proton flow: after each ball step a radial "
+                                 "spline of the sup-norm distance moves the proton along its "
+                                 "ray inside the whole cell about the centre, which can move a "
+                                 "hole's mass out of the ball (false: ball steps only)")
     proton_hidden: int = opt(16, doc="hidden units of each proton-flow network", lo=1, hi=1024)
     proton_bins: int = opt(8, doc="spline bins of the coupling proton flow's axis steps and of "
                            "the radial flow's radial maps",

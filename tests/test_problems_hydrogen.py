@@ -542,6 +542,8 @@ def test_proton_density_follows_the_spec():
     radial = q(proton_flow="radial", proton_layers=2, proton_bins=6)
     assert isinstance(radial, PeriodicRadialDensity) and radial.n_layers == 16
     assert radial.bins == 6 and radial.box_length == push.box_length and radial.within_half
-    assert not q(proton_flow="radial", proton_within_half=False).within_half
+    assert radial.cell_step
+    plain = q(proton_flow="radial", proton_within_half=False, proton_cell_step=False)
+    assert not plain.within_half and not plain.cell_step
     assert isinstance(q(proton_flow="coupling"), PeriodicCouplingDensity)
     assert isinstance(q(proton_flow="backflow"), PeriodicParticleDensity)

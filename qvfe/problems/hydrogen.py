@@ -287,7 +287,8 @@ def proton_density(spec: Any) -> ProtonDensity:
     half_steps = 2 * max(1, int(np.ceil(np.log2(s.n_protons))))
     if m.proton_flow == "radial" and s.n_protons > 1:
         return PeriodicRadialDensity(s.n_protons, 3, L, n_layers=half_steps * m.proton_layers,
-                                     bins=m.proton_bins, within_half=m.proton_within_half)
+                                     bins=m.proton_bins, within_half=m.proton_within_half,
+                                     cell_step=m.proton_cell_step)
     if m.proton_flow == "push" and s.n_protons > 1:
         return PeriodicPushDensity(s.n_protons, 3, L, hidden=(m.proton_hidden,),
                                    n_layers=half_steps * m.proton_layers, length_scale=s.rs)
