@@ -666,7 +666,8 @@ def _as_saved_before(raw: dict[str, Any]) -> None:
     """A run directory's spec.toml holds every key as resolved when the run started; a key added
     since, whose default changes the model, gets the value that reproduces the saved run (its
     checkpoints fit that model only). model.backflow_axis_amplitudes (2026-12): false for the
-    periodic backflows of earlier runs."""
+    periodic backflows of earlier runs; model.proton_within_half and model.proton_cell_step
+    (2026-12-07): false for the radial proton flows of earlier runs."""
     system, model = raw.get("system"), raw.get("model")
     if not isinstance(system, dict) or not isinstance(model, dict):
         return
@@ -674,6 +675,9 @@ def _as_saved_before(raw: dict[str, Any]) -> None:
         system.get("kind") == "hydrogen" and system.get("boundary", "periodic") == "periodic")
     if periodic and "backflow_layers" in model and "backflow_axis_amplitudes" not in model:
         model["backflow_axis_amplitudes"] = False
+    if system.get("kind") == "hydrogen" and "proton_flow" in model:
+        for key in ("proton_within_half", "proton_cell_step"):
+            model.setdefault(key, False)
 
 
 def _check_consistency(spec: Spec) -> None:

@@ -207,7 +207,8 @@ def test_bad_input_names_the_key(raw, overrides, needle):
 def test_run_directories_of_earlier_versions_keep_their_model(tmp_path):
     """A run directory's spec.toml (every key resolved when the run started) that predates
     model.backflow_axis_amplitudes describes a shared-amplitude backflow, whose checkpoints
-    fit only that model; a user's spec file without the key gets the default."""
+    fit only that model (likewise a radial proton flow's before model.proton_within_half and
+    model.proton_cell_step); a user's spec file without the key gets the default."""
     saved = load_spec(HEG).to_toml().replace("backflow_axis_amplitudes = true\n", "")
     assert "backflow_axis_amplitudes" not in saved
     run = tmp_path / "run"
@@ -222,6 +223,17 @@ def test_run_directories_of_earlier_versions_keep_their_model(tmp_path):
     # a run directory of this version keeps what it says
     (run / "spec.toml").write_text(load_spec(HEG).to_toml())
     assert load_spec(run).model.backflow_axis_amplitudes is True
+
+    # the radial proton flow before its ordered halves and cell steps (2026-12-07)
+    saved = load_spec(H_PERIODIC, ["model.proton_flow=radial"]).to_toml()
+    saved = saved.replace("proton_within_half = true\n", "").replace(
+        "proton_cell_step = true\n", "")
+    (run / "spec.toml").write_text(saved)
+    old = load_spec(run).model
+    assert old.proton_within_half is False and old.proton_cell_step is False
+    (tmp_path / "user.toml").write_text(saved)
+    new = load_spec(tmp_path / "user.toml").model
+    assert new.proton_within_half is True and new.proton_cell_step is True
 
 
 def test_other_kinds_keys_are_rejected():

@@ -299,18 +299,27 @@ def proton_density(spec: Any) -> ProtonDensity:
                                    n_layers=m.proton_layers)
 
 
-def _screened_proton_prefit(spec: Any, nuclei_model: ProtonDensity, T: float):
-    """The engine's ``prefit``: q(S) fitted by the pathwise gradient to e^{−λE_screened/kT}."""
+def prefit_energy(spec: Any):
+    """E(S) in Ha for one configuration (n, 3) of the pre-fit's screened protons: the pair
+    energy of ``model.proton_prefit_screening`` times the coupling λ, whose Boltzmann density
+    e^{−E/kT} the proton pre-fit fits q(S) to (also ``scripts/check_proton_prefit.py``)."""
     s, m = spec.system, spec.model
     L = box_length(s.rs, s.n_protons)
     if m.proton_prefit_screening == "lindhard":
         screened = linear_response_proton_energy(L, s.rs, s.n_protons)
     else:
         screened = screened_proton_energy(L, thomas_fermi_wavenumber(s.rs))
+    return lambda x: s.coupling * screened(x)
+
+
+def _screened_proton_prefit(spec: Any, nuclei_model: ProtonDensity, T: float):
+    """The engine's ``prefit``: q(S) fitted by the pathwise gradient to e^{−λE_screened/kT}."""
+    m = spec.model
+    energy = prefit_energy(spec)
 
     def prefit(params: Params, key: jax.Array) -> Params:
         nuclei = fit_to_boltzmann(nuclei_model, params["phi"]["nuclei"],
-                                  lambda x: s.coupling * screened(x) / T, key,
+                                  lambda x: energy(x) / T, key,
                                   m.proton_prefit_steps, PREFIT_BATCH, lr=m.proton_prefit_lr,
                                   gradient="pathwise")
         return {**params, "phi": {**params["phi"], "nuclei": nuclei}}
