@@ -519,7 +519,7 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     the faces, where h(1) = 1 and h'(1) = 1 join the next cell smoothly (the map's Jacobian is
     the identity on the faces). Its level sets are cubes, so the ball step still shapes the
     round hole. Fitted to 16 screened protons (rs = 1.25, 6000 K, two layers) ``within_half``
-    lowers F_q from 0.1094 to 0.1039 Ha/atom and the cell step to 0.1008 (README, dense
+    lowers F_q from 0.1096 to 0.1038 Ha/atom and the cell step to 0.1008 (README, dense
     hydrogen). ln q is exact, and the inverse is analytic (the splines'), so reparameterized
     samples differentiate directly.
     The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
