@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("spec", help="a periodic hydrogen spec with a proton pre-fit")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="section.key=value, as for qvfe run")
-    ap.add_argument("--samples", type=int, default=20000, help="flow samples for F_q and F_IS")
+    ap.add_argument("--samples", type=int, default=20000,
+                    help="flow samples for F_q and F_IS (in draws of 1000)")
     ap.add_argument("--chains", type=int, default=64, help="Metropolis chains")
     ap.add_argument("--sweeps", type=int, default=2000,
                     help="Metropolis sweeps (n single-proton moves each); the first fifth "
@@ -121,7 +122,8 @@ def main() -> None:
     print(f"  F_IS = {-log_z * kT / n:.5f} Ha/atom   (importance sampling; effective "
           f"sample size {ess:.0f} of {f.size})")
     print(f"  E_q  = {e.mean() / n:.5f} ± {e.std() / n / np.sqrt(e.size):.5f} Ha/atom")
-    print(f"  E_MC = {e_mc.mean:.5f} ± {e_mc.error:.5f} Ha/atom   (Metropolis: {args.chains} chains x "
+    print(f"  E_MC = {e_mc.mean:.5f} ± {e_mc.error:.5f} Ha/atom   (Metropolis: "
+          f"{args.chains} chains x "
           f"{e_walk.shape[1]} sweeps, acceptance {float(np.mean(accepted)):.2f}, "
           f"{walk_s:.0f} s)")
 

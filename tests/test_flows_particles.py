@@ -316,7 +316,8 @@ def test_radial_log_det_inverse_and_an_unbounded_hole():
     np.testing.assert_allclose(np.asarray(tangent), np.asarray(fd), atol=1e-6)
 
     pair = PeriodicRadialDensity(n=2, dim=3, box_length=3.0, n_layers=1, bins=4)
-    flat = {"layers": [jnp.zeros(24).at[8].set(-50.0)]}  # ball slope at the centre 1e-3; cell step: identity
+    # the ball step's slope at the centre -> 1e-3; the cell step (second half) the identity
+    flat = {"layers": [jnp.zeros(24).at[8].set(-50.0)]}
     fixed = jnp.array([1.0, 1.0, 1.0])
     at = pair.log_prob_one(flat, jnp.stack([fixed, fixed]))
     far = pair.log_prob_one(flat, jnp.stack([fixed + 1.45, fixed]))
@@ -347,7 +348,8 @@ def test_radial_within_half_holes_and_triangular_jacobian():
     np.testing.assert_allclose(np.mod(np.asarray(back - s) + 1.5, 3.0) - 1.5, 0.0,
                                atol=1e-14 * amplification)
 
-    flat = {"layers": [jnp.zeros(24).at[8].set(-50.0)]}  # ball slope at the centre 1e-3; cell step: identity
+    # the ball step's slope at the centre -> 1e-3; the cell step (second half) the identity
+    flat = {"layers": [jnp.zeros(24).at[8].set(-50.0)]}
     base = jnp.array([[0.2, 0.3, 0.1], [1.0, 2.5, 0.4], [1.6, 0.9, 2.2], [2.4, 1.7, 1.3],
                       [0.7, 1.2, 2.8]])
     single = PeriodicRadialDensity(n=5, dim=3, box_length=3.0, n_layers=1, bins=4)

@@ -503,12 +503,12 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     density at s_j by at most (1 − a)³ per step, here one step can make the hole as deep as the
     spline's slope at 0 allows (R'(0) → 0 empties the centre), so the screened protons' deep
     pair hole (βv(1 bohr) ≈ 13 at rs = 1.25, 6000 K) does not need one step per e-fold.
-    With ``within_half`` (the default) the moving particles also move about one another, in the
-    order of their index: the k-th moving particle is moved about every fixed particle and every
-    moving one before it (in the order of their index), at their positions in S (the density
-    direction), so a half's own pairs get their hole in the same layer. The Jacobian is then block lower
-    triangular (block diagonal without it), ln q stays the sum of the steps' ln|det|, and the
-    inverse recovers the moving particles one after another, each from those before it.
+    With ``within_half`` (the default) the moving particles also move about one another: the
+    k-th moving particle is moved about every fixed particle and every moving one before it, in
+    the order of their index, at their positions in S (the density direction), so a half's own
+    pairs get their hole in the same layer. The Jacobian is then block lower triangular (block
+    diagonal without it), ln q stays the sum of the steps' ln|det|, and the inverse recovers the
+    moving particles one after another, each from those before it.
     With ``cell_step`` (the default) each radial step is followed by a *cell step* about the
     same centre: a second radial spline h of the sup-norm distance t = 2‖D‖∞/L ∈ [0, 1],
     x <- s_j + (h(t)/t) D, which moves x along its ray from s_j inside the cell
@@ -560,8 +560,8 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
 
     def _centres(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The moving particles of layer ``index`` and, per moving particle, the mask over all n
-        particles of the centres it moves about, in the order of the steps: the fixed half, and
-        with ``within_half`` the moving particles before it."""
+        particles (in the order of their index, that of the steps) of the centres it moves
+        about: the fixed half, and with ``within_half`` the moving particles before it."""
         moving, fixed = _moving_and_fixed(self.n, index)
         mask = np.zeros((len(moving), self.n), bool)
         mask[:, fixed] = True
