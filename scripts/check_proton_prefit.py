@@ -12,8 +12,8 @@ exactly as a run does, then prints per atom (Ha/atom):
 - the importance-sampling estimate F_IS = −kT ln E_q[e^{−E/kT}/q] with its effective sample
   size (F_q − F_IS estimates kT·KL(q‖p); where the size is a few samples F_IS lies above the
   exact F);
-- E by Metropolis of the same screened protons (single-proton moves, chains started from the
-  flow's samples), the exact E of the model within its error bar.
+- E by Metropolis of the same screened protons (``qvfe.sampling.classical_mcmc``, chains started
+  from the flow's samples), the exact E of the model within its error bar.
 
     python scripts/check_proton_prefit.py systems/hydrogen_rs1.25_T6000_n16.toml
     python scripts/check_proton_prefit.py systems/hydrogen_rs1.25_T6000_n16.toml \\
@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
+THIN = 10  # Metropolis moves per recorded energy
 
 # the qvfe command's CPU settings (qvfe.cli): batched LAPACK calls can otherwise deadlock
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -39,10 +41,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20000,
                     help="flow samples for F_q and F_IS (in draws of 1000)")
     ap.add_argument("--chains", type=int, default=64, help="Metropolis chains")
-    ap.add_argument("--sweeps", type=int, default=2000,
-                    help="Metropolis sweeps (n single-proton moves each); the first fifth "
-                         "is burn-in")
-    ap.add_argument("--step", type=float, default=0.3, help="Metropolis move width (bohr)")
+    ap.add_argument("--moves", type=int, default=20000,
+                    help="Metropolis moves of all protons per chain; the first fifth is burn-in "
+                         "(the width adapting), then every 10th is recorded")
+    ap.add_argument("--step", type=float, default=0.05,
+                    help="starting Metropolis move width per coordinate (bohr)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -54,6 +57,7 @@ def main() -> None:
     from qvfe.flows.particles import fit_to_boltzmann
     from qvfe.physics import units
     from qvfe.problems import hydrogen
+    from qvfe.sampling import classical_mcmc
     from qvfe.stats import log_mean_exp_estimate, mean_and_error
 
     jax.config.update("jax_enable_x64", True)
@@ -86,31 +90,15 @@ def main() -> None:
     f = e / kT + log_q  # βE + ln q per configuration
     log_z, _, ess = log_mean_exp_estimate(-f)
 
-    def sweep(carry, k):
-        config, e_now = carry
-
-        def move(carry, ki):
-            config, e_now = carry
-            i, k_step, k_accept = ki
-            trial = config.at[i].add(args.step * jax.random.normal(k_step, (3,)))
-            e_trial = energy(trial)
-            accept = jnp.log(jax.random.uniform(k_accept)) < (e_now - e_trial) / kT
-            return (jnp.where(accept, trial, config), jnp.where(accept, e_trial, e_now)), accept
-
-        keys = jax.random.split(k, 2 * n).reshape(2, n, 2)
-        (config, e_now), accepted = jax.lax.scan(move, (config, e_now),
-                                                 (jnp.arange(n), keys[0], keys[1]))
-        return (config, e_now), (e_now, jnp.mean(accepted))
-
-    @jax.jit
-    def walk(config, k):
-        e_now = energy(config)
-        return jax.lax.scan(sweep, (config, e_now), jax.random.split(k, args.sweeps))[1]
-
     start = time.perf_counter()
-    e_walk, accepted = jax.vmap(walk)(x[:args.chains],
-                                      jax.random.split(key_walk, args.chains))
-    e_walk = np.asarray(e_walk)[:, args.sweeps // 5:]  # (chains, kept sweeps)
+    state = classical_mcmc.init(key_walk, x[:args.chains], energy, args.step)
+    state = jax.jit(lambda st: classical_mcmc.burn_in(st, energy, 1.0 / kT, args.moves // 5))(
+        state)
+    state, e_walk = jax.jit(lambda st: classical_mcmc.run(
+        st, energy, 1.0 / kT, (args.moves - args.moves // 5) // THIN, THIN,
+        observable=energy))(state)
+    e_walk = np.asarray(e_walk).T  # (chains, records)
+    accepted = classical_mcmc.acceptance(state)
     walk_s = time.perf_counter() - start
     e_mc = mean_and_error(e_walk / n)  # the chains' means: independent walkers
 
@@ -124,7 +112,7 @@ def main() -> None:
     print(f"  E_q  = {e.mean() / n:.5f} ± {e.std() / n / np.sqrt(e.size):.5f} Ha/atom")
     print(f"  E_MC = {e_mc.mean:.5f} ± {e_mc.error:.5f} Ha/atom   (Metropolis: "
           f"{args.chains} chains x "
-          f"{e_walk.shape[1]} sweeps, acceptance {float(np.mean(accepted)):.2f}, "
+          f"{e_walk.shape[1]} records, acceptance {float(accepted):.2f}, "
           f"{walk_s:.0f} s)")
 
 
