@@ -558,17 +558,19 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     def _radius(self) -> float:
         return self.box_length / 2 if self.radius is None else self.radius
 
-    def _centres(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The moving particles of layer ``index`` and, per moving particle, the mask over all n
-        particles (in the order of their index, that of the steps) of the centres it moves
-        about: the fixed half, and with ``within_half`` the moving particles before it."""
+    def _centres(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The moving particles of layer ``index``, the candidate centres (in the order of their
+        index, that of the steps: the fixed half, or with ``within_half`` all particles) and,
+        per moving particle, the mask of those it moves about: the fixed half, and with
+        ``within_half`` the moving particles before it."""
         moving, fixed = _moving_and_fixed(self.n, index)
+        if not self.within_half:
+            return moving, fixed, np.ones((len(moving), len(fixed)), bool)
         mask = np.zeros((len(moving), self.n), bool)
         mask[:, fixed] = True
-        if self.within_half:
-            for k in range(len(moving)):
-                mask[k, moving[:k]] = True
-        return moving, mask
+        for k in range(len(moving)):
+            mask[k, moving[:k]] = True
+        return moving, np.arange(self.n), mask
 
     def init(self, key: jax.Array) -> Params:
         """Zero spline parameters: every R_l (and h_l) is the identity, q uniform."""
@@ -620,7 +622,7 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
 
     def _about(self, raw: jax.Array, x: jax.Array, centres: jax.Array, mask: jax.Array,
                inverse: bool) -> tuple[jax.Array, jax.Array]:
-        """``x`` moved about each of ``centres`` (n, d) where ``mask`` is set, in order (the
+        """``x`` moved about each of ``centres`` (c, d) where ``mask`` is set, in order (the
         inverse: in reverse order), and the summed ln|det|."""
         order = slice(None, None, -1) if inverse else slice(None)
 
@@ -636,10 +638,10 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
 
     def _layer(self, raw: jax.Array, index: int, s: jax.Array, inverse: bool = False
                ) -> tuple[jax.Array, jax.Array]:
-        moving, mask = self._centres(index)
+        moving, candidates, mask = self._centres(index)
         if not inverse:
             # the density direction: every centre is a position in S, known at once
-            moved, logdet = jax.vmap(lambda x, m: self._about(raw, x, s, m, False))(
+            moved, logdet = jax.vmap(lambda x, m: self._about(raw, x, s[candidates], m, False))(
                 s[moving], jnp.asarray(mask))
             return s.at[moving].set(moved), jnp.sum(logdet)
 
@@ -647,7 +649,7 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
         # it, so they are recovered in order (each one's centres are already in place)
         def recover(s, index_and_mask):
             i, m = index_and_mask
-            x, logdet = self._about(raw, s[i], s, m, True)
+            x, logdet = self._about(raw, s[i], s[candidates], m, True)
             return s.at[i].set(x), logdet
 
         s, logdet = jax.lax.scan(recover, s, (jnp.asarray(moving), jnp.asarray(mask)))
