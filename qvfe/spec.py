@@ -492,6 +492,10 @@ class HydrogenModel(ElectronGasModel):
     band_cutoff: float = opt(2.0, doc="screened_bands: the plane waves of the bands' expansion "
                              "reach this many times the largest |k| of the orbital table",
                              lo=1.0, hi=4.0)
+    band_potential_scale: float = opt(1.0, doc="screened_bands: the bands' potential is this "
+                                      "many times the protons' RPA-screened Coulomb potential "
+                                      "(1: linear screening; any scale gives orthonormal bands, "
+                                      "a valid variational state)", lo=0.0, lo_open=True, hi=4.0)
     geminal: str = opt("none", doc="isolated closed shells with electrons = 'ground': a singlet "
                        "geminal det[sum_ab C_ab phi_a(z_i) phi_b(z_j')] over the whole orbital "
                        "table replaces the Hartree-Fock determinants; 'learned': C starts at "

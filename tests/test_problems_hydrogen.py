@@ -326,6 +326,23 @@ def test_too_many_band_plane_waves_is_a_spec_error():
         qvfe.build_problem(qvfe.load_spec(raw))
 
 
+def test_band_potential_scale_scales_the_bands_potential():
+    """``model.band_potential_scale`` multiplies the bands' screened potential: the built
+    problem's bands Hamiltonian is ½k² plus that factor times the linear-screening one."""
+    def hamiltonian(scale):
+        raw = _raw(n_protons=2, rs=1.25, coupling=1.0)
+        raw["model"].update(orbitals="screened_bands", band_potential_scale=scale)
+        problem = qvfe.build_problem(qvfe.load_spec(raw))
+        s = hydrogen.lattice_positions("bcc", 2, problem.info["box_length"])
+        return np.asarray(problem.model.occupations.bands.hamiltonian(jnp.asarray(s)))
+
+    h1, h25 = hamiltonian(1.0), hamiltonian(2.5)
+    kinetic = np.diag(np.diag(h1).real)  # û(0) = 0: the diagonal is ½k² alone
+    np.testing.assert_allclose(np.diag(h25).real, np.diag(h1).real, atol=1e-14)
+    assert np.abs(h1 - kinetic).max() > 0.01
+    np.testing.assert_allclose(h25 - kinetic, 2.5 * (h1 - kinetic), atol=1e-13)
+
+
 def test_isolated_orbital_count_beyond_the_gaussian_basis_is_a_spec_error():
     from qvfe.spec import SpecError
 

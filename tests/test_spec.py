@@ -154,6 +154,8 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (H_PERIODIC, {"model.orbitals": "bands"}, "model.orbitals = 'bands' is invalid: must be one "
      "of 'plane_waves', 'screened_bands'"),
     (H_PERIODIC, {"model.band_cutoff": 0.5}, "model.band_cutoff = 0.5 is invalid"),
+    (H_PERIODIC, {"model.band_potential_scale": 0.0}, "model.band_potential_scale = 0.0 is "
+     "invalid"),
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),
     ({"system": {"kind": "coulomb_trap", "n": 1, "dim": 1, "beta": 1.0}}, None,
      "model.flow = 'realnvp' needs n*dim ≥ 2"),

@@ -48,7 +48,8 @@ class ScreenedBands:
         box_length: side L of the cube (bohr).
         rs: the electrons' density parameter (bohr) that sets the screening ε.
         n_bands: M ≤ K bands kept: the orbital table of the occupation model.
-        charge: the electron–proton coupling λ (1 for hydrogen; 0 gives plane waves).
+        charge: the potential's strength: the electron–proton coupling λ (1 for hydrogen; 0
+            gives plane waves), times the spec's ``model.band_potential_scale``.
         screening: 'rpa' (ε Lindhard, the metal's bands) or 'none' (ε = 1, the bare Coulomb
             potential: one electron's exact Hamiltonian in the plane waves).
 

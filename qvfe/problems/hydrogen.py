@@ -363,7 +363,8 @@ def build(spec: Any) -> Problem:
                                 f"{MAX_BAND_PLANE_WAVES}, one diagonalisation of that size per "
                                 "configuration): lower model.band_cutoff or system.T_kelvin, or "
                                 "set system.n_orbitals")
-            basis = ScreenedBands(waves, L, s.rs, n_orb, charge=s.coupling)
+            basis = ScreenedBands(waves, L, s.rs, n_orb,
+                                  charge=s.coupling * m.band_potential_scale)
             info["band_plane_waves"] = basis.n_plane_waves
         if s.proton_lattice or s.proton_positions:
             clamped = (lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
