@@ -518,9 +518,10 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     one particle about each in a dense liquid, out of the ball; the cell step moves mass out to
     the faces, where h(1) = 1 and h'(1) = 1 join the next cell smoothly (the map's Jacobian is
     the identity on the faces). Its level sets are cubes, so the ball step still shapes the
-    round hole. Fitted to 16 screened protons (rs = 1.25, 6000 K, two layers) ``within_half``
-    lowers F_q from 0.1096 to 0.1038 Ha/atom and the cell step to 0.1008 (README, dense
-    hydrogen). ln q is exact, and the inverse is analytic (the splines'), so reparameterized
+    round hole; where two components of D tie in size the map is only Lipschitz (ln q stays
+    continuous, its gradient in S has a kink there). Fitted to 16 screened protons (rs = 1.25,
+    6000 K, two layers) ``within_half`` lowers F_q from 0.1096 to 0.1038 Ha/atom and the cell
+    step to 0.1008 (README, dense hydrogen). ln q is exact, and the inverse is analytic (the splines'), so reparameterized
     samples differentiate directly.
     The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
 
@@ -599,7 +600,8 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
         L = self.box_length
         d = x - centre
         d = d - L * jnp.round(d / L)
-        # floored: the masked step about a particle's own position must keep finite derivatives
+        # floored: a particle on the centre (coinciding particles; the masked step about its own
+        # position) must keep finite derivatives
         t = jnp.maximum(2.0 * jnp.max(jnp.abs(d)) / L, _CELL_FLOOR)
         h, log_slope = radial_spline(t, raw, 1.0, inverse=inverse)
         ratio = h / t
