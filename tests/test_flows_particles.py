@@ -325,6 +325,29 @@ def test_radial_log_det_inverse_and_an_unbounded_hole():
     assert abs(float(far + 2 * pair.log_volume)) < 1e-12  # outside the ball (r = 2.5): uniform
 
 
+def test_radial_ball_of_a_smaller_radius_and_bad_arguments():
+    """A ball radius below L/2 (the steps leave the rest of the cell to the cell step): ln|det|
+    equals slogdet of the Jacobian and the inverse undoes the map; radii beyond L/2, where a
+    ball would meet its own images, and the other bad arguments are rejected."""
+    q = PeriodicRadialDensity(n=3, dim=3, box_length=3.0, n_layers=2, bins=4, radius=1.0)
+    params = perturbed(q.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
+    s = 3.0 * jax.random.uniform(jax.random.PRNGKey(2), (3, 3))
+    s = s.at[1].set(s[0] + 0.4)  # inside the ball of the other
+    u, logdet = jax.jit(q.forward)(params, s)
+    jac = jax.jit(jax.jacfwd(lambda x: q.forward(params, x.reshape(3, 3))[0].ravel()))(s.ravel())
+    sign, ref = jnp.linalg.slogdet(jac)
+    assert float(sign) == 1.0
+    np.testing.assert_allclose(float(logdet), float(ref), atol=1e-10)
+    back = jax.jit(q._invert_one)(params, u)
+    np.testing.assert_allclose(np.asarray(jax.jit(q.forward)(params, back)[0] - u), 0.0,
+                               atol=1e-10)
+    for bad, match in (({"radius": 1.6}, r"radius = 1.6 must be in \(0, L/2 = 1.5\]"),
+                       ({"radius": 0.0}, "radius"), ({"n": 1}, "n must be >= 2"),
+                       ({"bins": 0}, "bins must be >= 1"), ({"box_length": -1.0}, "box_length")):
+        with pytest.raises(ValueError, match=match):
+            PeriodicRadialDensity(**{"n": 3, "dim": 3, "box_length": 3.0, **bad})
+
+
 def test_radial_within_half_holes_and_triangular_jacobian():
     """With ``within_half`` the moving particles of a layer also move about the moving ones
     before them: five particles in 3D (halves of three and two), ln|det| equals slogdet of the
