@@ -139,10 +139,19 @@ def main() -> None:
 
     if args.runs:
         loaded = {Path(d): qvfe.load_spec(Path(d) / "spec.toml") for d in args.runs}
+        for d, spec in loaded.items():
+            s = spec.system
+            if (s.kind, getattr(s, "boundary", None), getattr(s, "rs", None),
+                    getattr(s, "T_kelvin", None)) != ("hydrogen", "periodic", 1.25, 6000.0) \
+                    or s.proton_lattice or s.proton_positions:
+                ap.error(f"--runs: {d} is not a periodic hydrogen run of sampled protons at "
+                         "system.rs = 1.25, system.T_kelvin = 6000 (the benchmark point)")
         dirs = {(spec.system.n_protons, spec.run.seed): d for d, spec in loaded.items()}
         if len(dirs) < len(loaded):
             ap.error("--runs: two directories share a size and a run.seed")
-        walls = {run: float("nan") for run in dirs}
+        # the runs' own wall time (the evaluation's process: a resumed run counts its last part)
+        walls = {run: qvfe.Result.from_json(d / "result.json").wall_time_s
+                 for run, d in dirs.items()}
         print("\nDense hydrogen, rs = 1.25, T = 6000 K: the runs given")
     else:
         over = {"run.print_every": 50} if args.train_seconds is not None else {}

@@ -521,8 +521,8 @@ class PeriodicRadialDensity(_LayerByLayer, _TorusFlowDensity):
     round hole; where two components of D tie in size the map is only Lipschitz (ln q stays
     continuous, its gradient in S has a kink there). Fitted to 16 screened protons (rs = 1.25,
     6000 K, two layers) ``within_half`` lowers F_q from 0.1096 to 0.1038 Ha/atom and the cell
-    step to 0.1008 (README, dense hydrogen). ln q is exact, and the inverse is analytic (the splines'), so reparameterized
-    samples differentiate directly.
+    step to 0.1008 (README, dense hydrogen). ln q is exact, and the inverse is analytic (the
+    splines'), so reparameterized samples differentiate directly.
     The halves label the particles (see :class:`PeriodicCouplingDensity` on why that is valid).
 
     Example:
