@@ -149,9 +149,7 @@ def main() -> None:
         dirs = {(spec.system.n_protons, spec.run.seed): d for d, spec in loaded.items()}
         if len(dirs) < len(loaded):
             ap.error("--runs: two directories share a size and a run.seed")
-        # the runs' own wall time (the evaluation's process: a resumed run counts its last part)
-        walls = {run: qvfe.Result.from_json(d / "result.json").wall_time_s
-                 for run, d in dirs.items()}
+        walls = None  # the runs' own, from their results below
         print("\nDense hydrogen, rs = 1.25, T = 6000 K: the runs given")
     else:
         over = {"run.print_every": 50} if args.train_seconds is not None else {}
@@ -173,6 +171,8 @@ def main() -> None:
     row = refs.match_one(refs.load_ceimc_hydrogen(), T_K=6000, rs=1.25)
     ceimc = {"F": row["F"], "E": row["E"], "S": row["S"], "P": row["p_GPa"]}
     results = {run: qvfe.Result.from_json(d / "result.json") for run, d in dirs.items()}
+    if walls is None:  # a resumed run's result counts its last process only
+        walls = {run: res.wall_time_s for run, res in results.items()}
     print(f"\n{'N':>6} {'seed':>4} " + " ".join(f"{k + ' (' + u + ')':>24}" for k, u, _ in KEYS)
           + f" {'steps':>6} {'s/step':>7} {'wall s':>8}")
 
@@ -197,14 +197,15 @@ def main() -> None:
                                     qvfe.load_spec(first / "spec.toml").system)
         corrected[n] = {k: Estimate(means[k].mean - shifts[k], means[k].error) for k in means}
         print(f"{n:>6} {'corr':>4} " + cells(corrected[n][k] for k, _, _ in KEYS))
-    ext = {}
-    for label, table in (("1/N→0", per_size), ("corr 1/N→0", corrected)):
-        ext = {k: extrapolate({n: (f * est[k].mean, f * est[k].error)
-                               for n, est in table.items()}) for k, _, f in KEYS}
+    extrapolated = {label: {k: extrapolate({n: (f * est[k].mean, f * est[k].error)
+                                            for n, est in table.items()}) for k, _, f in KEYS}
+                    for label, table in (("1/N→0", per_size), ("corr 1/N→0", corrected))}
+    for label, ext in extrapolated.items():
         if all(v is not None for v in ext.values()):
             print(f"{label:>11} " + " ".join(f"{m:>12.5g} ± {e:<9.2g}" for m, e in ext.values()))
     print(f"{'CEIMC':>11} " + " ".join(f"{ceimc[k]:>24.5g}" for k, _, _ in KEYS))
-    if ext["E"] is not None:  # the corrected sizes' extrapolation
+    ext = extrapolated["corr 1/N→0"]
+    if ext["E"] is not None:
         de, dp = ext["E"][0] - ceimc["E"], (ext["P"][0] - ceimc["P"]) / ceimc["P"]
         print(f"target (corrected sizes extrapolated): |ΔE| = {1e3 * abs(de):.1f} mHa/atom "
               f"(≤ 5: {abs(de) <= 5e-3}), |ΔP|/P = {100 * abs(dp):.1f} % "
