@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=64, help="Metropolis chains")
     ap.add_argument("--moves", type=int, default=20000,
                     help="Metropolis moves of all protons per chain; the first fifth is burn-in "
-                         "(the width adapting), then every 10th is recorded")
+                         f"(the width adapting), then every {THIN}th is recorded")
     ap.add_argument("--step", type=float, default=0.05,
                     help="starting Metropolis move width per coordinate (bohr)")
     ap.add_argument("--seed", type=int, default=0)
