@@ -10,6 +10,7 @@ from scipy import stats
 
 from qvfe.autoregressive.occupations import (
     MADE,
+    GroundOccupations,
     Occupations,
     SpinfulOccupations,
     made_advance,
@@ -131,7 +132,8 @@ def test_mask_fixes_particle_number_for_any_parameters(model):
     occ = model.sample(params, jax.random.key(8), 20000)
     assert np.all(np.sum(occ, axis=1) == 3) and set(np.unique(occ)) <= {0, 1}
     assert np.all(np.isfinite(model.log_prob(params, occ)))
-    bad = np.array([[1, 1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0, 1]], np.int32)
+    # Wrong particle numbers, and a count of 3 that sums right but is no fermion pattern.
+    bad = np.array([[1, 1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0, 1], [2, 1, 0, 0, 0, 0, 0]], np.int32)
     assert np.all(np.isneginf(model.log_prob(params, bad)))
 
 
@@ -160,6 +162,56 @@ def test_low_temperature_stays_finite():
     lp, grads = jax.jit(jax.value_and_grad(lambda p: jnp.mean(m.m.log_prob(p, occ))))(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
     np.testing.assert_allclose(lp, 0.0, atol=1e-12)
+
+
+def test_the_lowest_uniform_draw_takes_no_impossible_step(monkeypatch):
+    # ln p(level 0 occupied) = -1000: a uniform draw of exactly 0 (once in 2^23 draws in
+    # float32) took the step anyway, ln 0 = -inf being below every logit. Every draw is put at
+    # the lowest value the sampler lets uniform return.
+    m = Occupations(np.array([1.0, 0.0]), 1, 1e-3, hidden=())
+    params = m.init(jax.random.key(0))
+
+    def lowest(key, shape, dtype, minval=0.0, maxval=1.0):
+        return jnp.full(shape, minval, dtype)
+
+    monkeypatch.setattr(jax.random, "uniform", lowest)
+    occ = m.sample(params, jax.random.key(1), 4)
+    np.testing.assert_array_equal(occ, [[0, 1]] * 4)
+    np.testing.assert_allclose(m.log_prob(params, occ), 0.0, atol=1e-12)
+
+
+def test_bad_levels_and_particle_numbers_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        Occupations(np.array([0.0, np.nan, 1.0]), 1, T)
+    with pytest.raises(ValueError, match="undefined"):
+        Occupations(np.array([0.0, 1.0, 2.0]), 1, 1e-320)
+    with pytest.raises(ValueError, match="1-D"):
+        Occupations(np.array(1.0), 1, T)
+    with pytest.raises(ValueError, match="whole number"):
+        Occupations(LEVELS, 2.7, T)
+    with pytest.raises(ValueError, match="n_down"):
+        SpinfulOccupations(LEVELS, 2, 1.5, T)
+    m = Occupations(LEVELS, 3, T, hidden=())
+    with pytest.raises(ValueError, match="7 levels"):
+        m.log_prob(m.init(jax.random.key(0)), np.zeros((2, 6), np.int32))
+    # +inf levels are allowed: such a level is never occupied.
+    inf = Occupations(np.array([0.0, np.inf, 1.0]), 1, T, hidden=())
+    occ = inf.sample(inf.init(jax.random.key(0)), jax.random.key(1), 200)
+    assert not np.any(np.asarray(occ)[:, 1])
+
+
+def test_ground_occupations_are_the_lowest_levels_with_probability_one():
+    g = GroundOccupations(LEVELS[::-1].copy(), 2, 1)
+    up, down = g.sample(g.init(jax.random.key(0)), jax.random.key(1), 3)
+    np.testing.assert_array_equal(up, [[0, 0, 0, 0, 1, 0, 1]] * 3)  # a tie: the first in order
+    np.testing.assert_array_equal(down, [[0, 0, 0, 0, 0, 0, 1]] * 3)
+    assert g.ground_energy == pytest.approx(2 * LEVELS[0] + LEVELS[1])
+    shifted = np.roll(np.asarray(up), 1, axis=1)
+    np.testing.assert_array_equal(g.log_prob({}, (up, down)), [0.0] * 3)
+    assert np.all(np.isneginf(g.log_prob({}, (shifted, down))))
+    for n_up, n_down in ((-1, 1), (2, 8)):
+        with pytest.raises(ValueError, match=r"outside \[0, 7\]"):
+            GroundOccupations(LEVELS, n_up, n_down)
 
 
 def test_occupied_indices_ascending():

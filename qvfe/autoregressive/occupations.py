@@ -209,6 +209,9 @@ class _BlockOccupations:
     def __post_init__(self):
         if not self.T > 0:
             raise ValueError(f"temperature must be > 0, got {self.T}")
+        for e in self.level_energies:
+            if np.isnan(e).any():
+                raise ValueError("level energies must not be NaN")
         sizes = [int(np.shape(e)[0]) for e in self.level_energies]
         for m, n in zip(sizes, self.particle_numbers):
             if not 0 <= n <= m:
@@ -220,7 +223,8 @@ class _BlockOccupations:
             if m == 0:
                 raise ValueError("every species needs at least one level")
             eps = np.asarray(eps, dtype=np.float64)
-            log_x = -(eps - eps.min()) / self.T  # shift: conditionals do not depend on it
+            with np.errstate(over="ignore"):  # an overflow is refused below, with its reason
+                log_x = -(eps - eps.min()) / self.T  # shift: conditionals do not depend on it
             suffix = log_esp_suffix(log_x, n)  # (m+1, n+1): ln e_r(x_k..x_{m-1})
             k = np.arange(m)[:, None]
             r = np.arange(n_max + 1)[None, :]
@@ -233,6 +237,11 @@ class _BlockOccupations:
             with np.errstate(invalid="ignore"):
                 logit[:, 1:n + 1] = log_x[:, None] + suffix[1:, :-1] - suffix[1:, 1:]
             logit = np.where(f == -1, logit, 0.0)
+            # ±inf logits are certain steps (a level of energy +inf is never occupied); NaN is
+            # where every level left has exp(-(energy - lowest)/T) = 0: T too small to resolve.
+            if np.isnan(logit).any():
+                raise ValueError(f"the ideal gas's logits are undefined at T = {self.T}: "
+                                 f"(energy - lowest energy)/T overflows, or an energy is -inf")
             base.append(logit)
             forced.append(f.astype(np.int32))
             block.append(np.full(m, s))
@@ -279,6 +288,9 @@ class _BlockOccupations:
     def log_prob_flat(self, params: Params, occ: jax.Array) -> jax.Array:
         t = self._tables
         occ = jnp.asarray(occ)
+        if occ.shape[-1] != self.n_positions:
+            raise ValueError(f"occupation patterns need {self.n_positions} levels in the last "
+                             f"axis, got shape {occ.shape}")
         x = occ.astype(jax.tree_util.tree_leaves(params)[0].dtype)
         correction = self._net(params).apply(params, x)  # (batch, D)
         occ_i = occ.astype(jnp.int32)
@@ -290,8 +302,9 @@ class _BlockOccupations:
         base = jnp.asarray(t["base"], correction.dtype)[pos, r]
         forced = jnp.asarray(t["forced"])[pos, r]
         logp = jnp.sum(self._step_logp(base + correction, forced, occ_i), axis=-1)
-        # Wrong particle numbers (only possible for patterns not drawn from the model) have p = 0.
-        ok = jnp.ones(logp.shape, bool)
+        # Wrong particle numbers or entries other than 0 and 1 (only possible for patterns not
+        # drawn from the model) have p = 0.
+        ok = jnp.all((occ_i == 0) | (occ_i == 1), axis=-1)
         for s, (m, n) in enumerate(zip(t["sizes"], self.particle_numbers)):
             o = int(np.sum(t["sizes"][:s]))
             ok &= jnp.sum(occ_i[..., o:o + m], axis=-1) == n
@@ -322,7 +335,9 @@ class _BlockOccupations:
 
         d = self.n_positions
         # All uniforms drawn up front: keeps the RNG out of the loop body (smaller, faster compile).
-        log_u = jnp.log(jax.random.uniform(key, (d, batch), dtype))
+        # u > 0: ln 0 = -inf would take a step whatever its probability (in float32 u = 0 comes
+        # once in 2^23 draws); tiny changes no other draw.
+        log_u = jnp.log(jax.random.uniform(key, (d, batch), dtype, minval=jnp.finfo(dtype).tiny))
         carry0 = (made_start(weights, batch), jnp.zeros((batch,), jnp.int32))
         _, occ = jax.lax.scan(step, carry0, (jnp.arange(d), log_u))
         return occ.T
@@ -331,6 +346,21 @@ class _BlockOccupations:
 # --------------------------------------------------------------------------------------------------
 # Public models
 # --------------------------------------------------------------------------------------------------
+def _level_energies(energies) -> np.ndarray:
+    """``energies`` as a 1-D float64 array, refusing any other shape before it is indexed."""
+    energies = np.asarray(energies, dtype=np.float64)
+    if energies.ndim != 1:
+        raise ValueError(f"level energies must be a 1-D array, got shape {energies.shape}")
+    return energies
+
+
+def _particle_number(name: str, n) -> int:
+    """``n`` as an int, refusing a fractional count rather than truncating it."""
+    if int(n) != n:
+        raise ValueError(f"{name} must be a whole number of particles, got {n}")
+    return int(n)
+
+
 class Occupations:
     """p_φ(n) for ``n`` fermions of one species on the levels ``energies`` (M,), ideal gas at init.
 
@@ -347,8 +377,8 @@ class Occupations:
     """
 
     def __init__(self, energies: np.ndarray, n: int, T: float, hidden: Sequence[int] = (64,)):
-        self.energies = np.asarray(energies, dtype=np.float64)
-        self.n = int(n)
+        self.energies = _level_energies(energies)
+        self.n = _particle_number("n", n)
         self.T = float(T)
         self.n_levels = int(self.energies.shape[0])
         self._core = _BlockOccupations((self.energies,), (self.n,), self.T, tuple(hidden), True)
@@ -362,7 +392,8 @@ class Occupations:
         return self._core.sample_flat(params, key, batch)
 
     def log_prob(self, params: Params, occ: jax.Array) -> jax.Array:
-        """ln p_φ(occ) for occ (batch, M) in one teacher-forced pass; -inf for a wrong N."""
+        """ln p_φ(occ) for occ (batch, M) in one teacher-forced pass; -inf for a wrong N or an
+        entry other than 0 and 1."""
         return self._core.log_prob_flat(params, occ)
 
     def occupied_indices(self, occ: jax.Array, n: int | None = None) -> jax.Array:
@@ -413,12 +444,13 @@ class SpinfulOccupations(_TwoSpecies):
         joint: bool = True,
         energies_down: np.ndarray | None = None,
     ):
-        self.energies = np.asarray(energies, dtype=np.float64)
+        self.energies = _level_energies(energies)
         self.energies_down = (self.energies if energies_down is None
-                              else np.asarray(energies_down, dtype=np.float64))
+                              else _level_energies(energies_down))
         if self.energies_down.shape != self.energies.shape:
             raise ValueError("up and down species must have the same number of levels")
-        self.n_up, self.n_down = int(n_up), int(n_down)
+        self.n_up = _particle_number("n_up", n_up)
+        self.n_down = _particle_number("n_down", n_down)
         self.T = float(T)
         self.n_levels = int(self.energies.shape[0])
         self._core = _BlockOccupations((self.energies, self.energies_down),
@@ -451,11 +483,14 @@ class GroundOccupations(_TwoSpecies):
     """
 
     def __init__(self, energies: np.ndarray, n_up: int, n_down: int):
-        self.energies = np.asarray(energies, dtype=np.float64)
-        self.n_up, self.n_down = int(n_up), int(n_down)
+        self.energies = _level_energies(energies)
+        self.n_up = _particle_number("n_up", n_up)
+        self.n_down = _particle_number("n_down", n_down)
         self.n_levels = int(self.energies.shape[0])
-        if max(self.n_up, self.n_down) > self.n_levels:
-            raise ValueError("more particles of one spin than levels")
+        for name, n in (("n_up", self.n_up), ("n_down", self.n_down)):
+            if not 0 <= n <= self.n_levels:
+                raise ValueError(f"{name} = {n} outside [0, {self.n_levels}] for "
+                                 f"{self.n_levels} levels")
         order = np.argsort(self.energies, kind="stable")
         self.patterns = []
         for n in (self.n_up, self.n_down):
@@ -476,4 +511,7 @@ class GroundOccupations(_TwoSpecies):
                      for p in self.patterns)
 
     def log_prob(self, params: Params, occ: tuple[jax.Array, jax.Array]) -> jax.Array:
-        return jnp.zeros(occ[0].shape[:1])
+        """0 for the ground pattern, -inf for any other: ln δ(n − n₀)."""
+        ground = (jnp.all(jnp.asarray(occ[0]) == self.patterns[0], axis=-1)
+                  & jnp.all(jnp.asarray(occ[1]) == self.patterns[1], axis=-1))
+        return jnp.where(ground, 0.0, -jnp.inf)
