@@ -22,6 +22,14 @@ states for every S and the density matrix of each S stays normalised; the eigenv
 (arbitrary per S) only change each base state's global phase. S enters as data: the
 coefficients carry no gradient (``stop_gradient``), since nothing differentiates the electrons'
 wavefunction with respect to the protons (their gradient is the score function of q(S)).
+
+Where the occupied bands end inside a degenerate multiplet (a symmetric clamped lattice: bcc
+with 16 protons at the Γ point fills 8 of each spin into a shell of 5), any member of it is an
+eigenvector, and which one eigh returns depends on the LAPACK or cuSOLVER build. A fixed
+diagonal of ±1e-7 Ha (one pseudo-random value per plane wave, seed 0) added to H picks one
+member the same way on every machine and still commutes with translations of all the protons
+(the bands' energies move by ≤ 1e-7 Ha, and they are only labels; the energy is H's own). In
+the liquid such ties have measure zero.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from qvfe.physics import heg
 from qvfe.physics.orbital_values import OrbitalValues, plane_wave_orbital_values
 
 __all__ = ["ScreenedBands"]
+
+TIE_BREAK = 1e-7  # Ha: the largest diagonal shift that picks members of degenerate multiplets
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +62,9 @@ class ScreenedBands:
             gives plane waves), times the spec's ``model.band_potential_scale``.
         screening: 'rpa' (ε Lindhard, the metal's bands) or 'none' (ε = 1, the bare Coulomb
             potential: one electron's exact Hamiltonian in the plane waves).
+
+    Derived: ``diagonal`` (K,), H's diagonal without the protons: ½|k|² plus the tie-break of
+    the module docstring.
 
     The orbital table has the interface of ``PlaneWaveBasis``: ``values(z, occ, coefficients)``
     takes the coefficients of the configuration as one more argument (the wavefunction passes
@@ -71,12 +84,23 @@ class ScreenedBands:
         k = np.asarray(self.k_vectors, dtype=np.float64)
         if k.ndim != 2 or k.shape[1] != 3:
             raise ValueError(f"ScreenedBands.k_vectors must be (K, 3), got shape {k.shape}")
+        if int(self.n_bands) != self.n_bands:
+            raise ValueError(f"ScreenedBands.n_bands must be a whole number, got {self.n_bands}")
         if not 1 <= self.n_bands <= k.shape[0]:
             raise ValueError(f"ScreenedBands.n_bands must be in [1, {k.shape[0]}] (the plane "
                              f"waves), got {self.n_bands}")
         if not self.box_length > 0 or not self.rs > 0:
             raise ValueError("ScreenedBands.box_length and rs must be > 0, got "
                              f"{self.box_length} and {self.rs}")
+        if not np.isfinite(self.charge):
+            raise ValueError(f"ScreenedBands.charge must be finite, got {self.charge}")
+        m = k * self.box_length / (2 * np.pi)
+        if np.max(np.abs(m - m[0] - np.round(m - m[0]))) > 1e-6:
+            raise ValueError("ScreenedBands.k_vectors must be 2π(m + twist)/L of this box "
+                             f"(box_length {self.box_length}): m - twist is not integer")
+        if len(np.unique(np.round(m - m[0]), axis=0)) != len(k):
+            raise ValueError("ScreenedBands.k_vectors must be distinct (a repeated plane wave "
+                             "makes two bands the same function)")
         if self.screening not in ("rpa", "none"):
             raise ValueError(f"ScreenedBands.screening must be 'rpa' or 'none', got "
                              f"{self.screening!r}")
@@ -88,6 +112,8 @@ class ScreenedBands:
         eps = heg.rpa_dielectric(safe, self.rs) if self.screening == "rpa" else 1.0
         u = np.where(off, -4 * np.pi / (safe**2 * eps), 0.0)
         object.__setattr__(self, "_pair_potential", self.charge * u / self.volume)
+        tie_break = TIE_BREAK * np.random.default_rng(0).uniform(-1.0, 1.0, k.shape[0])
+        object.__setattr__(self, "diagonal", 0.5 * np.sum(k**2, axis=-1) + tie_break)
 
     @property
     def volume(self) -> float:
@@ -106,13 +132,13 @@ class ScreenedBands:
         return int(self.k_vectors.shape[0])
 
     def hamiltonian(self, s: jax.Array) -> jax.Array:
-        """H (K, K), complex Hermitian, for the protons at ``s`` (P, 3)."""
+        """H (K, K), complex Hermitian, for the protons at ``s`` (P, 3), with the tie-break."""
         s = jax.lax.stop_gradient(s)
         phase = jnp.asarray(self.k_vectors) @ s.T  # (K, P): k·R_I
         a = jax.lax.complex(jnp.cos(phase), -jnp.sin(phase))  # e^{-ik·R_I}
         structure = a @ jnp.conj(a).T  # Σ_I e^{-i(k-k')·R_I}
-        kinetic = 0.5 * jnp.sum(jnp.asarray(self.k_vectors) ** 2, axis=-1)
-        return jnp.diag(kinetic).astype(structure.dtype) + self._pair_potential * structure
+        diagonal = jnp.asarray(self.diagonal)  # ½|k|² and the tie-break (module docstring)
+        return jnp.diag(diagonal).astype(structure.dtype) + self._pair_potential * structure
 
     def bands(self, s: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(energies (M,) in Ha, coefficients (K, M)) of the M lowest bands at ``s``."""

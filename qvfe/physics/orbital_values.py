@@ -1,9 +1,9 @@
 """Values of single-particle orbitals at particle positions, shaped for Slater determinants.
 
-One job: given positions ``z`` of shape ``(n, d)`` and the descriptors of ``n`` chosen orbitals
-(oscillator quantum numbers ``(n, d)`` int, or plane-wave vectors ``(n, d)`` float), return the
-``(n, n)`` matrix ``A[i, j] = phi_j(z_i)`` whose determinant is the (unnormalised) Slater
-determinant. Which orbitals are chosen (the energy-ordered lists, the occupations) is decided
+One job: given positions ``z`` of shape ``(n, d)`` and the descriptors of ``m`` chosen orbitals
+(oscillator quantum numbers ``(m, d)`` int, or plane-wave vectors ``(m, d)`` float), return the
+``(n, m)`` matrix ``A[i, j] = phi_j(z_i)``; for m = n its determinant is the (unnormalised)
+Slater determinant. Which orbitals are chosen (the energy-ordered lists, the occupations) is decided
 elsewhere (``qvfe.physics.orbitals``, ``qvfe.autoregressive.occupations``).
 
 Log-domain convention. Every orbital of a given particle shares a factor that depends only on that
