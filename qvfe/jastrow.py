@@ -17,6 +17,18 @@ coefficients per spin type. With clamped nuclei (hydrogen) a one-body term ``sum
 f(r_iI / r_c) h(r_iI)`` joins it, h of the same polynomial form with slope 0 at contact (the
 electron-proton cusp is the flow's exact step), zero at the start.
 
+The short-range form above stops at r_c = L/2, and correlation at high density is long-ranged
+(the plasmons' zero-point motion: the random-phase approximation's u(k) ~ 4π/k² ω_p). With
+``long_range_shells`` = M > 0 a sum over the box's reciprocal vectors joins it,
+
+    - sum_{k in shells 1..M} [ b_{s(k)} (|rho_k|^2 - N) + d_{s(k)} Re(rho_k rho^p_k*) ] / N,
+
+rho_k = sum_i e^{i k.x_i} over the N electrons, rho^p_k over the nuclei (the second term only with
+nuclei), k = 2 pi m / L, m != 0 in the M smallest shells |m|^2 (one of each pair ±k: |rho_k|^2 is
+even in k), b and d learned per shell, zero at the start. It is periodic (no twist: J multiplies
+the determinant's twisted phases, it does not carry one), smooth, free of cusps, and a pair sum:
+|rho_k|^2 - N = sum_{i != j} e^{i k.(x_i - x_j)}.
+
 Why pure states only: a density matrix sum_n p_n |psi_n><psi_n| with entropy -sum p ln p needs
 the dressed states psi_n orthonormal, which the √flow keeps (DESIGN.md §3) and a Jastrow factor
 does not (it changes each state's norm and their overlaps). For one base state at clamped
@@ -35,7 +47,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qvfe.physics.orbitals import reciprocal_half_shells
+
 __all__ = ["PeriodicJastrow"]
+
+MAX_LONG_RANGE_SHELLS = 12
+
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,7 @@ class PeriodicJastrow:
         terms: K, the learned shape coefficients per spin type beyond c_s (0: c_s only).
         dim: 2 or 3 (Kato's slopes depend on it).
         n_nuclei: > 0 adds the electron-nucleus term (clamped nuclei, given to ``log_value``).
+        long_range_shells: M, the reciprocal shells of the long-range term (0: none).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -63,6 +81,7 @@ class PeriodicJastrow:
     terms: int = 4
     dim: int = 3
     n_nuclei: int = 0
+    long_range_shells: int = 0
 
     def __post_init__(self) -> None:
         if self.n_up < 0 or self.n_down < 0 or self.n_up + self.n_down < 2:
@@ -76,6 +95,11 @@ class PeriodicJastrow:
             raise ValueError(f"dim must be 2 or 3, got {self.dim}")
         if self.n_nuclei < 0:
             raise ValueError(f"n_nuclei must be >= 0, got {self.n_nuclei}")
+        if not 0 <= self.long_range_shells <= MAX_LONG_RANGE_SHELLS:
+            raise ValueError(f"long_range_shells must be in [0, {MAX_LONG_RANGE_SHELLS}], got "
+                             f"{self.long_range_shells}")
+        object.__setattr__(self, "_reciprocal", reciprocal_half_shells(self.dim, self.long_range_shells,
+                                                             self.box_length))
         n = self.n_up + self.n_down
         i, j = np.triu_indices(n, k=1)
         same = (i < self.n_up) == (j < self.n_up)
@@ -97,6 +121,10 @@ class PeriodicJastrow:
                   "shape": jnp.zeros((2, self.terms))}
         if self.n_nuclei:
             params["nuclear"] = jnp.zeros(self.terms + 1)
+        if self.long_range_shells:
+            params["long_range"] = jnp.zeros(self.long_range_shells)
+            if self.n_nuclei:
+                params["long_range_nuclear"] = jnp.zeros(self.long_range_shells)
         return params
 
     def pair_function(self, params: dict, r: jax.Array, same: jax.Array) -> jax.Array:
@@ -141,7 +169,25 @@ class PeriodicJastrow:
             d = self._minimum_image(x[:, None, :] - nuclei[None, :, :])
             value = value + jnp.sum(self.nuclear_function(params,
                                                           jnp.sqrt(jnp.sum(d * d, axis=-1))))
+        if self.long_range_shells:
+            value = value + self._long_range(params, x, nuclei)
         return value
+
+    def _long_range(self, params: dict, x: jax.Array, nuclei: jax.Array | None) -> jax.Array:
+        """The reciprocal-space term of the module docstring."""
+        k, shell = self._reciprocal
+        n = x.shape[0]
+
+        def density(points):  # Re and Im of rho_k = sum_i e^{i k.x_i}, (K,) each; real
+            phase = points @ jnp.asarray(k, points.dtype).T  # arithmetic keeps folx's path real
+            return jnp.sum(jnp.cos(phase), axis=0), jnp.sum(jnp.sin(phase), axis=0)
+
+        re, im = density(x)
+        per_k = params["long_range"][shell] * (re * re + im * im - n)
+        if self.n_nuclei:
+            re_p, im_p = density(nuclei)
+            per_k = per_k + params["long_range_nuclear"][shell] * (re * re_p + im * im_p)
+        return -jnp.sum(per_k) / n
 
     def _minimum_image(self, d: jax.Array) -> jax.Array:
         return d - self.box_length * jnp.round(d / self.box_length)

@@ -287,6 +287,17 @@ class QuantumModel:
                                     "bounded mean push of the other spin; a bijection for every "
                                     "parameter value at an amplitude that does not shrink with "
                                     "N, see qvfe/flows/opposite_spin.py)", lo=0, hi=16)
+    collective_layers: int = opt(0, doc="periodic: layers of the collective flow before the "
+                                 "backflow (every electron moved by the density's long waves, "
+                                 "whose Jacobian factor is a long-range Jastrow factor to first "
+                                 "order; qvfe/flows/collective.py)", lo=0, hi=8)
+    collective_shells: int = opt(3, doc="collective_layers > 0: reciprocal shells |m|^2 of its "
+                                 "waves", lo=1, hi=12)
+    collective_strength: float = opt(1.0, doc="collective_layers > 0: amplitude bound's "
+                                     "multiplier; at most 1 every layer is a bijection for every "
+                                     "parameter value, above it only where det dZ/dX > 0 (the "
+                                     "evaluation's 'fold' reports where not)", lo=0.0, hi=100.0,
+                                     lo_open=True)
     laplacian: str = opt("folx", doc="kinetic energy by 'folx' (forward Laplacian, exact), "
                          "'hessian' (jax.hessian, exact; small batches) or 'hutchinson' (folx "
                          "for the base state, an unbiased random estimate for the √flow's "
@@ -430,6 +441,11 @@ class ElectronGasModel(QuantumModel):
                              "qvfe.jastrow). Not a √flow: the dressed states are then not "
                              "orthonormal, so never with thermal electrons or sampled protons",
                              lo=0, hi=16)
+    jastrow_long_range: int = opt(0, doc="with jastrow_terms: the Jastrow factor's long-range "
+                                  "term over this many shells of the box's reciprocal vectors, "
+                                  "sum_k b |rho_k|^2 per shell (and the electron-proton "
+                                  "rho_k rho^p_k* with protons); 0: none (qvfe.jastrow)",
+                                  lo=0, hi=12)
 
 
 @dataclass(frozen=True)
@@ -723,12 +739,14 @@ def _check_consistency(spec: Spec) -> None:
             raise SpecError(f"model.jastrow_terms = {spec.model.jastrow_terms} is invalid with "
                             "model.electrons = 'thermal': must be 0 unless the electrons are "
                             "'ground' (one base state, whose norm is a constant)")
+        _check_long_range_jastrow(spec.model)
         if spec.model.jastrow_terms and s.n_up + s.n_down < 2:
             raise SpecError(f"model.jastrow_terms = {spec.model.jastrow_terms} is invalid for "
                             f"{s.n_up + s.n_down} electron: a Jastrow factor needs two electrons "
                             "or more (must be 0)")
     if spec.kind in ("quantum_dot", "electron_gas", "hydrogen"):
         _check_opposite_spin_layers(spec)
+        _check_collective_layers(spec)
         _check_backflow_range(spec)
         _check_backflow_environment(spec)
         _check_backflow_axis_amplitudes(spec)
@@ -768,6 +786,17 @@ def _check_opposite_spin_layers(spec: Spec) -> None:
         raise SpecError(f"model.opposite_spin_layers = {layers} is invalid here (system.kind = "
                         f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
                         "box is periodic and both spins are present")
+
+
+def _check_collective_layers(spec: Spec) -> None:
+    layers = spec.model.collective_layers
+    if not layers:
+        return
+    periodic, n_up, n_down = _periodic_electrons(spec)
+    if not periodic or n_up + n_down < 2:
+        raise SpecError(f"model.collective_layers = {layers} is invalid here (system.kind = "
+                        f"{spec.kind!r}, n_up = {n_up}, n_down = {n_down}): must be 0 unless the "
+                        "box is periodic and holds two electrons or more")
 
 
 def _check_backflow_environment(spec: Spec) -> None:
@@ -891,6 +920,7 @@ def _check_hydrogen(spec: Spec) -> None:
                             f"{s.coupling:g}: the full CI is that of the Coulomb Hamiltonian "
                             "(must be 1)")
     jastrow_terms = spec.model.jastrow_terms
+    _check_long_range_jastrow(spec.model)
     if jastrow_terms and (s.boundary != "periodic" or spec.model.electrons != "ground"
                           or not (s.proton_lattice or s.proton_positions)):
         raise SpecError(f"model.jastrow_terms = {jastrow_terms} is invalid with system.boundary "
@@ -908,6 +938,14 @@ def _check_hydrogen(spec: Spec) -> None:
     if not spec.run.x64:
         raise SpecError("run.x64 = false is invalid for hydrogen: the Coulomb energies need "
                         "float64 (must be true)")
+
+
+def _check_long_range_jastrow(model) -> None:
+    """The long-range term is part of the Jastrow factor: none without one."""
+    if model.jastrow_long_range and not model.jastrow_terms:
+        raise SpecError(f"model.jastrow_long_range = {model.jastrow_long_range} is invalid with "
+                        "model.jastrow_terms = 0 (no Jastrow factor): must be 0, or set "
+                        "model.jastrow_terms >= 1")
 
 
 def _check_distinct_protons(flat: tuple[float, ...], box_length: float | None) -> None:

@@ -70,6 +70,7 @@ from scipy.special import gammaln
 
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.nuclei import ElectronNucleusFlow
+from qvfe.flows.collective import CollectiveFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics.bands import ScreenedBands
@@ -131,6 +132,8 @@ class SquareRootFlowWavefunction:
             takes the nuclear positions ``s`` (P, d) as one more argument (hydrogen).
         opposite_spin: optional opposite-spin flow applied after ``nuclei``, before the backflow
             (periodic boxes with both spins).
+        collective: optional collective (density-wave) flow applied after ``opposite_spin``,
+            before the backflow (periodic boxes; ``qvfe.flows.collective``).
         sector: optional ``(occ_up, occ_down) -> int`` giving the symmetry sector of a base state
             for a backflow with ``n_sectors > 1``, or its label vector for one with
             ``sector_features`` (see ``Backflow``: the sectors must be ones
@@ -162,6 +165,7 @@ class SquareRootFlowWavefunction:
     geminal: bool = False
     fixed_geminal: np.ndarray | None = None
     jastrow: PeriodicJastrow | None = None
+    collective: CollectiveFlow | None = None
 
     def __post_init__(self) -> None:
         if self.basis.dim != self.backflow.dim:
@@ -177,6 +181,11 @@ class SquareRootFlowWavefunction:
                 != (self.backflow.n_up, self.backflow.n_down, self.backflow.dim)):
             raise ValueError("the opposite-spin flow and the backflow differ in n_up, n_down or "
                              "dim")
+        if self.collective is not None and (
+                (self.collective.n_particles, self.collective.dim)
+                != (self.backflow.n_up + self.backflow.n_down, self.backflow.dim)):
+            raise ValueError("the collective flow and the backflow differ in the number of "
+                             "electrons or dim")
         if (self.sector is None) == self.backflow.conditioned:
             raise ValueError("a sector function goes with a backflow of n_sectors > 1 or "
                              "sector_features > 0, and only with one")
@@ -219,6 +228,8 @@ class SquareRootFlowWavefunction:
             params["nuclei"] = self.nuclei.init(jax.random.fold_in(key, 1))
         if self.opposite_spin is not None:
             params["opposite_spin"] = self.opposite_spin.init(jax.random.fold_in(key, 2))
+        if self.collective is not None:
+            params["collective"] = self.collective.init()
         if self.geminal and self.fixed_geminal is None:
             m = self.basis.n_orbitals
             params["geminal"] = jnp.zeros(m * (m + 1) // 2)  # upper triangle of Delta
@@ -263,27 +274,37 @@ class SquareRootFlowWavefunction:
     def flow_det_sign(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                       *context: jax.Array) -> jax.Array:
         """The sign of det dZ/dX at one sample (arguments as ``log_psi``): +1 where the √flow is
-        a local diffeomorphism, -1 or 0 where it folds. Only the backflow can fold (above
-        strength 1, see ``qvfe.flows.backflow``); the electron-nucleus and opposite-spin flows
-        before it are bijections for every parameter value."""
+        a local diffeomorphism, -1 or 0 where it folds. Only the backflow and the collective
+        flow can fold (above strength 1, see ``qvfe.flows.backflow`` and
+        ``qvfe.flows.collective``); the electron-nucleus and opposite-spin flows are bijections
+        for every parameter value."""
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
-        return self.backflow.det_sign(params["backflow"], self.backflow_input(params, x, *context),
-                                      sector)
+        sign = self.backflow.det_sign(params["backflow"],
+                                      self.backflow_input(params, x, *context), sector)
+        if self.collective is not None:
+            if self.nuclei is not None:
+                x = self.nuclei.forward(params["nuclei"], x, context[0])
+            if self.opposite_spin is not None:
+                x = self.opposite_spin.forward(params["opposite_spin"], x)
+            sign = sign * self.collective.det_sign(params["collective"], x)
+        return sign
 
     def backflow_input(self, params: Params, x: jax.Array, *context: jax.Array) -> jax.Array:
         """Where the backflow acts: ``x`` moved by the electron-nucleus flow (``context[0]``
-        the nuclei) and the opposite-spin flow, those present (for diagnostics of the
-        backflow's own layers)."""
+        the nuclei), the opposite-spin flow and the collective flow, those present (for
+        diagnostics of the backflow's own layers)."""
         if self.nuclei is not None:
             x = self.nuclei.forward(params["nuclei"], x, context[0])
         if self.opposite_spin is not None:
             x = self.opposite_spin.forward(params["opposite_spin"], x)
+        if self.collective is not None:
+            x = self.collective.forward(params["collective"], x)
         return x
 
     def _transport(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                    context: tuple, with_log_det: bool = True):
         """(Z, ln|det dZ/dX| (None without ``with_log_det``), the basis' context): the flows
-        in their order, electron-nucleus, opposite-spin, backflow."""
+        in their order, electron-nucleus, opposite-spin, collective, backflow."""
         basis_context = context[1:] if self.nuclei is not None else context
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
         if not with_log_det:
@@ -295,6 +316,9 @@ class SquareRootFlowWavefunction:
             x, log_jac = self.nuclei.forward_and_log_det(params["nuclei"], x, context[0])
         if self.opposite_spin is not None:
             x, ld = self.opposite_spin.forward_and_log_det(params["opposite_spin"], x)
+            log_jac = log_jac + ld
+        if self.collective is not None:
+            x, ld = self.collective.forward_and_log_det(params["collective"], x)
             log_jac = log_jac + ld
         z, ld = self.backflow.forward_and_log_det(params["backflow"], x, sector)
         log_jac = log_jac + ld

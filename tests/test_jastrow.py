@@ -14,6 +14,7 @@ local energy it makes finite where two electrons meet.
 import folx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import qvfe
@@ -28,6 +29,10 @@ def _random_params(jas, seed=0):
               "shape": 0.5 * jax.random.normal(k2, (2, jas.terms))}
     if jas.n_nuclei:
         params["nuclear"] = 0.5 * jax.random.normal(k3, (jas.terms + 1,))
+    for name in ("long_range", "long_range_nuclear"):
+        if name in jas.init():
+            k3, k4 = jax.random.split(k3)
+            params[name] = 0.3 * jax.random.normal(k4, (jas.long_range_shells,))
     return params
 
 
@@ -81,8 +86,9 @@ def test_smooth_at_the_cutoff_and_zero_beyond():
     assert jas.log_value(params, diagonal) == 0.0
 
 
-def test_periodic_translation_invariant_and_folx_laplacian_is_the_hessians():
-    jas = PeriodicJastrow(3, 2, L, terms=3, n_nuclei=2)
+@pytest.mark.parametrize("shells", [0, 3])
+def test_periodic_translation_invariant_and_folx_laplacian_is_the_hessians(shells):
+    jas = PeriodicJastrow(3, 2, L, terms=3, n_nuclei=2, long_range_shells=shells)
     params = _random_params(jas, seed=2)
     x = L * jax.random.uniform(jax.random.PRNGKey(3), (5, 3))
     nuclei = jnp.array([[0.5, 1.0, 4.0], [2.5, 3.5, 1.0]])
@@ -104,11 +110,42 @@ def test_periodic_translation_invariant_and_folx_laplacian_is_the_hessians():
                                        rel=1e-10)
 
 
+@pytest.mark.parametrize("dim, n_nuclei", [(3, 2), (2, 0)])
+def test_long_range_term_is_the_pair_sum_over_the_shells_and_absent_at_the_start(dim, n_nuclei):
+    # -sum over every k of the shells (both signs) of [b/2 sum_{i != j} cos k.(x_i - x_j)
+    #  + d/2 sum_{i, I} cos k.(x_i - R_I)] / N, written out in numpy.
+    jas = PeriodicJastrow(2, 2, L, terms=2, dim=dim, n_nuclei=n_nuclei, long_range_shells=3)
+    short = PeriodicJastrow(2, 2, L, terms=2, dim=dim, n_nuclei=n_nuclei)
+    x = L * jax.random.uniform(jax.random.PRNGKey(7), (4, dim))
+    nuclei = L * jax.random.uniform(jax.random.PRNGKey(8), (n_nuclei, dim)) if n_nuclei else None
+    assert float(jas.log_value(jas.init(), x, nuclei)) == pytest.approx(
+        float(short.log_value(short.init(), x, nuclei)), abs=1e-14)
+    params = _random_params(jas, seed=9)
+    shift = float(jas.log_value(params, x, nuclei)) - float(short.log_value(
+        {k: v for k, v in params.items() if not k.startswith("long_range")}, x, nuclei))
+    grid = np.stack(np.meshgrid(*[np.arange(-4, 5)] * dim, indexing="ij"), -1).reshape(-1, dim)
+    norm2 = np.sum(grid**2, 1)
+    shells = np.unique(norm2[norm2 > 0])[:3]  # 3D: |m|^2 = 1, 2, 3; 2D: 1, 2, 4
+    xs, expected = np.asarray(x), 0.0
+    for shell, m2 in enumerate(shells):
+        for k in 2 * np.pi * grid[norm2 == m2] / L:
+            pairs = np.cos((xs[:, None] - xs[None]) @ k)
+            expected -= 0.5 * float(params["long_range"][shell]) * (pairs.sum() - 4) / 4
+            if n_nuclei:
+                cross = np.cos((xs[:, None] - np.asarray(nuclei)[None]) @ k).sum()
+                expected -= 0.5 * float(params["long_range_nuclear"][shell]) * cross / 4
+    assert abs(expected) > 1e-2
+    assert shift == pytest.approx(expected, abs=1e-12)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="two electrons"):
         PeriodicJastrow(1, 0, L)
     with pytest.raises(ValueError, match="terms"):
         PeriodicJastrow(1, 1, L, terms=-1)
+    for shells in (-1, 13):
+        with pytest.raises(ValueError, match=r"long_range_shells must be in \[0, 12\]"):
+            PeriodicJastrow(1, 1, L, long_range_shells=shells)
 
 
 def _clamped_hydrogen(jastrow_terms):

@@ -23,13 +23,14 @@ from qvfe.physics import heg
 
 def _spec(n_up, n_down, dim=3, rs=2.0, theta=0.5, coupling=0.0, steps=0, batch=256, layers=1,
           samples=None, strength=1.0, opposite_spin=0, backflow_range=0.0, laplacian="folx",
-          environment=0, momentum=False, **system):
+          environment=0, momentum=False, collective=0, **system):
     raw = {"system": {"kind": "electron_gas", "n_up": n_up, "n_down": n_down, "dim": dim,
                       "rs": rs, "theta": theta, "coupling": coupling, **system},
            "model": {"occupation_hidden": 16, "backflow_layers": layers, "backflow_hidden": 8,
                      "backflow_strength": strength, "opposite_spin_layers": opposite_spin,
                      "backflow_range": backflow_range, "laplacian": laplacian,
-                     "backflow_environment": environment, "backflow_momentum": momentum},
+                     "backflow_environment": environment, "backflow_momentum": momentum,
+                     "collective_layers": collective, "collective_strength": 4.0},
            "optim": {"steps": steps, "lr": 0.005, "max_norm": 0.1},
            "sampler": {"batch": batch, "burn_in": 20, "mcmc_sweeps": 5},
            "eval": {"samples": samples or 8 * batch}}
@@ -158,9 +159,10 @@ def test_three_electrons_reach_full_configuration_interaction_at_rs4():
 
 
 def test_interacting_steps_stay_finite_and_periodic(tmp_path):
-    # with an opposite-spin layer before the backflow (the fold check follows it there)
+    # with opposite-spin and collective layers before the backflow (the fold check follows
+    # them there)
     spec = _spec(2, 2, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64, strength=30.0,
-                 opposite_spin=1)
+                 opposite_spin=1, collective=1)
     result = qvfe.run(spec, out=tmp_path / "r", progress=False)
     obs = result.observables
     # above strength 1 the evaluation reports the walkers where the √flow folds (det dZ/dX <= 0);

@@ -53,6 +53,12 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "(system.kind = 'electron_gas', n_up = 3, n_down = 0): must be 0 unless the box is periodic "
      "and both spins are present"),
     (H_ISOLATED, {"model.opposite_spin_layers": 2}, "model.opposite_spin_layers = 2 is invalid"),
+    (H_ISOLATED, {"model.collective_layers": 1}, "model.collective_layers = 1 is invalid here "
+     "(system.kind = 'hydrogen'"),
+    (HEG, {"model.collective_layers": 9}, "model.collective_layers = 9 is invalid: must be an "
+     "integer in [0, 8]"),
+    (HEG, {"model.collective_strength": 0.0}, "model.collective_strength = 0.0 is invalid: must be a "
+     "number in (0.0, 100.0]"),
     (HEG, {"model.backflow_range": 0.5, "model.backflow_strength": 2.0},
      "model.backflow_strength = 2 is invalid with model.backflow_range = 0.5: must be 1"),
     (HEG, {"model.backflow_range": 0.5, "system.n_up": 1}, "model.backflow_range = 0.5 is "
@@ -147,6 +153,12 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
      "= 'thermal': must be 0 unless the electrons are 'ground'"),
     (HEG, {"model.jastrow_terms": 2, "model.electrons": "ground", "system.n_up": 1,
            "system.n_down": 0}, "model.jastrow_terms = 2 is invalid for 1 electron"),
+    (HEG, {"model.jastrow_long_range": 3, "model.electrons": "ground"},
+     "model.jastrow_long_range = 3 is invalid with model.jastrow_terms = 0"),
+    (H_PERIODIC, {"model.jastrow_long_range": 2}, "model.jastrow_long_range = 2 is invalid with "
+     "model.jastrow_terms = 0"),
+    (HEG, {"model.jastrow_long_range": 13}, "model.jastrow_long_range = 13 is invalid: must be an "
+     "integer in [0, 12]"),
     ({"system": {"kind": "quantum_dot", "n_up": 1, "n_down": 1, "T": 0.1}},
      {"model.jastrow_terms": 2}, "model.jastrow_terms is not a known key"),
     (H_ISOLATED, {"model.orbitals": "screened_bands"}, "model.orbitals = 'screened_bands' is "

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from qvfe.flows.backflow import Backflow
+from qvfe.flows.collective import CollectiveFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 from qvfe.physics.potentials import harmonic_trap
@@ -190,8 +191,8 @@ def test_hutchinson_kinetic_energy_is_unbiased_and_exact_for_the_identity_flow(n
 
 
 def test_hutchinson_kinetic_energy_with_the_nuclei_and_opposite_spin_flows():
-    """Hydrogen's stack (exact-cusp and learned electron-nucleus steps, opposite-spin layers,
-    backflow; 3D, periodic, twisted plane waves): the Hutchinson local energy averaged over
+    """Hydrogen's stack (exact-cusp and learned electron-nucleus steps, opposite-spin and
+    collective layers, backflow; 3D, periodic, twisted plane waves): the Hutchinson local energy averaged over
     probe draws is folx's within 4 standard errors per sample, and the Z of the flows'
     log-det-free forward maps equals that of forward_and_log_det."""
     from qvfe.flows.nuclei import ElectronNucleusFlow
@@ -203,7 +204,8 @@ def test_hutchinson_kinetic_energy_with_the_nuclei_and_opposite_spin_flows():
         Backflow(2, 2, 3, kind="periodic", box_length=box, hidden=(8,)),
         nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=box, hidden=(8,),
                                    n_layers=1, cusp_scale=0.3, cusp_charge=1.0),
-        opposite_spin=OppositeSpinFlow(2, 2, 3, box, hidden=(8,)))
+        opposite_spin=OppositeSpinFlow(2, 2, 3, box, hidden=(8,)),
+        collective=CollectiveFlow(4, 3, box, shells=2, strength=3.0))
     params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 1.0)
     b = 3
     x = jax.random.uniform(jax.random.PRNGKey(4), (b, 4, 3)) * box
@@ -238,7 +240,8 @@ def test_hutchinson_kinetic_energy_with_the_nuclei_and_opposite_spin_flows():
 def test_flow_det_sign_is_the_sign_of_the_whole_stacks_jacobian():
     """Hydrogen's stack with a backflow above strength 1 (which may fold): ``flow_det_sign`` is
     the sign of det dZ/dX of the whole transport, electron-nucleus and opposite-spin flows
-    included, on clustered configurations where some fold and some do not."""
+    included, and a collective layer above strength 1, on clustered configurations where some
+    fold and some do not."""
     import dataclasses
 
     from qvfe.flows.nuclei import ElectronNucleusFlow
@@ -250,7 +253,8 @@ def test_flow_det_sign_is_the_sign_of_the_whole_stacks_jacobian():
         Backflow(2, 2, 3, kind="periodic", box_length=box, hidden=(8,), strength=40.0),
         nuclei=ElectronNucleusFlow(2, 3, kind="periodic", box_length=box, hidden=(8,),
                                    n_layers=1, cusp_scale=0.3, cusp_charge=1.0),
-        opposite_spin=OppositeSpinFlow(2, 2, 3, box, hidden=(8,)))
+        opposite_spin=OppositeSpinFlow(2, 2, 3, box, hidden=(8,)),
+        collective=CollectiveFlow(4, 3, box, shells=2, strength=40.0))
     params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
     b = 64
     x = 0.3 * box * jax.random.uniform(jax.random.PRNGKey(4), (b, n, 3))
@@ -265,8 +269,15 @@ def test_flow_det_sign_is_the_sign_of_the_whole_stacks_jacobian():
         x, s))
     np.testing.assert_array_equal(signs, np.asarray(jax.jit(jax.vmap(full_sign))(x, s)))
     assert (signs < 0).any() and (signs > 0).any()  # not vacuous
+    # the collective layer folds some of them on its own
+    alone = jax.vmap(lambda x, s: wf.collective.det_sign(
+        params["collective"], wf.opposite_spin.forward(
+            params["opposite_spin"], wf.nuclei.forward(params["nuclei"], x, s))))(x, s)
+    assert (np.asarray(alone) < 0).any()
     # at strength 1 the same parameters cannot fold anywhere
-    bound = dataclasses.replace(wf, backflow=dataclasses.replace(wf.backflow, strength=1.0))
+    bound = dataclasses.replace(
+        wf, backflow=dataclasses.replace(wf.backflow, strength=1.0),
+        collective=dataclasses.replace(wf.collective, strength=1.0))
     assert (np.asarray(jax.vmap(lambda x, s: bound.flow_det_sign(params, x, None, None, s))(
         x, s)) > 0).all()
 

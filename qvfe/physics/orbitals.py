@@ -33,6 +33,7 @@ __all__ = [
     "plane_wave_orbitals",
     "plane_waves_within",
     "plane_wave_closed_shells",
+    "reciprocal_half_shells",
 ]
 
 
@@ -213,3 +214,28 @@ def plane_wave_closed_shells(
     _, e = plane_wave_orbitals(dim, 2.0 * np.pi, max_orbitals + 1, twist)
     key = np.round(e, 9)
     return [n for n in range(1, max_orbitals + 1) if key[n] > key[n - 1]]
+
+
+def reciprocal_half_shells(dim: int, shells: int, box_length: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(k (K, dim), shell index (K,)): the box's reciprocal vectors 2 pi m / L (no twist) for
+    integer m != 0 in the ``shells`` smallest values of |m|^2, one of each pair ±m (its first
+    nonzero component positive), in increasing |m|^2 (the long waves of ``qvfe.jastrow`` and
+    ``qvfe.flows.collective``)."""
+    if not shells:
+        return np.zeros((0, dim)), np.zeros(0, np.int64)
+    reach = 1
+    while True:  # until the cube |m_i| <= reach holds every m of the kept shells
+        axes = np.arange(-reach, reach + 1)
+        m = np.stack(np.meshgrid(*[axes] * dim, indexing="ij"), -1).reshape(-1, dim)
+        first = m[np.arange(len(m)), np.argmax(m != 0, axis=1)]
+        m = m[first > 0]
+        norm2 = np.sum(m * m, axis=1)
+        kept = np.unique(norm2)[:shells]
+        if len(kept) == shells and kept[-1] <= reach**2:
+            break
+        reach += 1
+    order = np.argsort(norm2, kind="stable")
+    m, norm2 = m[order], norm2[order]
+    keep = np.isin(norm2, kept)
+    return 2 * np.pi * m[keep] / box_length, np.searchsorted(kept, norm2[keep])

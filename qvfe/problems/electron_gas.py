@@ -31,6 +31,7 @@ from qvfe.autoregressive.occupations import GroundOccupations, SpinfulOccupation
 from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
+from qvfe.flows.collective import CollectiveFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics import heg, heg_exact
@@ -121,8 +122,11 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
 def fold_check(wf: SquareRootFlowWavefunction, model: Any):
     """The evaluation's check that the √flow is a bijection (the fraction ``fold`` of walkers
     where det dZ/dX is not positive, see Backflow), or None where every parameter value makes it
-    one (``model.backflow_strength`` 1 or no backflow layers)."""
-    if model.backflow_strength <= 1 or model.backflow_layers == 0:
+    one (``model.backflow_strength`` and ``model.collective_strength`` at most 1, or no such
+    layers)."""
+    backflow_folds = model.backflow_strength > 1 and model.backflow_layers > 0
+    collective_folds = model.collective_strength > 1 and model.collective_layers > 0
+    if not (backflow_folds or collective_folds):
         return None
 
     def check(theta: Any, xs: jax.Array, idx: tuple) -> dict:
@@ -163,6 +167,15 @@ def make_opposite_spin(model: Any, n_up: int, n_down: int, dim: int, L: float,
                             hidden=(model.backflow_hidden,), n_layers=model.opposite_spin_layers)
 
 
+def make_collective(model: Any, n: int, dim: int, L: float) -> CollectiveFlow | None:
+    """The collective flow of ``model.collective_layers`` over all ``n`` electrons in a periodic
+    box (None for 0 layers); hydrogen's too."""
+    if not model.collective_layers:
+        return None
+    return CollectiveFlow(n, dim, L, shells=model.collective_shells,
+                          n_layers=model.collective_layers, strength=model.collective_strength)
+
+
 def build(spec: Any) -> Problem:
     s, m, o, smp = spec.system, spec.model, spec.optim, spec.sampler
     n_up, n_down, dim = s.n_up, s.n_down, s.dim
@@ -182,10 +195,12 @@ def build(spec: Any) -> Problem:
     backflow = make_backflow(spec)
     opposite_spin = make_opposite_spin(m, n_up, n_down, dim, L, s.rs)
     sector = momentum_label(k_vectors, L, twist) if backflow.conditioned else None
-    jastrow = (PeriodicJastrow(n_up, n_down, L, terms=m.jastrow_terms, dim=dim)
+    jastrow = (PeriodicJastrow(n_up, n_down, L, terms=m.jastrow_terms, dim=dim,
+                               long_range_shells=m.jastrow_long_range)
                if m.jastrow_terms else None)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
-                                    opposite_spin=opposite_spin, sector=sector, jastrow=jastrow)
+                                    opposite_spin=opposite_spin, sector=sector, jastrow=jastrow,
+                                    collective=make_collective(m, n, dim, L))
 
     if s.coupling == 0.0:
         def potential(x: jax.Array) -> jax.Array:

@@ -96,7 +96,8 @@ from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
                                         hartree_fock_reference, ideal_electrons,
-                                        make_opposite_spin, make_periodic_backflow,
+                                        make_collective, make_opposite_spin,
+                                        make_periodic_backflow,
                                         occupation_model)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
@@ -342,7 +343,7 @@ def build(spec: Any) -> Problem:
 
     prefit = None  # periodic only: hydrogen's proton pre-fit
     proton_step = 0.0  # periodic, unclamped protons only: their latent random walk
-    opposite_spin = None  # periodic only
+    opposite_spin = collective = None  # periodic only
     fci_geminal = None  # isolated two-electron molecules only
     if s.boundary == "periodic":
         L = box_length(s.rs, n_p)
@@ -379,6 +380,7 @@ def build(spec: Any) -> Problem:
                                           cusp_charge=cusp_charge)
         backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs)
         opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
+        collective = make_collective(m, n_e, 3, L)
         if s.coupling == 0.0:
             def potential(x: jax.Array, nuc: jax.Array, *bands: jax.Array) -> jax.Array:
                 return jnp.zeros((), x.dtype)
@@ -485,10 +487,11 @@ def build(spec: Any) -> Problem:
                 info["E_FCI"] = e_fci / n_p
 
     wf = SquareRootFlowWavefunction(
-        basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin,
+        basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin, collective=collective,
         geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None,
-        jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms, n_nuclei=n_p)
+        jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms, n_nuclei=n_p,
+                                 long_range_shells=m.jastrow_long_range)
                  if m.jastrow_terms else None))
     bands = basis if isinstance(basis, ScreenedBands) else None
     dm = DensityMatrix(OccupationsAndNuclei(occupations, nuclei_model, bands), wf, potential)
