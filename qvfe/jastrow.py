@@ -54,7 +54,6 @@ __all__ = ["PeriodicJastrow"]
 MAX_LONG_RANGE_SHELLS = 12
 
 
-
 @dataclass(frozen=True)
 class PeriodicJastrow:
     """ln J of the module docstring for ``n_up + n_down`` electrons in a square or cubic box.
@@ -98,8 +97,8 @@ class PeriodicJastrow:
         if not 0 <= self.long_range_shells <= MAX_LONG_RANGE_SHELLS:
             raise ValueError(f"long_range_shells must be in [0, {MAX_LONG_RANGE_SHELLS}], got "
                              f"{self.long_range_shells}")
-        object.__setattr__(self, "_reciprocal", reciprocal_half_shells(self.dim, self.long_range_shells,
-                                                             self.box_length))
+        object.__setattr__(self, "_reciprocal", reciprocal_half_shells(
+            self.dim, self.long_range_shells, self.box_length))
         n = self.n_up + self.n_down
         i, j = np.triu_indices(n, k=1)
         same = (i < self.n_up) == (j < self.n_up)

@@ -69,8 +69,8 @@ import numpy as np
 from scipy.special import gammaln
 
 from qvfe.flows.backflow import Backflow
-from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.collective import CollectiveFlow
+from qvfe.flows.nuclei import ElectronNucleusFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
 from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics.bands import ScreenedBands
