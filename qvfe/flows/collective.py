@@ -115,31 +115,35 @@ class CollectiveFlow:
         """a_s per shell of one layer's parameters, (shells,)."""
         return self._range * (0.75 * jnp.tanh(layer["theta"] + np.arctanh(1.0 / 3.0)) - 0.25)
 
-    def _waves_at(self, x: jax.Array):
+    def _waves_at(self, layer: Params, x: jax.Array):
+        """What one layer's displacement and Jacobian share at x: k (K, d), cos and sin of
+        k.x_i (n, K), and each wave's weight a_s / n (K,)."""
         k = jnp.asarray(self._waves[0], x.dtype)
-        phase = x @ k.T  # (n, K)
-        return k, jnp.cos(phase), jnp.sin(phase)
+        phase = x @ k.T
+        weight = self.amplitudes(layer)[self._waves[1]] / x.shape[0]
+        return k, jnp.cos(phase), jnp.sin(phase), weight
 
-    def _displacement(self, layer: Params, x: jax.Array) -> jax.Array:
-        """u (n, d) of one layer at x (n, d)."""
-        k, c, s = self._waves_at(x)
-        weight = self.amplitudes(layer)[self._waves[1]] / x.shape[0]  # (K,)
+    @staticmethod
+    def _displacement(waves) -> jax.Array:
+        """u (n, d) of one layer from its ``_waves_at``."""
+        k, c, s, weight = waves
         wave = s * jnp.sum(c, axis=0) - c * jnp.sum(s, axis=0)  # Im(e^{ik.x_i} rho_k^*)
         return (wave * weight) @ k
 
-    def _jacobian(self, layer: Params, x: jax.Array) -> jax.Array:
-        """d(x + u)/dx of one layer, (n d, n d), in closed form (module docstring)."""
-        n, d = x.shape
-        k, c, s = self._waves_at(x)
-        weight = self.amplitudes(layer)[self._waves[1]] / n
+    @staticmethod
+    def _jacobian(waves) -> jax.Array:
+        """d(x + u)/dx of one layer, (n d, n d), in closed form (module docstring), from its
+        ``_waves_at``."""
+        k, c, s, weight = waves
+        n, d = c.shape[0], k.shape[1]
         diag = c * jnp.sum(c, axis=0) + s * jnp.sum(s, axis=0)  # D_k,i, (n, K)
         outer = jnp.einsum("ka,kb->kab", k, k)  # (K, d, d)
         pair = -(jnp.einsum("ik,jk,k,kab->iajb", c, c, weight, outer)
                  + jnp.einsum("ik,jk,k,kab->iajb", s, s, weight, outer))
         own = jnp.einsum("ik,k,kab->iab", diag, weight, outer)  # (n, d, d)
-        eye = jnp.eye(n, dtype=x.dtype)
+        eye = jnp.eye(n, dtype=c.dtype)
         pair = pair + eye[:, None, :, None] * own[:, :, None, :]
-        return jnp.eye(n * d, dtype=x.dtype) + pair.reshape(n * d, n * d)
+        return jnp.eye(n * d, dtype=c.dtype) + pair.reshape(n * d, n * d)
 
     def forward_and_log_det(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(Z, ln|det dZ/dX|) for one sample x of shape (n, d)."""
@@ -148,15 +152,16 @@ class CollectiveFlow:
                              f"got {x.shape}")
         logdet = jnp.zeros((), x.dtype)
         for layer in params["layers"]:
-            _, ld = jnp.linalg.slogdet(self._jacobian(layer, x))
-            x = x + self._displacement(layer, x)
+            waves = self._waves_at(layer, x)
+            _, ld = jnp.linalg.slogdet(self._jacobian(waves))
+            x = x + self._displacement(waves)
             logdet = logdet + ld
         return x, logdet
 
     def forward(self, params: Params, x: jax.Array) -> jax.Array:
         """Z for one sample, without the log-determinant."""
         for layer in params["layers"]:
-            x = x + self._displacement(layer, x)
+            x = x + self._displacement(self._waves_at(layer, x))
         return x
 
     def det_sign(self, params: Params, x: jax.Array) -> jax.Array:
@@ -164,8 +169,9 @@ class CollectiveFlow:
         diffeomorphism (always at strength <= 1), -1 or 0 where it folds."""
         sign = jnp.ones((), x.dtype)
         for layer in params["layers"]:
-            sign = sign * jnp.linalg.slogdet(self._jacobian(layer, x))[0]
-            x = x + self._displacement(layer, x)
+            waves = self._waves_at(layer, x)
+            sign = sign * jnp.linalg.slogdet(self._jacobian(waves))[0]
+            x = x + self._displacement(waves)
         return sign
 
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 50) -> jax.Array:
@@ -174,8 +180,9 @@ class CollectiveFlow:
         shape = z.shape
         for layer in reversed(params["layers"]):
             def newton(_, v, target=z, p=layer):
-                residual = (v + self._displacement(p, v) - target).reshape(-1)
-                return v - jnp.linalg.solve(self._jacobian(p, v), residual).reshape(shape)
+                waves = self._waves_at(p, v)
+                residual = (v + self._displacement(waves) - target).reshape(-1)
+                return v - jnp.linalg.solve(self._jacobian(waves), residual).reshape(shape)
 
             z = jax.lax.fori_loop(0, n_iter, newton, z)
         return z
