@@ -279,26 +279,28 @@ class SquareRootFlowWavefunction:
         ``qvfe.flows.collective``); the electron-nucleus and opposite-spin flows are bijections
         for every parameter value."""
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
-        sign = self.backflow.det_sign(params["backflow"],
-                                      self.backflow_input(params, x, *context), sector)
+        x = self._before_collective(params, x, context)
+        sign = jnp.ones((), x.dtype)
         if self.collective is not None:
-            if self.nuclei is not None:
-                x = self.nuclei.forward(params["nuclei"], x, context[0])
-            if self.opposite_spin is not None:
-                x = self.opposite_spin.forward(params["opposite_spin"], x)
-            sign = sign * self.collective.det_sign(params["collective"], x)
-        return sign
+            sign = self.collective.det_sign(params["collective"], x)
+            x = self.collective.forward(params["collective"], x)
+        return sign * self.backflow.det_sign(params["backflow"], x, sector)
 
     def backflow_input(self, params: Params, x: jax.Array, *context: jax.Array) -> jax.Array:
         """Where the backflow acts: ``x`` moved by the electron-nucleus flow (``context[0]``
         the nuclei), the opposite-spin flow and the collective flow, those present (for
         diagnostics of the backflow's own layers)."""
+        x = self._before_collective(params, x, context)
+        if self.collective is not None:
+            x = self.collective.forward(params["collective"], x)
+        return x
+
+    def _before_collective(self, params: Params, x: jax.Array, context: tuple) -> jax.Array:
+        """``x`` moved by the electron-nucleus and opposite-spin flows, those present."""
         if self.nuclei is not None:
             x = self.nuclei.forward(params["nuclei"], x, context[0])
         if self.opposite_spin is not None:
             x = self.opposite_spin.forward(params["opposite_spin"], x)
-        if self.collective is not None:
-            x = self.collective.forward(params["collective"], x)
         return x
 
     def _transport(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
