@@ -92,6 +92,7 @@ from qvfe.physics.bands import ScreenedBands
 from qvfe.physics.ewald import image_sum, make_ewald, reciprocal_half_space
 from qvfe.physics.orbital_values import PlaneWaveBasis
 from qvfe.physics.orbitals import plane_wave_orbitals, plane_waves_within
+from qvfe.physics.periodic_hf import PeriodicHartreeFock
 from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
@@ -107,6 +108,7 @@ ProtonDensity = (PeriodicRadialDensity | PeriodicPushDensity | PeriodicCouplingD
                  | PeriodicParticleDensity)
 PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
 MAX_BAND_PLANE_WAVES = 1000  # screened bands: one K x K diagonalisation per configuration
+MAX_HF_PLANE_WAVES = 400  # clamped protons' Hartree–Fock reference: seconds up to this size
 
 
 def box_length(rs: float, n_protons: int) -> float:
@@ -151,6 +153,29 @@ def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
                          2 * np.pi / box_length)
     return plane_waves_within(3, box_length, 0.5 * k_max**2, twist,
                               limit=MAX_BAND_PLANE_WAVES)[0]
+
+
+def band_references(bands: ScreenedBands, protons: np.ndarray, n_up: int, n_down: int,
+                    coupling: float,
+                    max_plane_waves: int = MAX_HF_PLANE_WAVES) -> dict[str, float]:
+    """For clamped protons: the energy per atom of the bands' ground determinant (what a run
+    without flow layers reaches, ``E_bands_determinant``) and of the Hartree–Fock ground state
+    in the same plane waves (``E_HF``), with every Coulomb term (``qvfe.physics.periodic_hf``).
+    Where the bands' plane waves exceed ``max_plane_waves`` (a Fock matrix costs K² times the
+    plane-wave differences), or Hartree–Fock does not converge in 60 damped iterations (an open
+    shell), that entry is left out."""
+    coefficients = np.asarray(bands.coefficients(jnp.asarray(protons)))
+    occupied = (coefficients[:, :n_up], coefficients[:, :n_down])
+    hf = PeriodicHartreeFock(bands.k_vectors, bands.box_length, protons, coupling=coupling)
+    n_p = len(protons)
+    out = {"E_bands_determinant": hf.energy(occupied) / n_p}
+    if bands.n_plane_waves > max_plane_waves:
+        return out
+    try:
+        out["E_HF"] = hf.solve(n_up, n_down, occupied, max_iterations=60).energy / n_p
+    except RuntimeError:
+        pass
+    return out
 
 
 def two_body_finite_size_errors(rs: float, n_protons: int) -> tuple[float, float]:
@@ -248,7 +273,7 @@ class OccupationsAndNuclei:
     Patterns are ``(occ_up, occ_down, S)``; ``occupied_indices`` passes S on as the wavefunction's
     and the potential's context (see ``qvfe.density_matrix``), and with ``bands`` the band
     coefficients of each S after it (one diagonalisation per configuration and call, not one per
-    evaluation of ψ).
+    evaluation of ψ; one per call for clamped protons).
     """
 
     occupations: SpinfulOccupations | GroundOccupations
@@ -277,7 +302,13 @@ class OccupationsAndNuclei:
 
     def occupied_indices(self, pattern):
         up, down, s = pattern
-        context = (s,) if self.bands is None else (s, jax.vmap(self.bands.coefficients)(s))
+        if self.bands is None:
+            context = (s,)
+        elif isinstance(self.nuclei, ClampedNuclei):  # every walker's S is S₀: one eigh, not B
+            c = self.bands.coefficients(jnp.asarray(self.nuclei.positions, dtype=s.dtype))
+            context = (s, jnp.broadcast_to(c, (*s.shape[:-2], *c.shape)))
+        else:
+            context = (s, jax.vmap(self.bands.coefficients)(s))
         return (*self.occupations.occupied_indices((up, down)), *context)
 
 
@@ -417,6 +448,8 @@ def build(spec: Any) -> Problem:
                     if m.orbitals == "plane_waves" else None)  # the bands' density is not uniform
             if e_hf is not None:  # uniform electron density: no electron–proton energy
                 info["E_HF"] = (n_e * e_hf + s.coupling * n_p * info["proton_madelung"]) / n_p
+            if isinstance(basis, ScreenedBands) and s.coupling > 0:
+                info.update(band_references(basis, clamped, n_up, n_down, s.coupling))
         if m.proton_prefit_steps:
             prefit = _screened_proton_prefit(spec, nuclei_model, T)
             info["proton_prefit"] = {"steps": m.proton_prefit_steps, "batch": PREFIT_BATCH,
