@@ -65,8 +65,11 @@ They also hold the exact state's leading-order two-body (plasmon) error,
 rs = 1.25, half that at N = 32. Both errors are finite-size value minus infinite system.
 
 Exact references put in ``info``: at λ = 0 (periodic) the canonical ideal Fermi gas of the electrons
-on the same k-list plus the ideal classical gas of the protons; in isolated mode with an even
-number of electrons the restricted Hartree–Fock energy of the base orbitals (``E_HF``).
+on the same k-list plus the ideal classical gas of the protons; with clamped periodic protons and
+the screened bands the exact energy of the bands' ground determinant (``E_bands_determinant``)
+and the Hartree–Fock ground state in the bands' plane waves (``E_HF``,
+:func:`band_references`); in isolated mode with an even number of electrons the restricted
+Hartree–Fock energy of the base orbitals (``E_HF``).
 """
 
 from __future__ import annotations
