@@ -7,10 +7,12 @@ band_plane_waves``), the energy per atom of the RPA-screened bands' ground deter
 the spec with no flow layers reaches) and of the Hartree–Fock ground state in the same plane
 waves (``qvfe.physics.periodic_hf``), all Coulomb terms included; then the Hartree–Fock limit,
 E(K) = E_∞ + a/K through the two largest tables (K ∝ k_max³: the cusps' plane-wave tail).
-README, dense hydrogen, "The best determinant":
+A run directory of free protons instead takes the proton configurations of chosen walkers of
+its newest checkpoint (the liquid's S). README, dense hydrogen, "The best determinant":
 
     python scripts/hydrogen_hartree_fock.py systems/hydrogen_rs1.25_bcc_n16_static.toml \\
         --set 'system.twist=[0.25,0.25,0.25]' --cutoffs 2 3 4
+    python scripts/hydrogen_hartree_fock.py RUNDIR --walkers 0 1 2 3 --cutoffs 2 3 4
 
 Energies in Hartree per atom. A table of K plane waves costs about N K² Q operations per
 Fock matrix (Q ≈ 8K differences) and K Q N complex numbers of memory: seconds at K = 250, a
@@ -20,35 +22,20 @@ minute at 600.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("spec", help="a periodic hydrogen spec with clamped protons")
-    ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    metavar="KEY=VALUE", help="spec override, as for qvfe run")
-    ap.add_argument("--cutoffs", type=float, nargs="+", default=[2.0, 3.0, 4.0],
-                    help="band cutoffs: multiples of the orbital table's largest |k|")
-    args = ap.parse_args()
-
-    import jax
+def series(spec, cutoffs: list[float]) -> None:
+    """Print the table of one clamped spec (module docstring)."""
     import numpy as np
 
-    jax.config.update("jax_enable_x64", True)
     from qvfe.physics import units
     from qvfe.physics.bands import ScreenedBands
     from qvfe.physics.orbitals import plane_wave_orbitals
     from qvfe.problems import hydrogen
-    from qvfe.spec import hydrogen_electron_counts, load_spec
+    from qvfe.spec import hydrogen_electron_counts
 
-    spec = load_spec(args.spec, overrides=args.overrides)
     s, m = spec.system, spec.model
-    if spec.kind != "hydrogen" or s.boundary != "periodic" or not (
-            s.proton_lattice or s.proton_positions):
-        raise SystemExit(f"{args.spec}: needs periodic hydrogen with clamped protons")
-    bad = [c for c in args.cutoffs if not c >= 1.0]
-    if bad:
-        raise SystemExit(f"--cutoffs must be >= 1 (the orbital table itself), got {bad}")
     n_p = s.n_protons
     n_up, n_down = hydrogen_electron_counts(s)
     L = hydrogen.box_length(s.rs, n_p)
@@ -62,21 +49,75 @@ def main() -> None:
           "electrons; energies in Ha/atom, every Coulomb term included")
     print(f"{'cutoff':>6} {'plane waves':>11} {'E bands det':>12} {'E_HF':>12} {'difference':>11}")
     table = []
-    for cutoff in sorted(args.cutoffs):
+    for cutoff in sorted(cutoffs):
         waves = hydrogen.band_plane_waves(L, k_vectors, cutoff, twist)
         bands = ScreenedBands(waves, L, s.rs, min(n_orb, len(waves)),
                               charge=s.coupling * m.band_potential_scale)
         ref = hydrogen.band_references(bands, protons, n_up, n_down, s.coupling,
-                                       max_plane_waves=len(waves))
-        e_hf = ref.get("E_HF", float("nan"))
-        table.append((len(waves), e_hf))
-        print(f"{cutoff:6.2f} {len(waves):11d} {ref['E_bands_determinant']:12.6f} {e_hf:12.6f} "
-              f"{ref['E_bands_determinant'] - e_hf:11.2e}")
-    if len(table) >= 2 and all(np.isfinite(e) for _, e in table[-2:]):
-        (k1, e1), (k2, e2) = table[-2:]
-        slope = (e2 - e1) / (1 / k2 - 1 / k1)
-        print(f"Hartree–Fock limit (E_∞ + a/K through K = {k1}, {k2}): "
-              f"{e2 - slope / k2:.4f} Ha/atom")
+                                       max_plane_waves=len(waves), max_iterations=500)
+        e_det, e_hf = ref["E_bands_determinant"], ref.get("E_HF", float("nan"))
+        table.append((len(waves), e_det, e_hf))
+        print(f"{cutoff:6.2f} {len(waves):11d} {e_det:12.6f} {e_hf:12.6f} {e_det - e_hf:11.2e}",
+              flush=True)
+    for column, name in ((2, "Hartree–Fock"), (1, "bands' determinant")):
+        if len(table) >= 2 and all(np.isfinite(row[column]) for row in table[-2:]):
+            (k1, e1), (k2, e2) = [(row[0], row[column]) for row in table[-2:]]
+            slope = (e2 - e1) / (1 / k2 - 1 / k1)
+            print(f"{name} limit (E_∞ + a/K through K = {k1}, {k2}): "
+                  f"{e2 - slope / k2:.4f} Ha/atom")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("source", type=Path,
+                    help="a periodic hydrogen spec with clamped protons, or a run directory "
+                         "of free protons (then --walkers)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="spec override, as for qvfe run")
+    ap.add_argument("--cutoffs", type=float, nargs="+", default=[2.0, 3.0, 4.0],
+                    help="band cutoffs: multiples of the orbital table's largest |k|")
+    ap.add_argument("--walkers", type=int, nargs="+", default=[0],
+                    help="run directory: the walkers of its newest checkpoint whose protons "
+                         "are taken")
+    args = ap.parse_args()
+    bad = [c for c in args.cutoffs if not c >= 1.0]
+    if bad:
+        raise SystemExit(f"--cutoffs must be >= 1 (the orbital table itself), got {bad}")
+
+    import jax
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    from qvfe import checkpoint
+    from qvfe.run import build_problem
+    from qvfe.spec import load_spec
+
+    if args.source.is_dir():
+        spec = load_spec(args.source / "spec.toml", overrides=args.overrides)
+        problem = build_problem(spec)
+        template = problem.init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
+        restored = checkpoint.restore_latest(args.source / "checkpoints", template)
+        if restored is None:
+            raise SystemExit(f"{args.source}: no checkpoint")
+        step, state = restored
+        protons = np.asarray(state["occ"][2])  # (walkers, n_protons, 3)
+        bad = [w for w in args.walkers if not 0 <= w < len(protons)]
+        if bad:
+            raise SystemExit(f"--walkers {bad}: must be in [0, {len(protons) - 1}]")
+        specs = [(f"{args.source} step {step}, walker {w}",
+                  spec.replace(**{"system.proton_positions": [float(v) for v in
+                                                              protons[w].ravel()],
+                                  "model.proton_prefit_steps": 0}))
+                 for w in args.walkers]
+    else:
+        specs = [(str(args.source), load_spec(args.source, overrides=args.overrides))]
+    for label, spec in specs:
+        s = spec.system
+        if spec.kind != "hydrogen" or s.boundary != "periodic" or not (
+                s.proton_lattice or s.proton_positions):
+            raise SystemExit(f"{label}: needs periodic hydrogen with clamped protons")
+        print(label)
+        series(spec, args.cutoffs)
 
 
 if __name__ == "__main__":

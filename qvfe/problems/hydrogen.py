@@ -159,14 +159,14 @@ def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
 
 
 def band_references(bands: ScreenedBands, protons: np.ndarray, n_up: int, n_down: int,
-                    coupling: float,
-                    max_plane_waves: int = MAX_HF_PLANE_WAVES) -> dict[str, float]:
+                    coupling: float, max_plane_waves: int = MAX_HF_PLANE_WAVES,
+                    max_iterations: int = 60) -> dict[str, float]:
     """For clamped protons: the energy per atom of the bands' ground determinant (what a run
     without flow layers reaches, ``E_bands_determinant``) and of the Hartree–Fock ground state
     in the same plane waves (``E_HF``), with every Coulomb term (``qvfe.physics.periodic_hf``).
     Where the bands' plane waves exceed ``max_plane_waves`` (a Fock matrix costs K² times the
-    plane-wave differences), or Hartree–Fock does not converge in 60 damped iterations (an open
-    shell), that entry is left out."""
+    plane-wave differences), or Hartree–Fock does not converge in ``max_iterations`` damped
+    iterations (an open shell, or the liquid's near-degenerate levels), that entry is left out."""
     coefficients = np.asarray(bands.coefficients(jnp.asarray(protons)))
     occupied = (coefficients[:, :n_up], coefficients[:, :n_down])
     hf = PeriodicHartreeFock(bands.k_vectors, bands.box_length, protons, coupling=coupling)
@@ -175,7 +175,8 @@ def band_references(bands: ScreenedBands, protons: np.ndarray, n_up: int, n_down
     if bands.n_plane_waves > max_plane_waves:
         return out
     try:
-        out["E_HF"] = hf.solve(n_up, n_down, occupied, max_iterations=60).energy / n_p
+        out["E_HF"] = hf.solve(n_up, n_down, occupied,
+                               max_iterations=max_iterations).energy / n_p
     except RuntimeError:
         pass
     return out
