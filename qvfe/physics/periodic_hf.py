@@ -120,7 +120,9 @@ class PeriodicHartreeFock:
         object.__setattr__(self, "_v_ext", v_ext[pair_q].reshape(len(k), len(k)))
         object.__setattr__(self, "_madelung", madelung_constant(L * np.eye(3)))
         object.__setattr__(self, "_kinetic", 0.5 * np.sum(k * k, axis=-1))
-        object.__setattr__(self, "_nuclear", [None])  # E_nn, computed at the first energy
+        # E_nn by qvfe's Ewald sum (JAX in float64, which it checks)
+        object.__setattr__(self, "_nuclear", float(make_ewald(L * np.eye(3), charges=z).energy(
+            jnp.asarray(r))) if len(r) else 0.0)
 
     @property
     def volume(self) -> float:
@@ -128,11 +130,8 @@ class PeriodicHartreeFock:
 
     def nuclear_energy(self) -> float:
         """The nuclei's Ewald energy per cell, E_nn, background and self-image terms included
-        (λ = 1; 0 without nuclei). Needs JAX in float64, as every Ewald sum of qvfe."""
-        if not len(self.nuclei):
-            return 0.0
-        ewald = make_ewald(self.box_length * np.eye(3), charges=self.charges)
-        return float(ewald.energy(jnp.asarray(self.nuclei)))
+        (λ = 1; 0 without nuclei)."""
+        return self._nuclear
 
     def _check(self, coefficients: tuple[np.ndarray, np.ndarray],
                neutral: bool = True) -> tuple[np.ndarray, ...]:
@@ -196,10 +195,8 @@ class PeriodicHartreeFock:
             for j in range(c.shape[1]):  # pair densities Σ_a c_l*(k_a) c_j(k_a − q), all l
                 pairs = c.conj().T @ self._moved(c, j)
                 exchange += 0.5 * np.sum(self._w * np.abs(pairs) ** 2) / self.volume
-        if self._nuclear[0] is None:
-            self._nuclear[0] = self.nuclear_energy()
         n = sum(c.shape[1] for c in coefficients)
-        return float(one_body + self.coupling * (hartree - exchange + self._nuclear[0]
+        return float(one_body + self.coupling * (hartree - exchange + self._nuclear
                                                  + 0.5 * n * self._madelung))
 
     def solve(self, n_up: int, n_down: int, start: tuple[np.ndarray, np.ndarray] | None = None,
