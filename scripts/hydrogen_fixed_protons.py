@@ -36,9 +36,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import jax
-    import numpy as np
 
-    from qvfe import checkpoint
+    from qvfe.problems import hydrogen
     from qvfe.spec import load_spec
     from qvfe.xla_cpu import use_deadlock_free_linalg
 
@@ -50,22 +49,13 @@ def main() -> None:
     jax.config.update("jax_enable_x64", spec.run.x64)
     if jax.default_backend() == "cpu":
         use_deadlock_free_linalg()
-    problem = run.build_problem(spec)
-    template = problem.init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
-    restored = checkpoint.restore_latest(args.run_dir / "checkpoints", template)
-    if restored is None:
-        raise SystemExit(f"{args.run_dir}: no checkpoint")
-    step, state = restored
-    protons = np.asarray(state["occ"][2])  # (walkers, n_protons, 3)
-    bad = [w for w in args.walkers if not 0 <= w < len(protons)]
-    if bad:
-        raise SystemExit(f"--walkers {bad}: must be in [0, {len(protons) - 1}]")
+    try:
+        step, state, clamped_specs = hydrogen.clamp_at_walkers(args.run_dir, spec, args.walkers)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{args.run_dir} at step {step}: E per atom (Ha), electrons and Coulomb terms")
-    for w in args.walkers:
-        clamped = spec.replace(**{"system.proton_positions": [float(v) for v in
-                                                              protons[w].ravel()],
-                                  "model.proton_prefit_steps": 0})
+    for w, clamped in zip(args.walkers, clamped_specs):
         (args.out / f"clamped_S{w}.toml").write_text(clamped.to_toml())
         fixed = run.build_problem(clamped)
         fresh = fixed.init(jax.random.PRNGKey(args.seed))

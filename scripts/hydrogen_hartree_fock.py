@@ -29,35 +29,27 @@ def series(spec, cutoffs: list[float]) -> None:
     """Print the table of one clamped spec (module docstring)."""
     import numpy as np
 
-    from qvfe.physics import units
-    from qvfe.physics.bands import ScreenedBands
-    from qvfe.physics.orbitals import plane_wave_orbitals
     from qvfe.problems import hydrogen
     from qvfe.spec import hydrogen_electron_counts
 
-    s, m = spec.system, spec.model
+    s = spec.system
     n_p = s.n_protons
     n_up, n_down = hydrogen_electron_counts(s)
-    L = hydrogen.box_length(s.rs, n_p)
-    twist = np.asarray(s.twist, dtype=np.float64) if s.twist else np.zeros(3)
-    n_orb = s.n_orbitals or hydrogen.auto_orbital_count(
-        3, L, max(n_up, n_down), units.kelvin_to_hartree(s.T_kelvin), twist)
-    k_vectors, _ = plane_wave_orbitals(3, L, n_orb, twist)
-    protons = (hydrogen.lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
-               np.mod(np.reshape(s.proton_positions, (n_p, 3)), L))
+    L, twist, k_vectors, _ = hydrogen.orbital_table(spec)
+    protons = np.mod(hydrogen.clamped_positions(spec, L), L)
     print(f"{n_p} protons, rs = {s.rs} bohr, twist {twist.tolist()}, {n_up} + {n_down} "
           "electrons; energies in Ha/atom, every Coulomb term included")
     print(f"{'cutoff':>6} {'plane waves':>11} {'E bands det':>12} {'E_HF':>12} {'difference':>11}")
     table = []
     for cutoff in sorted(cutoffs):
-        waves = hydrogen.band_plane_waves(L, k_vectors, cutoff, twist)
-        bands = ScreenedBands(waves, L, s.rs, min(n_orb, len(waves)),
-                              charge=s.coupling * m.band_potential_scale)
+        bands = hydrogen.screened_bands(spec.replace(**{"model.band_cutoff": cutoff}), L,
+                                        k_vectors, twist)
+        k = bands.n_plane_waves
         ref = hydrogen.band_references(bands, protons, n_up, n_down, s.coupling,
-                                       max_plane_waves=len(waves), max_iterations=500)
+                                       max_plane_waves=k, max_iterations=500)
         e_det, e_hf = ref["E_bands_determinant"], ref.get("E_HF", float("nan"))
-        table.append((len(waves), e_det, e_hf))
-        print(f"{cutoff:6.2f} {len(waves):11d} {e_det:12.6f} {e_hf:12.6f} {e_det - e_hf:11.2e}",
+        table.append((k, e_det, e_hf))
+        print(f"{cutoff:6.2f} {k:11d} {e_det:12.6f} {e_hf:12.6f} {e_det - e_hf:11.2e}",
               flush=True)
     for column, name in ((2, "Hartree–Fock"), (1, "bands' determinant")):
         if len(table) >= 2 and all(np.isfinite(row[column]) for row in table[-2:]):
@@ -75,40 +67,30 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     metavar="KEY=VALUE", help="spec override, as for qvfe run")
     ap.add_argument("--cutoffs", type=float, nargs="+", default=[2.0, 3.0, 4.0],
-                    help="band cutoffs: multiples of the orbital table's largest |k|")
+                    help="band cutoffs (model.band_cutoff, 1 to 4): multiples of the orbital "
+                         "table's largest |k|")
     ap.add_argument("--walkers", type=int, nargs="+", default=[0],
                     help="run directory: the walkers of its newest checkpoint whose protons "
                          "are taken")
     args = ap.parse_args()
-    bad = [c for c in args.cutoffs if not c >= 1.0]
-    if bad:
-        raise SystemExit(f"--cutoffs must be >= 1 (the orbital table itself), got {bad}")
 
     import jax
-    import numpy as np
 
     jax.config.update("jax_enable_x64", True)
-    from qvfe import checkpoint
-    from qvfe.run import build_problem
-    from qvfe.spec import load_spec
+    from qvfe.problems import hydrogen
+    from qvfe.spec import SpecError, load_spec
 
     if args.source.is_dir():
         spec = load_spec(args.source / "spec.toml", overrides=args.overrides)
-        problem = build_problem(spec)
-        template = problem.init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
-        restored = checkpoint.restore_latest(args.source / "checkpoints", template)
-        if restored is None:
-            raise SystemExit(f"{args.source}: no checkpoint")
-        step, state = restored
-        protons = np.asarray(state["occ"][2])  # (walkers, n_protons, 3)
-        bad = [w for w in args.walkers if not 0 <= w < len(protons)]
-        if bad:
-            raise SystemExit(f"--walkers {bad}: must be in [0, {len(protons) - 1}]")
-        specs = [(f"{args.source} step {step}, walker {w}",
-                  spec.replace(**{"system.proton_positions": [float(v) for v in
-                                                              protons[w].ravel()],
-                                  "model.proton_prefit_steps": 0}))
-                 for w in args.walkers]
+        if spec.kind != "hydrogen" or spec.system.boundary != "periodic" or (
+                spec.system.proton_positions or spec.system.proton_lattice):
+            raise SystemExit(f"{args.source}: needs a periodic hydrogen run with free protons")
+        try:
+            step, _, clamped = hydrogen.clamp_at_walkers(args.source, spec, args.walkers)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        specs = [(f"{args.source} step {step}, walker {w}", c)
+                 for w, c in zip(args.walkers, clamped)]
     else:
         specs = [(str(args.source), load_spec(args.source, overrides=args.overrides))]
     for label, spec in specs:
@@ -117,7 +99,10 @@ def main() -> None:
                 s.proton_lattice or s.proton_positions):
             raise SystemExit(f"{label}: needs periodic hydrogen with clamped protons")
         print(label)
-        series(spec, args.cutoffs)
+        try:
+            series(spec, args.cutoffs)
+        except SpecError as e:  # a cutoff outside model.band_cutoff's range, or too many waves
+            raise SystemExit(f"--cutoffs: {e}") from None
 
 
 if __name__ == "__main__":

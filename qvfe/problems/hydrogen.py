@@ -75,6 +75,7 @@ Hartree–Fock energy of the base orbitals (``E_HF``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -156,6 +157,72 @@ def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
                          2 * np.pi / box_length)
     return plane_waves_within(3, box_length, 0.5 * k_max**2, twist,
                               limit=MAX_BAND_PLANE_WAVES)[0]
+
+
+def orbital_table(spec: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """A periodic spec's box side L (bohr), twist (3,), and electrons' plane waves: k_vectors
+    (M, 3) and their ½k² (M,), energy-ordered, M = ``system.n_orbitals`` or the temperature's
+    count. Raises SpecError where M exceeds ``MAX_ORBITALS``."""
+    s = spec.system
+    n_up, n_down = hydrogen_electron_counts(s)
+    L = box_length(s.rs, s.n_protons)
+    twist = np.asarray(s.twist, dtype=np.float64) if s.twist else np.zeros(3)
+    T = units.kelvin_to_hartree(s.T_kelvin)
+    n_orb = s.n_orbitals or auto_orbital_count(3, L, max(n_up, n_down), T, twist)
+    if n_orb > MAX_ORBITALS:
+        raise SpecError(f"system.T_kelvin = {s.T_kelvin} needs {n_orb} plane waves per spin "
+                        f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
+    k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
+    return L, twist, k_vectors, energies
+
+
+def screened_bands(spec: Any, L: float, k_vectors: np.ndarray,
+                   twist: np.ndarray) -> ScreenedBands:
+    """The spec's screened bands over the orbital table ``k_vectors``, expanded in the plane
+    waves of ``model.band_cutoff``. Raises SpecError beyond ``MAX_BAND_PLANE_WAVES``."""
+    s, m = spec.system, spec.model
+    waves = band_plane_waves(L, k_vectors, m.band_cutoff, twist)
+    if len(waves) > MAX_BAND_PLANE_WAVES:
+        raise SpecError(f"model.band_cutoff = {m.band_cutoff:g} with {len(k_vectors)} orbitals "
+                        f"per spin needs {len(waves)} plane waves per band (> "
+                        f"{MAX_BAND_PLANE_WAVES}, one diagonalisation of that size per "
+                        "configuration): lower model.band_cutoff or system.T_kelvin, or "
+                        "set system.n_orbitals")
+    return ScreenedBands(waves, L, s.rs, len(k_vectors),
+                         charge=s.coupling * m.band_potential_scale)
+
+
+def clamped_positions(spec: Any, L: float) -> np.ndarray | None:
+    """(P, 3) positions of a periodic spec's clamped protons (its lattice's sites or its
+    ``proton_positions``), or None where the protons are free."""
+    s = spec.system
+    if s.proton_lattice:
+        return lattice_positions(s.proton_lattice, s.n_protons, L)
+    if s.proton_positions:
+        return np.asarray(s.proton_positions, dtype=np.float64).reshape(s.n_protons, 3)
+    return None
+
+
+def clamp_at_walkers(run_dir: str | Path, spec: Any,
+                     walkers: list[int]) -> tuple[int, dict, list[Any]]:
+    """A run of free periodic protons, at its newest checkpoint: (step, state, specs), one spec
+    per walker of ``walkers`` with the protons clamped at that walker's configuration S (and no
+    pre-fit), the electrons' model as the run's. Raises ValueError without a checkpoint or for
+    walkers outside the run's."""
+    from qvfe import checkpoint  # run directories only
+
+    template = build(spec).init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
+    restored = checkpoint.restore_latest(Path(run_dir) / "checkpoints", template)
+    if restored is None:
+        raise ValueError(f"{run_dir}: no checkpoint")
+    step, state = restored
+    protons = np.asarray(state["occ"][2])  # (walkers, n_protons, 3)
+    bad = [w for w in walkers if not 0 <= w < len(protons)]
+    if bad:
+        raise ValueError(f"walkers {bad}: must be in [0, {len(protons) - 1}]")
+    return step, state, [spec.replace(**{"system.proton_positions": [float(v) for v in
+                                                                     protons[w].ravel()],
+                                         "model.proton_prefit_steps": 0}) for w in walkers]
 
 
 def band_references(bands: ScreenedBands, protons: np.ndarray, n_up: int, n_down: int,
@@ -381,33 +448,19 @@ def build(spec: Any) -> Problem:
     opposite_spin = collective = None  # periodic only
     fci_geminal = None  # isolated two-electron molecules only
     if s.boundary == "periodic":
-        L = box_length(s.rs, n_p)
+        L, twist, k_vectors, energies = orbital_table(spec)
         volume = L**3
-        twist = np.asarray(s.twist, dtype=np.float64) if s.twist else np.zeros(3)
-        n_orb = s.n_orbitals or auto_orbital_count(3, L, n_max, T, twist)
-        if n_orb > MAX_ORBITALS:
-            raise SpecError(f"system.T_kelvin = {s.T_kelvin} needs {n_orb} plane waves per spin "
-                            f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly")
-        k_vectors, energies = plane_wave_orbitals(3, L, n_orb, twist)
+        n_orb = len(k_vectors)
         occupations = occupation_model(m, energies, n_up, n_down, T)
         basis = PlaneWaveBasis(k_vectors, L)
         if m.orbitals == "screened_bands":
-            waves = band_plane_waves(L, k_vectors, m.band_cutoff, twist)
-            if len(waves) > MAX_BAND_PLANE_WAVES:
-                raise SpecError(f"model.band_cutoff = {m.band_cutoff:g} with {n_orb} orbitals "
-                                f"per spin needs {len(waves)} plane waves per band (> "
-                                f"{MAX_BAND_PLANE_WAVES}, one diagonalisation of that size per "
-                                "configuration): lower model.band_cutoff or system.T_kelvin, or "
-                                "set system.n_orbitals")
-            basis = ScreenedBands(waves, L, s.rs, n_orb,
-                                  charge=s.coupling * m.band_potential_scale)
+            basis = screened_bands(spec, L, k_vectors, twist)
             info["band_plane_waves"] = basis.n_plane_waves
-        if s.proton_lattice or s.proton_positions:
-            clamped = (lattice_positions(s.proton_lattice, n_p, L) if s.proton_lattice else
-                       np.asarray(s.proton_positions, dtype=np.float64).reshape(n_p, 3))
+        clamped = clamped_positions(spec, L)
+        if clamped is not None:
             nuclei_model = ClampedNuclei(np.mod(clamped, L))
         else:
-            clamped, nuclei_model = None, proton_density(spec)
+            nuclei_model = proton_density(spec)
             proton_step = smp.proton_step * s.rs
         nuclei_flow = ElectronNucleusFlow(n_p, 3, kind="periodic", box_length=L,
                                           length_scale=s.rs, cusp_scale=m.cusp_scale,
