@@ -446,6 +446,13 @@ class ElectronGasModel(QuantumModel):
                                   "sum_k b |rho_k|^2 per shell (and the electron-proton "
                                   "rho_k rho^p_k* with protons); 0: none (qvfe.jastrow)",
                                   lo=0, hi=12)
+    electron_cusps: bool = opt(False, doc="periodic box: a fixed first backflow layer that "
+                               "makes the electron-electron cusps exact (Kato's slopes for "
+                               "opposite and same spins, up to the other pairs' tilt of about "
+                               "2 %) with a shallow correlation hole, so the local energy "
+                               "loses the Coulomb 1/r_ij divergence; no parameters, a "
+                               "bijection for every parameter value (qvfe/flows/backflow.py). "
+                               "Not with jastrow_terms, which has its own cusps")
 
 
 @dataclass(frozen=True)
@@ -750,6 +757,8 @@ def _check_consistency(spec: Spec) -> None:
         _check_backflow_range(spec)
         _check_backflow_environment(spec)
         _check_backflow_axis_amplitudes(spec)
+        if spec.kind != "quantum_dot":
+            _check_electron_cusps(spec)
         if spec.model.backflow_momentum and spec.kind != "electron_gas":
             raise SpecError(f"model.backflow_momentum = true is invalid for {spec.kind!r}: must "
                             "be false (only the electron gas conserves the electrons' momentum)")
@@ -818,6 +827,23 @@ def _check_backflow_axis_amplitudes(spec: Spec) -> None:
     raise SpecError(f"model.backflow_axis_amplitudes = false is invalid for {spec.kind!r} here: "
                     "must be true (only a periodic box's backflow has per-axis amplitudes; the "
                     "open one pushes along the separation)")
+
+
+def _check_electron_cusps(spec: Spec) -> None:
+    m = spec.model
+    if not m.electron_cusps:
+        return
+    periodic, n_up, n_down = _periodic_electrons(spec)
+    n = n_up + n_down
+    if not periodic or n < 2 or spec.system.coupling == 0.0:
+        raise SpecError(f"model.electron_cusps = true is invalid for {spec.kind!r} here "
+                        f"({'periodic' if periodic else 'open'} box, {n} electron"
+                        f"{'s' if n != 1 else ''}, system.coupling = {spec.system.coupling:g}): "
+                        "must be false (a periodic box with ≥ 2 interacting electrons)")
+    if m.jastrow_terms:
+        raise SpecError(f"model.electron_cusps = true is invalid with model.jastrow_terms = "
+                        f"{m.jastrow_terms}: must be false (the Jastrow factor makes the cusps "
+                        "itself; both would double them)")
 
 
 def _check_backflow_range(spec: Spec) -> None:

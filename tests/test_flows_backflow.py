@@ -31,6 +31,10 @@ FLOWS = {
         n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
         neighbour_range=0.3
     ),
+    "periodic_cusps": Backflow(
+        n_up=3, n_down=2, dim=2, kind="periodic", box_length=L, hidden=(8,), n_layers=2,
+        pair_cusps=1.0
+    ),
 }
 
 
@@ -44,7 +48,7 @@ def case(request):
     return flow, params, fwd, x
 
 
-@pytest.mark.parametrize("kind", sorted(FLOWS))
+@pytest.mark.parametrize("kind", sorted(set(FLOWS) - {"periodic_cusps"}))  # a fixed layer
 def test_identity_at_init_and_finite_parameter_gradient(kind):
     flow = dataclasses.replace(FLOWS[kind], n_layers=1)
     params = flow.init(jax.random.PRNGKey(0))
@@ -73,7 +77,7 @@ def test_permutation_equivariance_within_each_spin(case):
 
 
 @pytest.mark.parametrize("kind", ["periodic", "periodic_shared", "environment",
-                                  "neighbour_mean"])
+                                  "neighbour_mean", "periodic_cusps"])
 def test_periodic_variant_is_periodic_in_each_particle(kind):
     flow = FLOWS[kind]
     params = perturbed(flow.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 3.0)
@@ -376,3 +380,59 @@ def test_label_conditioned_periodic_flow_is_a_bijection_per_label():
         flow.forward(params, x)
     with pytest.raises(ValueError, match="sector_features"):
         Backflow(1, 1, 2, n_sectors=2, sector_features=2)
+
+
+@pytest.mark.parametrize("n_up, n_down, dim", [(3, 2, 2), (4, 4, 3), (5, 0, 3)])
+def test_periodic_exact_cusp_layer_is_a_contraction_where_it_is_strongest(n_up, n_down, dim):
+    """|w| + r|w'| = b (1 + 2t)/(1 + t)^2 <= b, the most at contact (t = r/a = 0), the bound
+    the layer's depths are chosen by. Every particle gathered around particle 0 within 3 a,
+    most of them near contact: the cusp layer's Jacobian stays within the contraction, and
+    within a factor of three of it (the bound is not loose)."""
+    t = np.linspace(0.0, 50.0, 500001)
+    assert np.max((1 + 2 * t) / (1 + t) ** 2) == pytest.approx(1.0)
+    flow = Backflow(n_up, n_down, dim, kind="periodic", box_length=8.0, n_layers=0,
+                    pair_cusps=1.0)
+    a, n = flow._periodic_cusp_depths[0], n_up + n_down
+    layer = flow._cusp_layer(None)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for trial in range(40):
+        directions = rng.normal(size=(n - 1, dim))
+        radii = a * rng.uniform(0.0, 3.0 if trial % 2 else 0.05, size=(n - 1, 1))
+        x = np.concatenate([np.zeros((1, dim)), directions / np.linalg.norm(
+            directions, axis=1, keepdims=True) * radii]) + 4.0
+        g = lambda v: (flow._layer(layer, v.reshape(n, dim), False)[0]  # noqa: E731
+                       - v.reshape(n, dim)).reshape(-1)
+        worst = max(worst, np.linalg.norm(np.asarray(jax.jacfwd(g)(jnp.asarray(x).reshape(-1))),
+                                          2))
+    assert worst < flow.contraction
+    assert worst > 0.3 * flow.contraction
+
+
+def test_periodic_exact_cusps_scale_an_isolated_pair_by_katos_beta():
+    """One up and one down (and two up) particles in a large box: the cusp layer scales their
+    separation by G(r) = 1 - b/(1 + r/a), whose ln G has the slope beta = 1/4 (opposite) and
+    1/12 (same spins) at contact in 3D, contracts it there (G(0) = 1 - b: the hole), increases
+    monotonically, and leaves the centre of mass where it was."""
+    for n_up, n_down, beta in [(1, 1, 0.25), (2, 0, 1 / 12)]:
+        flow = Backflow(n_up, n_down, 3, kind="periodic", box_length=40.0, n_layers=0,
+                        pair_cusps=1.0)
+        a, depths = flow._periodic_cusp_depths
+        b = depths[0 if n_down else 1]
+        assert b / (a * (1 - b)) == pytest.approx(beta)
+        direction = jnp.array([0.36, -0.48, 0.8])
+        params = flow.init(jax.random.PRNGKey(0))
+
+        def log_scale(r):
+            x = jnp.stack([jnp.full(3, 2.0), 2.0 + r * direction])
+            z = flow.forward(params, x)
+            np.testing.assert_allclose(z.mean(0), x.mean(0), atol=1e-14)
+            return float(jnp.log(jnp.linalg.norm(z[1] - z[0]) / r))
+
+        h = 1e-4  # below, the difference of z ~ 2 loses the digits
+        assert (log_scale(2 * h) - log_scale(h)) / h == pytest.approx(beta, rel=1e-2)
+        assert log_scale(h) == pytest.approx(np.log(1 - b), abs=1e-3)
+        scales = [log_scale(r) for r in (0.1, 0.5, 2.0, 8.0)]
+        assert np.all(np.diff(scales) > 0) and scales[-1] < 0
+    with pytest.raises(ValueError, match="pair_cusps"):
+        Backflow(1, 1, 3, kind="open", pair_cusps=1.0)

@@ -466,7 +466,7 @@ def build(spec: Any) -> Problem:
                                           length_scale=s.rs, cusp_scale=m.cusp_scale,
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers,
                                           cusp_charge=cusp_charge)
-        backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs)
+        backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs, coupling=s.coupling)
         opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
         collective = make_collective(m, n_e, 3, L)
         if s.coupling == 0.0:
