@@ -243,24 +243,40 @@ class ElectronNucleusFlow:
     def forward_and_log_det(self, params: Params, x: jax.Array,
                             s: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(Z, ln|det dZ/dX|) for one sample: electrons x (n, d), nuclei s (P, d)."""
-        if s.shape != (self.n_nuclei, self.dim) or x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"ElectronNucleusFlow expects x (n, {self.dim}) and s "
-                             f"{(self.n_nuclei, self.dim)}, got {x.shape} and {s.shape}")
-        logdet = jnp.zeros((), x.dtype)
-        if self.cusp_charge is not None:
-            x, logdet = self._cusp_layer(x, s)
-        for mlp in params["layers"]:
-            x, ld = self._layer(mlp, x, s)
-            logdet = logdet + ld
-        return x, logdet
+        x, logdet = self.cusp_step(x, s)
+        z, ld = self.learned_steps(params, x, s)
+        return z, logdet + ld
 
     def forward(self, params: Params, x: jax.Array, s: jax.Array) -> jax.Array:
         """Z for one sample, without the log-determinant (see ``OppositeSpinFlow.forward``)."""
-        if self.cusp_charge is not None:
-            x = x + jax.vmap(self._cusp_displacement, (0, None))(x, s)
+        x, _ = self.cusp_step(x, s, with_log_det=False)
+        return self.learned_steps(params, x, s, with_log_det=False)[0]
+
+    def cusp_step(self, x: jax.Array, s: jax.Array, with_log_det: bool = True
+                  ) -> tuple[jax.Array, jax.Array | None]:
+        """The fixed exact-cusp step alone, (x, ln|det|) (x and 0 without ``cusp_charge``;
+        no log-det without ``with_log_det``). The √flow puts its electron-electron cusp layer
+        between it and ``learned_steps``: after it (a layer that moves the electrons first
+        would shift its kinks off the protons), before them (their Jacobian would tilt the
+        electron-electron kink)."""
+        if s.shape != (self.n_nuclei, self.dim) or x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"ElectronNucleusFlow expects x (n, {self.dim}) and s "
+                             f"{(self.n_nuclei, self.dim)}, got {x.shape} and {s.shape}")
+        if self.cusp_charge is None:
+            return x, (jnp.zeros((), x.dtype) if with_log_det else None)
+        if not with_log_det:
+            return x + jax.vmap(self._cusp_displacement, (0, None))(x, s), None
+        return self._cusp_layer(x, s)
+
+    def learned_steps(self, params: Params, x: jax.Array, s: jax.Array,
+                      with_log_det: bool = True) -> tuple[jax.Array, jax.Array | None]:
+        """The learned steps alone, (Z, ln|det|) (no log-det without ``with_log_det``)."""
+        logdet = jnp.zeros((), x.dtype) if with_log_det else None
         for mlp in params["layers"]:
-            x, _ = self._layer(mlp, x, s, with_log_det=False)
-        return x
+            x, ld = self._layer(mlp, x, s, with_log_det=with_log_det)
+            if with_log_det:
+                logdet = logdet + ld
+        return x, logdet
 
     def inverse(self, params: Params, z: jax.Array, s: jax.Array, n_iter: int = 400) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - u(x), step by step backwards (tests only)."""

@@ -90,8 +90,7 @@ def make_backflow(spec: Any) -> Backflow:
     L = heg.box_length(s.rs, s.n_up + s.n_down, s.dim)
     momentum = spec.model.backflow_momentum and spec.model.backflow_layers > 0
     return make_periodic_backflow(spec.model, s.n_up, s.n_down, s.dim, L, s.rs,
-                                  sector_features=2 * s.dim if momentum else 0,
-                                  coupling=s.coupling)
+                                  sector_features=2 * s.dim if momentum else 0)
 
 
 def momentum_label(k_vectors: np.ndarray, L: float, twist: np.ndarray):
@@ -108,19 +107,26 @@ def momentum_label(k_vectors: np.ndarray, L: float, twist: np.ndarray):
 
 
 def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: float,
-                           rs: float, sector_features: int = 0,
-                           coupling: float = 1.0) -> Backflow:
+                           rs: float, sector_features: int = 0) -> Backflow:
     """The periodic backflow of ``model`` (pair sums, or neighbour means of range
     ``model.backflow_range`` rs); hydrogen's too. ``sector_features``: the length of the label
-    that conditions the maps (the electron gas's momentum sectors), 0 for none; ``coupling``:
-    the interaction's lambda, whose cusps ``model.electron_cusps`` makes exact."""
+    that conditions the maps (the electron gas's momentum sectors), 0 for none."""
     return Backflow(n_up, n_down, dim, kind="periodic", box_length=L,
                     sector_features=sector_features,
                     hidden=(model.backflow_hidden,), n_layers=model.backflow_layers,
                     strength=model.backflow_strength, environment=model.backflow_environment,
                     axis_amplitudes=model.backflow_axis_amplitudes,
-                    pair_cusps=coupling if model.electron_cusps else 0.0,
                     neighbour_range=model.backflow_range * rs if model.backflow_range else None)
+
+
+def make_cusp_layer(model: Any, n_up: int, n_down: int, dim: int, L: float,
+                    coupling: float) -> Backflow | None:
+    """The √flow's first map with ``model.electron_cusps``: the fixed layer that makes the
+    cusps of the interaction coupling/r exact (qvfe.flows.backflow); None without it."""
+    if not model.electron_cusps:
+        return None
+    return Backflow(n_up, n_down, dim, kind="periodic", box_length=L, n_layers=0,
+                    pair_cusps=coupling)
 
 
 def fold_check(wf: SquareRootFlowWavefunction, model: Any):
@@ -204,7 +210,8 @@ def build(spec: Any) -> Problem:
                if m.jastrow_terms else None)
     wf = SquareRootFlowWavefunction(PlaneWaveBasis(k_vectors, L), backflow,
                                     opposite_spin=opposite_spin, sector=sector, jastrow=jastrow,
-                                    collective=make_collective(m, n, dim, L))
+                                    collective=make_collective(m, n, dim, L),
+                                    cusps=make_cusp_layer(m, n_up, n_down, dim, L, s.coupling))
 
     if s.coupling == 0.0:
         def potential(x: jax.Array) -> jax.Array:

@@ -101,8 +101,8 @@ from qvfe.physics.potentials import coulomb_charges
 from qvfe.problem import Problem
 from qvfe.problems.electron_gas import (MAX_ORBITALS, auto_orbital_count, fold_check,
                                         hartree_fock_reference, ideal_electrons,
-                                        make_collective, make_opposite_spin,
-                                        make_periodic_backflow,
+                                        make_collective, make_cusp_layer,
+                                        make_opposite_spin, make_periodic_backflow,
                                         occupation_model)
 from qvfe.spec import CUBIC_CELL_SITES, SpecError, hydrogen_electron_counts
 from qvfe.wavefunction import SquareRootFlowWavefunction
@@ -445,7 +445,7 @@ def build(spec: Any) -> Problem:
 
     prefit = None  # periodic only: hydrogen's proton pre-fit
     proton_step = 0.0  # periodic, unclamped protons only: their latent random walk
-    opposite_spin = collective = None  # periodic only
+    opposite_spin = collective = cusps = None  # periodic only
     fci_geminal = None  # isolated two-electron molecules only
     if s.boundary == "periodic":
         L, twist, k_vectors, energies = orbital_table(spec)
@@ -466,7 +466,8 @@ def build(spec: Any) -> Problem:
                                           length_scale=s.rs, cusp_scale=m.cusp_scale,
                                           hidden=(m.nuclei_hidden,), n_layers=m.nuclei_layers,
                                           cusp_charge=cusp_charge)
-        backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs, coupling=s.coupling)
+        backflow = make_periodic_backflow(m, n_up, n_down, 3, L, s.rs)
+        cusps = make_cusp_layer(m, n_up, n_down, 3, L, s.coupling)
         opposite_spin = make_opposite_spin(m, n_up, n_down, 3, L, s.rs)
         collective = make_collective(m, n_e, 3, L)
         if s.coupling == 0.0:
@@ -578,6 +579,7 @@ def build(spec: Any) -> Problem:
 
     wf = SquareRootFlowWavefunction(
         basis, backflow, nuclei=nuclei_flow, opposite_spin=opposite_spin, collective=collective,
+        cusps=cusps,
         geminal=m.geminal != "none",
         fixed_geminal=fci_geminal if m.geminal == "pair_fci" else None,
         jastrow=(PeriodicJastrow(n_up, n_down, box, terms=m.jastrow_terms, n_nuclei=n_p,
