@@ -448,8 +448,8 @@ class ElectronGasModel(QuantumModel):
                                   lo=0, hi=12)
     electron_cusps: bool = opt(False, doc="periodic box: a fixed first backflow layer that "
                                "makes the electron-electron cusps exact (Kato's slopes for "
-                               "opposite and same spins, up to the other pairs' tilt of about "
-                               "2 %) with a shallow correlation hole, so the local energy "
+                               "opposite and same spins, up to the other maps' tilt of under "
+                               "1 %, 5 % beside a proton) with a shallow correlation hole, so the local energy "
                                "loses the Coulomb 1/r_ij divergence; no parameters, a "
                                "bijection for every parameter value (qvfe/flows/backflow.py). "
                                "Not with jastrow_terms, which has its own cusps")

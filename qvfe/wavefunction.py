@@ -153,7 +153,7 @@ class SquareRootFlowWavefunction:
             off the protons (the proton's -1/r left whole). Not after the learned
             electron-nucleus steps: their Jacobian, anisotropic where 16 radial steps compose,
             tilts the kink (the local energy kept 5-25 % of the 1/r_ij divergence with
-            perturbed steps at rs = 1.25; where it is now 0.4-1.2 %, and up to 6 % within 0.3
+            perturbed steps at rs = 1.25; where it is now under 1 %, and up to 5 % within 0.3
             bohr of a proton, where the exact step's own scaling is anisotropic). The maps after it are
             smooth at a coalescence and keep its kink whole; the opposite-spin flow, which
             pushes the two electrons of a coalescing pair apart, must come after it.

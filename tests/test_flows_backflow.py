@@ -384,12 +384,12 @@ def test_label_conditioned_periodic_flow_is_a_bijection_per_label():
 
 @pytest.mark.parametrize("n_up, n_down, dim", [(3, 2, 2), (4, 4, 3), (5, 0, 3)])
 def test_periodic_exact_cusp_layer_is_a_contraction_where_it_is_strongest(n_up, n_down, dim):
-    """|w| + r|w'| = b (1 + 2t)/(1 + t)^2 <= b, the most at contact (t = r/a = 0), the bound
-    the layer's depths are chosen by. Every particle gathered around particle 0 within 3 a,
-    most of them near contact: the cusp layer's Jacobian stays within the contraction, and
+    """|w| + r|w'| = b (1 + (d + 1) t)/(1 + t)^(d+1) <= b, the most at contact (t = r/a = 0),
+    the bound the layer's depths are chosen by. Every particle gathered around particle 0 within
+    3 a, most of them near contact: the cusp layer's Jacobian stays within the contraction, and
     within a factor of three of it (the bound is not loose)."""
     t = np.linspace(0.0, 50.0, 500001)
-    assert np.max((1 + 2 * t) / (1 + t) ** 2) == pytest.approx(1.0)
+    assert np.max((1 + (dim + 1) * t) / (1 + t) ** (dim + 1)) == pytest.approx(1.0)
     flow = Backflow(n_up, n_down, dim, kind="periodic", box_length=8.0, n_layers=0,
                     pair_cusps=1.0)
     a, n = flow._periodic_cusp_depths[0], n_up + n_down
@@ -411,7 +411,7 @@ def test_periodic_exact_cusp_layer_is_a_contraction_where_it_is_strongest(n_up, 
 
 def test_periodic_exact_cusps_scale_an_isolated_pair_by_katos_beta():
     """One up and one down (and two up) particles in a large box: the cusp layer scales their
-    separation by G(r) = 1 - b/(1 + r/a), whose ln G has the slope beta = 1/4 (opposite) and
+    separation by G(r) = 1 - b/(1 + r/a)^3, whose ln G has the slope beta = 1/4 (opposite) and
     1/12 (same spins) at contact in 3D, contracts it there (G(0) = 1 - b: the hole), increases
     monotonically, and leaves the centre of mass where it was."""
     for n_up, n_down, beta in [(1, 1, 0.25), (2, 0, 1 / 12)]:
@@ -419,7 +419,7 @@ def test_periodic_exact_cusps_scale_an_isolated_pair_by_katos_beta():
                         pair_cusps=1.0)
         a, depths = flow._periodic_cusp_depths
         b = depths[0 if n_down else 1]
-        assert b / (a * (1 - b)) == pytest.approx(beta)
+        assert 3 * b / (a * (1 - b)) == pytest.approx(beta)
         direction = jnp.array([0.36, -0.48, 0.8])
         params = flow.init(jax.random.PRNGKey(0))
 

@@ -530,9 +530,10 @@ def test_geminal_state_is_normalised_by_the_sum_of_squared_minors():
 # ---- exact electron-electron cusps (periodic) ----------------------------------------------------
 def _cusp_gas(dim, exact_cusps):
     """A dense gas (rs about 1.25 in 3D, 1 in 2D): 8 + 8 (3D) or 6 + 6 (2D) electrons in a
-    twisted periodic box, two perturbed learned layers; where the cusp layer's range is as in
-    production (0.70 and 0.39 bohr), small against the spacing, the other pairs tilt the kink
-    by about 2 % (with 2 + 2 electrons the range fills the box and the tilt reaches 20 %)."""
+    twisted periodic box, two perturbed learned layers. With as many electrons as in
+    production the layer's depths are small (b = 0.086 and 0.030 in 3D) and the other pairs
+    tilt the kink by under 1 % (with 2 + 2 electrons the bound allows depths 0.37 and 0.16, and
+    the tilt reaches 15 %)."""
     n, box = (8, 5.08) if dim == 3 else (6, 6.1)
     m = np.array(list(itertools.product([0, 1, -1], repeat=dim)))
     wf = SquareRootFlowWavefunction(

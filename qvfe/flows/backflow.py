@@ -68,32 +68,36 @@ forward Laplacian.
 Exact cusps (periodic, ``pair_cusps = lambda``, the pair interaction ``lambda/r``): the learned
 periodic layers are smooth functions of the separations (sin, cos), so ``ln psi`` has no
 ``|r_ij|`` term and the local energy keeps the Coulomb ``1/r_ij`` divergence at every
-coalescence. A fixed first layer moves each particle by
+coalescence. A fixed layer moves each particle by
 
-    sum_{j != i} (1/2) w_ij(r_ij) v(D_ij),   w_ij(r) = -b_ij / (1 + r/a),
+    sum_{j != i} (1/2) w_ij(r_ij) v(D_ij),   w_ij(r) = -b_ij / (1 + r/a)^d,
 
 with ``v`` the periodic push above and ``r_ij`` the periodic distance ``(L/pi)|sin(pi D/L)|``
 (equal to ``|D|`` near 0). An isolated pair's separation is scaled by ``G = 1 + w``: ``G(0) = 1 -
 b`` (the pair is drawn together: a correlation hole of depth ``1 - (1 - b)^d`` in ``|psi|^2``),
-rising monotonically towards 1, with ``beta = G'(0)/G(0) = b/(a (1 - b))``. The Jacobian ``G^(d-1)
-(G + r G')`` gives ``1/2 ln|J|`` the slope ``(d + 1) beta / 2`` at contact; a same-spin pair's
-determinant vanishes linearly in ``z_i - z_j`` and adds ``beta``. Kato's slopes of ``ln psi``,
-``lambda/(d - 1)`` (opposite spins) and ``lambda/(d + 1)`` (same spins), fix ``beta =
-2 lambda/((d + 1)(d - 1))`` and ``2 lambda/((d + 1)(d + 3))`` (lambda/4 and lambda/12 in 3D). The
-learned layers after it, smooth, keep that linear term (as the open variant's ``cusp_slopes``);
-the other pairs' terms, smooth at the coalescence, tilt it by their Jacobian there (about 2 % at
-rs = 1.25 with 8 + 8 electrons). Why ``G`` is monotone and never returns to 1: a map that is the
-identity beyond some range keeps that ball's volume, so ``ln|J|`` would overshoot above 0 before
-the edge: a shell of enhanced pair density that cost the 7 + 7 gas at rs = 1 0.03 Ha per
-electron (the form ``h(r) = r/(1 + (r/l)^2)^2`` of :mod:`qvfe.flows.nuclei`'s cusp, tried first);
-the monotone ``G`` makes ``|psi|^2`` a Jastrow-like hole instead (0.02 Ha per electron below
-Hartree-Fock there, and half the variance, with no parameter). Bound: ``|v| <= r``, ``|grad v|
-<= 1``, ``|grad r| <= 1`` and ``|w| + r |w'| = b (1 + 2t)/(1 + t)^2 <= b`` (t = r/a) give a pair
-block of norm ``<= b/2``; block row i holds the sum of its pair blocks and each of them again,
-``<= sum_j b_ij``, and the columns the same (the blocks are even in D). With ``b = beta a /
-(1 + beta a)`` per spin type, ``a`` is the largest range at which ``max_i sum_j b_ij`` is
+rising monotonically towards 1, with ``beta = G'(0)/G(0) = d b/(a (1 - b))``. The Jacobian
+``G^(d-1) (G + r G')`` gives ``1/2 ln|J|`` the slope ``(d + 1) beta / 2`` at contact; a same-spin
+pair's determinant vanishes linearly in ``z_i - z_j`` and adds ``beta``. Kato's slopes of
+``ln psi``, ``lambda/(d - 1)`` (opposite spins) and ``lambda/(d + 1)`` (same spins), fix ``beta =
+2 lambda/((d + 1)(d - 1))`` and ``2 lambda/((d + 1)(d + 3))`` (lambda/4 and lambda/12 in 3D).
+Maps after it that are smooth at a coalescence keep that linear term (as the open variant's
+``cusp_slopes``); the other pairs' terms, smooth there, tilt it by their Jacobian (under 1 % at
+rs = 1.25 with 8 + 8 electrons), and so does the Jacobian of a map before it (see the √flow's
+``cusps``, which places it). Why this ``G``: to first order in b, ``J - 1 = -b (d + (d - p) t)
+/ (1 + t)^(p+1)`` (t = r/a) for the power p, negative for every t exactly when p <= d: a hole
+and nothing else. A map that is the identity beyond some range (p > d, or the nuclei cusp's
+``h(r) = r/(1 + (r/l)^2)^2``, tried first) keeps that ball's volume, so ``ln|J|`` overshoots:
+a shell of enhanced pair density, which raised the 7 + 7 gas at rs = 1 by 0.03 Ha per electron.
+Of the monotone holes, p = 1 (a 1/r tail) took that gas 0.021 Ha per electron below
+Hartree-Fock and p = d 0.015 (both halving the variance, with no parameter), but on hydrogen's
+bcc lattice only p = d lowered the variance (by half; the energy the same as without either):
+the long tail pulls electrons off their protons. Bound: ``|v| <= r``, ``|grad v| <= 1``,
+``|grad r| <= 1`` and ``|w| + r |w'| = b (1 + (d + 1) t)/(1 + t)^(d+1) <= b`` give a pair block
+of norm ``<= b/2``; block row i holds the sum of its pair blocks and each of them again, ``<=
+sum_j b_ij``, and the columns the same (the blocks are even in D). With ``b = beta a /
+(d + beta a)`` per spin type, ``a`` is the largest range at which ``max_i sum_j b_ij`` is
 ``contraction``: then the layer is a contraction, hence a bijection, for every configuration
-(a = 0.38 bohr, b = 0.086 and 0.030 for 8 + 8 electrons in 3D at lambda = 1).
+(a = 1.13 bohr, b = 0.086 and 0.030 for 8 + 8 electrons in 3D at lambda = 1).
 
 Environment layers (periodic pair sums, ``environment = H``): every pair amplitude also sees the
 environment of the electron it moves,
@@ -413,14 +417,14 @@ class Backflow:
     @property
     def _periodic_cusp_depths(self) -> tuple[float, np.ndarray]:
         """(a, b) of the periodic exact-cusp layer: its range a and the depths b_s = beta_s a /
-        (1 + beta_s a) for (opposite, same) spins, a the largest range at which every block row
+        (d + beta_s a) for (opposite, same) spins, a the largest range at which every block row
         sum, sum_j b_ij, stays <= contraction (bisection: the sum grows with a)."""
         beta = self._kato_slopes
         counts = [(self.n_down, self.n_up - 1), (self.n_up, self.n_down - 1)]
         rows = [c for c, own in zip(counts, (self.n_up, self.n_down)) if own]
 
         def largest_row(a):
-            b = beta * a / (1.0 + beta * a)
+            b = beta * a / (self.dim + beta * a)
             return max(b[0] * other + b[1] * same for other, same in rows)
 
         lo, hi = 0.0, 1.0
@@ -429,7 +433,7 @@ class Backflow:
         for _ in range(100):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if largest_row(mid) < self.contraction else (lo, mid)
-        return lo, beta * lo / (1.0 + beta * lo)
+        return lo, beta * lo / (self.dim + beta * lo)
 
     @property
     def _mean_scale(self) -> float:
@@ -603,7 +607,7 @@ class Backflow:
             r = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2)
                                        + _EXACT_CUSP_EPS * (np.pi * a / L) ** 2)
             depth = beta[0] + (beta[1] - beta[0]) * same_spin
-            w = -depth / (1.0 + r / a)
+            w = -depth / (1.0 + r / a) ** self.dim
             return 0.5 * w * (L / (2 * np.pi)) * jnp.sin(angle)
         r = jnp.sqrt(jnp.sum(delta**2) + _EXACT_CUSP_EPS * self.length_scale**2)
         f = r / (1.0 + r / self._cusp_length)
