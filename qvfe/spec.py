@@ -446,10 +446,11 @@ class ElectronGasModel(QuantumModel):
                                   "sum_k b |rho_k|^2 per shell (and the electron-proton "
                                   "rho_k rho^p_k* with protons); 0: none (qvfe.jastrow)",
                                   lo=0, hi=12)
-    electron_cusps: bool = opt(False, doc="periodic box: a fixed first backflow layer that "
-                               "makes the electron-electron cusps exact (Kato's slopes for "
-                               "opposite and same spins, up to the other maps' tilt of under "
-                               "1 %, 5 % beside a proton) with a shallow correlation hole, so the local energy "
+    electron_cusps: bool = opt(False, doc="periodic box: a fixed √flow layer (the first; with "
+                               "protons, after the exact electron-proton step) that makes the "
+                               "electron-electron cusps exact (Kato's slopes for opposite and "
+                               "same spins, up to the other maps' tilt of under 1 %, 5 % beside "
+                               "a proton) with a shallow correlation hole, so the local energy "
                                "loses the Coulomb 1/r_ij divergence; no parameters, a "
                                "bijection for every parameter value (qvfe/flows/backflow.py). "
                                "Not with jastrow_terms, which has its own cusps")

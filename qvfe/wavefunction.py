@@ -154,9 +154,10 @@ class SquareRootFlowWavefunction:
             electron-nucleus steps: their Jacobian, anisotropic where 16 radial steps compose,
             tilts the kink (the local energy kept 5-25 % of the 1/r_ij divergence with
             perturbed steps at rs = 1.25; where it is now under 1 %, and up to 5 % within 0.3
-            bohr of a proton, where the exact step's own scaling is anisotropic). The maps after it are
-            smooth at a coalescence and keep its kink whole; the opposite-spin flow, which
-            pushes the two electrons of a coalescing pair apart, must come after it.
+            bohr of a proton, where the exact step's own scaling is anisotropic). The maps
+            after it are smooth at a coalescence and keep its kink whole; the opposite-spin
+            flow, which pushes the two electrons of a coalescing pair apart, must come after
+            it.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np

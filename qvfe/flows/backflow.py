@@ -598,8 +598,9 @@ class Backflow:
         return jnp.concatenate([g * w, g[None]])
 
     def _cusp_displacement(self, beta, delta: jax.Array, aux) -> jax.Array:
-        """(beta/2) f(|D|) D for an opposite-spin pair, zero for a same-spin one (open); the
-        periodic layer's (beta_s/2) h(r) v(D) with beta = (opposite, same)."""
+        """Open: (beta/2) f(|D|) D for an opposite-spin pair, zero for a same-spin one.
+        Periodic (``beta`` then holds the depths b for opposite and same spins): (1/2) w(r)
+        v(D), w = -b_s/(1 + r/a)^d."""
         same_spin, _ = aux
         if self.kind == "periodic":
             L, a = self.box_length, self._periodic_cusp_depths[0]
