@@ -130,8 +130,9 @@ def test_periodic_images_leave_energy_and_psi_unchanged():
 
 def test_interacting_steps_are_consistent(tmp_path):
     """With the screened bands and the radial proton flow with its pre-fit (the dense-hydrogen
-    specs' model), and the options of an opposite-spin layer and a neighbour-mean backflow
-    (range 0.5 rs); the interacting plane waves and the pair-sum backflow run in the
+    specs' model), and the options of an opposite-spin layer, a neighbour-mean backflow
+    (range 0.5 rs) and the exact electron-electron cusps; the interacting plane waves and the
+    pair-sum backflow run in the
     clamped-proton tests below, sampled protons over plane waves in the ideal one."""
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=4, batch=32)
     raw["model"]["proton_flow"] = "radial"  # the other tests take the default backflow
@@ -139,6 +140,7 @@ def test_interacting_steps_are_consistent(tmp_path):
     raw["model"]["orbitals"] = "screened_bands"
     raw["model"]["opposite_spin_layers"] = 1
     raw["model"]["backflow_range"] = 0.5
+    raw["model"]["electron_cusps"] = True
     result = qvfe.run(qvfe.load_spec(raw), out=tmp_path / "r", progress=False)
     obs, info = result.observables, result.info
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in obs.values())

@@ -121,8 +121,9 @@ def make_periodic_backflow(model: Any, n_up: int, n_down: int, dim: int, L: floa
 
 def make_cusp_layer(model: Any, n_up: int, n_down: int, dim: int, L: float,
                     coupling: float) -> Backflow | None:
-    """The √flow's first map with ``model.electron_cusps``: the fixed layer that makes the
-    cusps of the interaction coupling/r exact (qvfe.flows.backflow); None without it."""
+    """The √flow's fixed layer with ``model.electron_cusps``, which makes the cusps of the
+    interaction coupling/r exact (qvfe.flows.backflow; the wavefunction's ``cusps`` says where
+    it acts); None without it."""
     if not model.electron_cusps:
         return None
     return Backflow(n_up, n_down, dim, kind="periodic", box_length=L, n_layers=0,
