@@ -145,6 +145,7 @@ spacing of the particles.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +162,12 @@ _CUSP_EPS = 1e-12  # (|D|/length_scale)^2 added under the square root of the cus
 # the same for the exact-cusp layer, much smaller: its Laplacian must follow 1/r down to r ~ 1e-5 l
 # (the error is eps/r^3); 1e-20 keeps 1/eps^1.5 finite even in float32 at the masked self-pair
 _EXACT_CUSP_EPS = 1e-20
+
+
+def _periodic_distance(angle: jax.Array, box_length: float, eps: float) -> jax.Array:
+    """r_p = (L/pi) |sin(angle/2)| over the last axis, angle = 2 pi D / L; ``eps`` under the root
+    keeps its derivatives finite at D = 0."""
+    return (box_length / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=-1) + eps)
 
 
 def _init_mlp(key: jax.Array, sizes: list[int], zero_last: bool = True
@@ -414,7 +421,7 @@ class Backflow:
         d = self.dim
         return self.pair_cusps * np.array([2.0 / ((d + 1) * (d - 1)), 2.0 / ((d + 1) * (d + 3))])
 
-    @property
+    @functools.cached_property
     def _periodic_cusp_depths(self) -> tuple[float, np.ndarray]:
         """(a, b) of the periodic exact-cusp layer: its range a and the depths b_s = beta_s a /
         (d + beta_s a) for (opposite, same) spins, a the largest range at which every block row
@@ -605,8 +612,7 @@ class Backflow:
         if self.kind == "periodic":
             L, a = self.box_length, self._periodic_cusp_depths[0]
             angle = (2 * np.pi / L) * delta
-            r = (L / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2)
-                                       + _EXACT_CUSP_EPS * (np.pi * a / L) ** 2)
+            r = _periodic_distance(angle, L, _EXACT_CUSP_EPS * (np.pi * a / L) ** 2)
             depth = beta[0] + (beta[1] - beta[0]) * same_spin
             w = -depth / (1.0 + r / a) ** self.dim
             return 0.5 * w * (L / (2 * np.pi)) * jnp.sin(angle)

@@ -76,7 +76,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qvfe.flows.backflow import _bounded_mlp, _init_mlp, _value_and_jacfwd
+from qvfe.flows.backflow import (_bounded_mlp, _init_mlp, _periodic_distance,
+                                 _value_and_jacfwd)
 
 __all__ = ["ElectronNucleusFlow"]
 
@@ -85,12 +86,6 @@ _CUSP_EPS = 1e-12
 # |D|^2 regulariser of the exact cusp step (units of l_c^2): its Laplacian must follow 1/r down
 # to r ~ 1e-5 l_c, as the exact electron-electron cusp of qvfe.flows.backflow
 _EXACT_CUSP_EPS = 1e-20
-
-
-def _periodic_distance(angle: jax.Array, box_length: float, eps: float) -> jax.Array:
-    """r_p = (L/pi) |sin(angle/2)| over the last axis, angle = 2 pi D / L; ``eps`` under the root
-    keeps its derivatives finite at D = 0."""
-    return (box_length / np.pi) * jnp.sqrt(jnp.sum(jnp.sin(0.5 * angle) ** 2, axis=-1) + eps)
 
 
 @dataclass(frozen=True, eq=False)
