@@ -315,24 +315,38 @@ class SquareRootFlowWavefunction:
             x = self.collective.forward(params["collective"], x)
         return x
 
-    def _before_collective(self, params: Params, x: jax.Array, context: tuple) -> jax.Array:
-        """``x`` moved by the electron-nucleus flow (with the cusp layer after its exact-cusp
-        step) and the opposite-spin flow, those present."""
+    def _maps_before_collective(self, params: Params, context: tuple) -> list[tuple]:
+        """The √flow's maps before the collective flow and the backflow, in their order (the
+        electron-nucleus exact-cusp step, the cusp layer, the learned electron-nucleus steps,
+        the opposite-spin flow; those present), each as (x -> (x, ln|det|), x -> x)."""
+        maps = []
         if self.nuclei is not None:
-            x, _ = self.nuclei.cusp_step(x, context[0], with_log_det=False)
+            s, theta = context[0], params["nuclei"]
+            maps.append((lambda x: self.nuclei.cusp_step(x, s),
+                         lambda x: self.nuclei.cusp_step(x, s, with_log_det=False)[0]))
         if self.cusps is not None:
-            x = self.cusps.forward(_NO_LAYERS, x)
+            maps.append((lambda x: self.cusps.forward_and_log_det(_NO_LAYERS, x),
+                         lambda x: self.cusps.forward(_NO_LAYERS, x)))
         if self.nuclei is not None:
-            x, _ = self.nuclei.learned_steps(params["nuclei"], x, context[0], with_log_det=False)
+            maps.append((lambda x: self.nuclei.learned_steps(theta, x, s),
+                         lambda x: self.nuclei.learned_steps(theta, x, s,
+                                                             with_log_det=False)[0]))
         if self.opposite_spin is not None:
-            x = self.opposite_spin.forward(params["opposite_spin"], x)
+            theta_o = params["opposite_spin"]
+            maps.append((lambda x: self.opposite_spin.forward_and_log_det(theta_o, x),
+                         lambda x: self.opposite_spin.forward(theta_o, x)))
+        return maps
+
+    def _before_collective(self, params: Params, x: jax.Array, context: tuple) -> jax.Array:
+        """``x`` moved by the maps of ``_maps_before_collective``."""
+        for _, forward in self._maps_before_collective(params, context):
+            x = forward(x)
         return x
 
     def _transport(self, params: Params, x: jax.Array, occ_up: jax.Array, occ_down: jax.Array,
                    context: tuple, with_log_det: bool = True):
         """(Z, ln|det dZ/dX| (None without ``with_log_det``), the basis' context): the flows
-        in their order: the electron-nucleus exact-cusp step, the cusp layer, the learned
-        electron-nucleus steps, opposite-spin, collective, backflow."""
+        in their order: ``_maps_before_collective``, collective, backflow."""
         basis_context = context[1:] if self.nuclei is not None else context
         sector = None if self.sector is None else self.sector(occ_up, occ_down)
         if not with_log_det:
@@ -340,16 +354,8 @@ class SquareRootFlowWavefunction:
                                       self.backflow_input(params, x, *context), sector)
             return z, None, tuple(basis_context)
         log_jac = jnp.zeros((), x.dtype)
-        if self.nuclei is not None:
-            x, log_jac = self.nuclei.cusp_step(x, context[0])
-        if self.cusps is not None:
-            x, ld = self.cusps.forward_and_log_det(_NO_LAYERS, x)
-            log_jac = log_jac + ld
-        if self.nuclei is not None:
-            x, ld = self.nuclei.learned_steps(params["nuclei"], x, context[0])
-            log_jac = log_jac + ld
-        if self.opposite_spin is not None:
-            x, ld = self.opposite_spin.forward_and_log_det(params["opposite_spin"], x)
+        for forward_and_log_det, _ in self._maps_before_collective(params, context):
+            x, ld = forward_and_log_det(x)
             log_jac = log_jac + ld
         if self.collective is not None:
             x, ld = self.collective.forward_and_log_det(params["collective"], x)
