@@ -516,6 +516,10 @@ class HydrogenModel(ElectronGasModel):
     band_cutoff: float = opt(2.0, doc="screened_bands: the plane waves of the bands' expansion "
                              "reach this many times the largest |k| of the orbital table",
                              lo=1.0, hi=4.0)
+    band_tail_cutoff: float = opt(0.0, doc="screened_bands: beyond band_cutoff, up to this many "
+                                  "times the largest |k| of the orbital table, the bands carry "
+                                  "first-order tails (the cusps' plane waves) without a larger "
+                                  "diagonalisation; 0: none", lo=0.0, hi=8.0)
     band_potential_scale: float = opt(1.0, doc="screened_bands: the bands' potential is this "
                                       "many times the protons' RPA-screened Coulomb potential "
                                       "(1: linear screening; any scale gives orthonormal bands, "
@@ -930,6 +934,13 @@ def _check_hydrogen(spec: Spec) -> None:
             raise SpecError(f"model.orbitals = {spec.model.orbitals!r} is invalid for "
                             "system.boundary = 'isolated' (Gaussian molecular orbitals): must "
                             "be 'plane_waves' (the default, ignored there)")
+    m = spec.model
+    if m.band_tail_cutoff and (m.orbitals != "screened_bands"
+                               or m.band_tail_cutoff <= m.band_cutoff):
+        raise SpecError(f"model.band_tail_cutoff = {m.band_tail_cutoff:g} is invalid with "
+                        f"model.orbitals = {m.orbitals!r} and model.band_cutoff = "
+                        f"{m.band_cutoff:g}: must be 0 or, with 'screened_bands', larger than "
+                        "model.band_cutoff")
     geminal = spec.model.geminal
     if geminal != "none":
         from qvfe.wavefunction import GEMINAL_MAX_PAIRS  # jax only when the option is used

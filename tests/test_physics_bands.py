@@ -8,6 +8,11 @@
 - Coupling 0 gives the plane waves; the coefficients are orthonormal; translating every proton
   and every position together leaves band energies and densities unchanged; the orbital values
   are the coefficients times the plane waves.
+- Tails (``n_exact``): at weak coupling the tail coefficients are first-order perturbation
+  theory's, hence the full diagonalisation's to O(λ²); at full coupling the columns are
+  orthonormal, move with the protons, and their determinant recovers most of what the full
+  diagonalisation in the same plane waves gains over the low set alone (exact energies of
+  ``qvfe.physics.periodic_hf``).
 - A √flow wavefunction over the bands (hydrogen's ``model.orbitals = "screened_bands"``): the
   same ln ψ after moving an electron or a proton by a lattice vector, and the folx local energy
   equals jax.hessian's.
@@ -199,8 +204,72 @@ def test_wavefunction_over_bands_is_periodic_and_its_laplacian_exact():
     assert abs(float(re_pw - re0)) > 1e-3
 
 
+def _tailed(n_low=33, n_all=257, **kw):
+    """Bands of 4 protons (rs 1.25) over ``n_all`` plane waves, the first ``n_low`` exact."""
+    L = box_length(1.25, 4)
+    k, _ = plane_wave_orbitals(3, L, n_all, np.zeros(3))
+    return (ScreenedBands(k, L, 1.25, 5, n_exact=n_low, **kw),
+            ScreenedBands(k, L, 1.25, 5, **kw), L)
+
+
+def _same_columns(a, b):
+    """Each column of ``a`` against ``b``'s up to its phase (eigenvectors' arbitrary phase)."""
+    overlap = np.sum(np.conj(b) * a, axis=0)
+    return a * (np.abs(overlap) / overlap)[None, :].conj(), b
+
+
+def test_band_tails_at_weak_coupling_are_first_order_perturbation_theory():
+    lam = 1e-3
+    tailed, full, L = _tailed(charge=lam)
+    s = jax.random.uniform(jax.random.PRNGKey(7), (4, 3), maxval=L)
+    # the lowest band is non-degenerate (k = 0); its tail coefficients are O(λ), error O(λ²)
+    c_tail, c_full = _same_columns(np.asarray(tailed.coefficients(s))[:, :1],
+                                   np.asarray(full.coefficients(s))[:, :1])
+    tail = slice(33, None)
+    assert np.max(np.abs(c_full[tail])) > 1e-6  # the tail is there, at first order in λ
+    np.testing.assert_allclose(c_tail[tail], c_full[tail],
+                               atol=1e-3 * np.max(np.abs(c_full[tail])))
+
+
+def test_band_tails_are_orthonormal_move_with_the_protons_and_lower_the_determinant():
+    from qvfe.physics.periodic_hf import PeriodicHartreeFock
+
+    tailed, full, L = _tailed()
+    s = np.asarray(jax.random.uniform(jax.random.PRNGKey(8), (4, 3), maxval=L))
+    e, c = tailed.bands(jnp.asarray(s))
+    assert c.shape == (257, 5)
+    np.testing.assert_allclose(c.conj().T @ c, np.eye(5), atol=1e-12)
+    shift = np.array([0.4, -1.3, 2.2])
+    e1, c1 = tailed.bands(jnp.asarray(s + shift))
+    np.testing.assert_allclose(e1, e, atol=1e-10)
+    z = jax.random.uniform(jax.random.PRNGKey(9), (6, 3), maxval=L)
+    lowest = jnp.array([0])
+    np.testing.assert_allclose(jnp.abs(tailed.values(z + shift, lowest, c1).matrix),
+                               jnp.abs(tailed.values(z, lowest, c).matrix), rtol=1e-9)
+    # the low set's own bands, the tailed ones, the full diagonalisation: exact determinant
+    # energies of 2 + 2 electrons
+    low = np.zeros_like(c)
+    low[:33] = np.asarray(ScreenedBands(full.k_vectors[:33], L, 1.25, 5).coefficients(s))
+    hf = PeriodicHartreeFock(full.k_vectors, L, s)
+
+    def energy(cols):
+        return hf.energy((cols[:, :2], cols[:, :2])) / 4
+
+    e_low, e_tail = energy(low), energy(np.asarray(c))
+    e_full = energy(np.asarray(full.coefficients(s)))
+    assert e_full < e_low - 0.01  # the cusps' plane waves are worth 0.01 Ha/atom and more here
+    assert e_tail - e_full < 0.15 * (e_low - e_full)
+    # n_exact = K is the plain diagonalisation
+    np.testing.assert_allclose(ScreenedBands(full.k_vectors, L, 1.25, 5, n_exact=257)
+                               .coefficients(s), full.coefficients(s), atol=1e-12)
+
+
 def test_bad_band_arguments_are_rejected():
     k, _ = plane_wave_orbitals(3, 5.0, 7, np.zeros(3))
+    with pytest.raises(ValueError, match="n_exact"):
+        ScreenedBands(k, 5.0, 1.25, 3, n_exact=2)
+    with pytest.raises(ValueError, match="n_exact"):
+        ScreenedBands(k, 5.0, 1.25, 3, n_exact=8)
     with pytest.raises(ValueError, match="n_bands"):
         ScreenedBands(k, 5.0, 1.25, 8)
     with pytest.raises(ValueError, match="screening"):

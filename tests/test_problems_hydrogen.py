@@ -328,6 +328,32 @@ def test_too_many_band_plane_waves_is_a_spec_error():
         qvfe.build_problem(qvfe.load_spec(raw))
 
 
+def test_band_tails_extend_the_diagonalised_plane_waves_and_lower_the_determinant():
+    """``model.band_tail_cutoff``: the bands keep ``band_cutoff``'s plane waves first, in their
+    order, as the diagonalised set, add the wider table's others as tails, and the determinant
+    of the clamped bcc pair's bands falls (exact energies, ``band_references``)."""
+    def bands(**model):
+        raw = _raw(n_protons=2, rs=1.25, coupling=1.0)
+        raw["model"].update(orbitals="screened_bands", **model)
+        return qvfe.build_problem(qvfe.load_spec(raw)).model.occupations.bands
+
+    plain, tailed = bands(), bands(band_tail_cutoff=4.0)
+    k = plain.n_plane_waves
+    assert tailed.n_exact == k < tailed.n_plane_waves
+    np.testing.assert_allclose(tailed.k_vectors[:k], plain.k_vectors)
+    assert len(np.unique(np.round(tailed.k_vectors, 9), axis=0)) == tailed.n_plane_waves
+    s = hydrogen.lattice_positions("bcc", 2, plain.box_length)
+    e_plain = hydrogen.band_references(plain, s, 1, 1, 1.0)["E_bands_determinant"]
+    e_tailed = hydrogen.band_references(tailed, s, 1, 1, 1.0)["E_bands_determinant"]
+    assert e_tailed < e_plain - 0.005, (e_plain, e_tailed)  # 7.3 mHa/atom
+    raw = _raw(n_protons=16, rs=1.25, coupling=1.0)
+    raw["model"].update(orbitals="screened_bands", band_cutoff=1.0, band_tail_cutoff=8.0)
+    raw["system"]["n_orbitals"] = 200
+    with pytest.raises(qvfe.SpecError, match=r"model.band_tail_cutoff = 8 with 200 orbitals per "
+                       r"spin needs \d+ plane waves per band \(> 4000"):
+        qvfe.build_problem(qvfe.load_spec(raw))
+
+
 def test_band_potential_scale_scales_the_bands_potential():
     """``model.band_potential_scale`` multiplies the bands' screened potential: the built
     problem's bands Hamiltonian is ½k² plus that factor times the linear-screening one."""

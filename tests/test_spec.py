@@ -174,6 +174,12 @@ H_ISOLATED = {"system": {"kind": "hydrogen", "n_protons": 2, "T_kelvin": 1000.0,
     (H_PERIODIC, {"model.orbitals": "bands"}, "model.orbitals = 'bands' is invalid: must be one "
      "of 'plane_waves', 'screened_bands'"),
     (H_PERIODIC, {"model.band_cutoff": 0.5}, "model.band_cutoff = 0.5 is invalid"),
+    (H_PERIODIC, {"model.band_tail_cutoff": 3.0}, "model.band_tail_cutoff = 3 is invalid with "
+     "model.orbitals = 'plane_waves' and model.band_cutoff = 2: must be 0 or, with "
+     "'screened_bands', larger than model.band_cutoff"),
+    (H_PERIODIC, {"model.orbitals": "screened_bands", "model.band_tail_cutoff": 2.0},
+     "model.band_tail_cutoff = 2 is invalid with model.orbitals = 'screened_bands'"),
+    (H_PERIODIC, {"model.band_tail_cutoff": 9.0}, "model.band_tail_cutoff = 9.0 is invalid"),
     (H_PERIODIC, {"model.band_potential_scale": 0.0}, "model.band_potential_scale = 0.0 is "
      "invalid"),
     ({**ISING, "optimizer": {}}, None, "[optimizer] is not a known section"),

@@ -30,6 +30,25 @@ diagonal of ±1e-7 Ha (one pseudo-random value per plane wave, seed 0) added to 
 member the same way on every machine and still commutes with translations of all the protons
 (the bands' energies move by ≤ 1e-7 Ha, and they are only labels; the energy is H's own). In
 the liquid such ties have measure zero.
+
+Tails (``n_exact`` < K): the cusps at the protons need plane waves far beyond the band's own
+(the bands' determinant falls by 0.03 Ha/atom from 78 to 585 plane waves at rs = 1.25), and a
+K × K diagonalisation per configuration costs K³. Only the first ``n_exact`` plane waves (the
+low set ℓ) are diagonalised; each kept band's coefficients on the others (the tail t, where
+the kinetic energy dominates) are those of first-order Löwdin partitioning,
+
+    c_t = H_tℓ c_ℓ / (ε − ½|k_t|²),
+
+and the M columns are then orthonormalised symmetrically, C (C†C)^{−1/2} (Löwdin: the
+orthonormal set nearest C). That is the Kato tail of each band (its high-k coefficients are
+set by its values at the protons), at the cost of the low set's eigh and one (K − n_exact) × n_exact
+product. At rs = 1.25 (bcc, 16 protons) it takes the determinant from 78 exact plane waves and
+507 tail ones to within 1.2 mHa/atom of the full 585-wave diagonalisation (−0.4825 against
+−0.4837 Ha/atom; 1998 waves: −0.4866, the Hartree–Fock limit −0.4883). Any orthonormal columns
+are valid base states (the variational bound holds for them), so the approximation costs only
+quality, and the columns stay a fixed, smooth function of S. The denominator is kept at least
+half of ½|k_t|² (``_tail_denominators``), which only acts where a band lay within a factor two
+of the tail's kinetic energy, which the cutoffs of ``model.band_tail_cutoff`` exclude.
 """
 
 from __future__ import annotations
@@ -62,6 +81,8 @@ class ScreenedBands:
             gives plane waves), times the spec's ``model.band_potential_scale``.
         screening: 'rpa' (ε Lindhard, the metal's bands) or 'none' (ε = 1, the bare Coulomb
             potential: one electron's exact Hamiltonian in the plane waves).
+        n_exact: the first ``n_exact`` plane waves are diagonalised and the rest carry the
+            bands' first-order tails (module docstring); 0, the default, diagonalises all K.
 
     Derived: ``diagonal`` (K,), H's diagonal without the protons: ½|k|² plus the tie-break of
     the module docstring.
@@ -78,6 +99,7 @@ class ScreenedBands:
     n_bands: int
     charge: float = 1.0
     screening: str = "rpa"
+    n_exact: int = 0
     is_complex: bool = True
 
     def __post_init__(self) -> None:
@@ -101,11 +123,18 @@ class ScreenedBands:
         if len(np.unique(np.round(m - m[0]), axis=0)) != len(k):
             raise ValueError("ScreenedBands.k_vectors must be distinct (a repeated plane wave "
                              "makes two bands the same function)")
+        n_exact = self.n_exact or k.shape[0]
+        if int(n_exact) != n_exact or not self.n_bands <= n_exact <= k.shape[0]:
+            raise ValueError(f"ScreenedBands.n_exact must be a whole number in [{self.n_bands}, "
+                             f"{k.shape[0]}] (n_bands to the plane waves) or 0, got "
+                             f"{self.n_exact}")
         if self.screening not in ("rpa", "none"):
             raise ValueError(f"ScreenedBands.screening must be 'rpa' or 'none', got "
                              f"{self.screening!r}")
         object.__setattr__(self, "k_vectors", k)
-        g = k[:, None, :] - k[None, :, :]  # (K, K, 3): reciprocal-lattice vectors k - k'
+        object.__setattr__(self, "n_exact", int(n_exact))
+        # only the columns of the low set: the tails need H_tℓ, never H_tt (module docstring)
+        g = k[:, None, :] - k[None, : self.n_exact, :]  # (K, n_exact, 3): k - k'
         g_norm = np.linalg.norm(g, axis=-1)
         off = g_norm > 1e-9 * (2 * np.pi / self.box_length)
         safe = np.where(off, g_norm, 1.0)
@@ -132,18 +161,35 @@ class ScreenedBands:
         return int(self.k_vectors.shape[0])
 
     def hamiltonian(self, s: jax.Array) -> jax.Array:
-        """H (K, K), complex Hermitian, for the protons at ``s`` (P, 3), with the tie-break."""
+        """H's first ``n_exact`` columns (K, n_exact) for the protons at ``s`` (P, 3), with the
+        tie-break: without tails all of H (K, K), complex Hermitian."""
         s = jax.lax.stop_gradient(s)
         phase = jnp.asarray(self.k_vectors) @ s.T  # (K, P): k·R_I
         a = jax.lax.complex(jnp.cos(phase), -jnp.sin(phase))  # e^{-ik·R_I}
-        structure = a @ jnp.conj(a).T  # Σ_I e^{-i(k-k')·R_I}
-        diagonal = jnp.asarray(self.diagonal)  # ½|k|² and the tie-break (module docstring)
-        return jnp.diag(diagonal).astype(structure.dtype) + self._pair_potential * structure
+        structure = a @ jnp.conj(a[: self.n_exact]).T  # Σ_I e^{-i(k-k')·R_I}
+        # ½|k|² and the tie-break (module docstring) on the diagonal of the low set
+        diagonal = np.eye(self.n_plane_waves, self.n_exact) * self.diagonal[: self.n_exact]
+        return diagonal + self._pair_potential * structure
 
     def bands(self, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(energies (M,) in Ha, coefficients (K, M)) of the M lowest bands at ``s``."""
-        energies, vectors = jnp.linalg.eigh(self.hamiltonian(s))
-        return energies[: self.n_bands], vectors[:, : self.n_bands]
+        """(energies (M,) in Ha, coefficients (K, M)) of the M lowest bands at ``s``; with
+        tails, the low set's eigenvalues and the tailed, orthonormalised columns."""
+        h = self.hamiltonian(s)
+        low = self.n_exact
+        energies, vectors = jnp.linalg.eigh(h[:low, :low])
+        energies, vectors = energies[: self.n_bands], vectors[:, : self.n_bands]
+        if low == self.n_plane_waves:
+            return energies, vectors
+        tail = (h[low:, :low] @ vectors) / -self._tail_denominators(energies)
+        columns = jnp.concatenate([vectors, tail], axis=0)
+        overlap_values, overlap_vectors = jnp.linalg.eigh(jnp.conj(columns.T) @ columns)
+        inverse_root = (overlap_vectors * overlap_values**-0.5) @ jnp.conj(overlap_vectors.T)
+        return energies, columns @ inverse_root
+
+    def _tail_denominators(self, energies: jax.Array) -> jax.Array:
+        """½|k_t|² − ε (tail plane waves × bands), kept at least ¼|k_t|² (module docstring)."""
+        kinetic = jnp.asarray(self.diagonal[self.n_exact:])[:, None]
+        return jnp.maximum(kinetic - energies[None, :], 0.5 * kinetic)
 
     def coefficients(self, s: jax.Array) -> jax.Array:
         """The (K, M) plane-wave coefficients of the M lowest bands at ``s``."""

@@ -112,6 +112,7 @@ ProtonDensity = (PeriodicRadialDensity | PeriodicPushDensity | PeriodicCouplingD
                  | PeriodicParticleDensity)
 PREFIT_BATCH = 128  # proton configurations per step of the screened-proton pre-fit
 MAX_BAND_PLANE_WAVES = 1000  # screened bands: one K x K diagonalisation per configuration
+MAX_BAND_TAIL_PLANE_WAVES = 4000  # their tails: each a term of every orbital value
 MAX_HF_PLANE_WAVES = 400  # clamped protons' Hartree–Fock reference: seconds up to this size
 
 
@@ -148,15 +149,14 @@ def lattice_positions(lattice: str, n_protons: int, box_length: float) -> np.nda
 
 
 def band_plane_waves(box_length: float, k_vectors: np.ndarray, cutoff: float,
-                     twist: np.ndarray) -> np.ndarray:
+                     twist: np.ndarray, limit: int = MAX_BAND_PLANE_WAVES) -> np.ndarray:
     """The plane waves of the box (energy-ordered, with the twist) whose |k| is at most
     ``cutoff`` times the largest of ``k_vectors`` (at least of the grid's 2π/L): the expansion
     basis of the screened bands (``qvfe.physics.bands``), whole shells; more than
-    ``MAX_BAND_PLANE_WAVES`` (not all) where the cutoff holds more."""
+    ``limit`` (not all) where the cutoff holds more."""
     k_max = cutoff * max(float(np.max(np.linalg.norm(k_vectors, axis=1))),
                          2 * np.pi / box_length)
-    return plane_waves_within(3, box_length, 0.5 * k_max**2, twist,
-                              limit=MAX_BAND_PLANE_WAVES)[0]
+    return plane_waves_within(3, box_length, 0.5 * k_max**2, twist, limit=limit)[0]
 
 
 def orbital_table(spec: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
@@ -178,8 +178,10 @@ def orbital_table(spec: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]
 
 def screened_bands(spec: Any, L: float, k_vectors: np.ndarray,
                    twist: np.ndarray) -> ScreenedBands:
-    """The spec's screened bands over the orbital table ``k_vectors``, expanded in the plane
-    waves of ``model.band_cutoff``. Raises SpecError beyond ``MAX_BAND_PLANE_WAVES``."""
+    """The spec's screened bands over the orbital table ``k_vectors``, diagonalised in the plane
+    waves of ``model.band_cutoff`` and, with ``model.band_tail_cutoff``, with first-order tails
+    in the plane waves up to that. Raises SpecError beyond ``MAX_BAND_PLANE_WAVES`` or
+    ``MAX_BAND_TAIL_PLANE_WAVES``."""
     s, m = spec.system, spec.model
     waves = band_plane_waves(L, k_vectors, m.band_cutoff, twist)
     if len(waves) > MAX_BAND_PLANE_WAVES:
@@ -188,8 +190,22 @@ def screened_bands(spec: Any, L: float, k_vectors: np.ndarray,
                         f"{MAX_BAND_PLANE_WAVES}, one diagonalisation of that size per "
                         "configuration): lower model.band_cutoff or system.T_kelvin, or "
                         "set system.n_orbitals")
+    n_exact = len(waves)
+    if m.band_tail_cutoff:
+        wider = band_plane_waves(L, k_vectors, m.band_tail_cutoff, twist,
+                                 limit=MAX_BAND_TAIL_PLANE_WAVES)
+        if len(wider) > MAX_BAND_TAIL_PLANE_WAVES:
+            raise SpecError(f"model.band_tail_cutoff = {m.band_tail_cutoff:g} with "
+                            f"{len(k_vectors)} orbitals per spin needs {len(wider)} plane waves "
+                            f"per band (> {MAX_BAND_TAIL_PLANE_WAVES}, each a term of every "
+                            "orbital value): lower model.band_tail_cutoff")
+        # the diagonalised waves first, in their order; the tail's are the wider table's others
+        exact = {tuple(i) for i in np.round(waves * L / (2 * np.pi)).astype(int)}
+        tail = [k for k, i in zip(wider, np.round(wider * L / (2 * np.pi)).astype(int))
+                if tuple(i) not in exact]
+        waves = np.concatenate([waves, np.reshape(tail, (-1, 3))])
     return ScreenedBands(waves, L, s.rs, len(k_vectors),
-                         charge=s.coupling * m.band_potential_scale)
+                         charge=s.coupling * m.band_potential_scale, n_exact=n_exact)
 
 
 def clamped_positions(spec: Any, L: float) -> np.ndarray | None:
