@@ -335,11 +335,15 @@ def test_band_tails_extend_the_diagonalised_plane_waves_and_lower_the_determinan
     def bands(**model):
         raw = _raw(n_protons=2, rs=1.25, coupling=1.0)
         raw["model"].update(orbitals="screened_bands", **model)
-        return qvfe.build_problem(qvfe.load_spec(raw)).model.occupations.bands
+        problem = qvfe.build_problem(qvfe.load_spec(raw))
+        return problem.model.occupations.bands, problem.info
 
-    plain, tailed = bands(), bands(band_tail_cutoff=4.0)
+    (plain, info), (tailed, tailed_info) = bands(), bands(band_tail_cutoff=4.0)
     k = plain.n_plane_waves
     assert tailed.n_exact == k < tailed.n_plane_waves
+    assert "band_plane_waves_diagonalised" not in info
+    assert tailed_info["band_plane_waves_diagonalised"] == k
+    assert tailed_info["band_plane_waves"] == tailed.n_plane_waves
     np.testing.assert_allclose(tailed.k_vectors[:k], plain.k_vectors)
     assert len(np.unique(np.round(tailed.k_vectors, 9), axis=0)) == tailed.n_plane_waves
     s = hydrogen.lattice_positions("bcc", 2, plain.box_length)

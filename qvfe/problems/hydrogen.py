@@ -472,6 +472,8 @@ def build(spec: Any) -> Problem:
         if m.orbitals == "screened_bands":
             basis = screened_bands(spec, L, k_vectors, twist)
             info["band_plane_waves"] = basis.n_plane_waves
+            if basis.n_exact < basis.n_plane_waves:  # the others are tails
+                info["band_plane_waves_diagonalised"] = basis.n_exact
         clamped = clamped_positions(spec, L)
         if clamped is not None:
             nuclei_model = ClampedNuclei(np.mod(clamped, L))
