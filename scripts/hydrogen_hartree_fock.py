@@ -7,11 +7,14 @@ band_plane_waves``), the energy per atom of the RPA-screened bands' ground deter
 the spec with no flow layers reaches) and of the Hartree–Fock ground state in the same plane
 waves (``qvfe.physics.periodic_hf``), all Coulomb terms included; then the Hartree–Fock limit,
 E(K) = E_∞ + a/K through the two largest tables (K ∝ k_max³: the cusps' plane-wave tail).
+With ``--tail-cutoffs``, the determinant of the spec's own bands (its ``model.band_cutoff``
+diagonalised) with first-order tails up to each ``model.band_tail_cutoff`` given
+(``qvfe.physics.bands``).
 A run directory of free protons instead takes the proton configurations of chosen walkers of
 its newest checkpoint (the liquid's S). README, dense hydrogen, "The best determinant":
 
     python scripts/hydrogen_hartree_fock.py systems/hydrogen_rs1.25_bcc_n16_static.toml \\
-        --set 'system.twist=[0.25,0.25,0.25]' --cutoffs 2 3 4
+        --set 'system.twist=[0.25,0.25,0.25]' --cutoffs 2 3 4 --tail-cutoffs 3 4 6
     python scripts/hydrogen_hartree_fock.py RUNDIR --walkers 0 1 2 3 --cutoffs 2 3 4
 
 Energies in Hartree per atom. A table of K plane waves costs about N K² Q operations per
@@ -25,7 +28,7 @@ import argparse
 from pathlib import Path
 
 
-def series(spec, cutoffs: list[float]) -> None:
+def series(spec, cutoffs: list[float], tail_cutoffs: list[float] = ()) -> None:
     """Print the table of one clamped spec (module docstring)."""
     import numpy as np
 
@@ -57,6 +60,14 @@ def series(spec, cutoffs: list[float]) -> None:
             slope = (e2 - e1) / (1 / k2 - 1 / k1)
             print(f"{name} limit (E_∞ + a/K through K = {k1}, {k2}): "
                   f"{e2 - slope / k2:.4f} Ha/atom")
+    for tail_cutoff in sorted(tail_cutoffs):
+        bands = hydrogen.screened_bands(spec.replace(**{"model.band_tail_cutoff": tail_cutoff}),
+                                        L, k_vectors, twist)
+        e_det = hydrogen.band_references(bands, protons, n_up, n_down, s.coupling,
+                                         max_plane_waves=0)["E_bands_determinant"]
+        print(f"tails to {tail_cutoff:g}: {bands.n_exact} diagonalised + "
+              f"{bands.n_plane_waves - bands.n_exact} tail plane waves, E bands det "
+              f"{e_det:.6f} Ha/atom", flush=True)
 
 
 def main() -> None:
@@ -69,6 +80,9 @@ def main() -> None:
     ap.add_argument("--cutoffs", type=float, nargs="+", default=[2.0, 3.0, 4.0],
                     help="band cutoffs (model.band_cutoff, 1 to 4): multiples of the orbital "
                          "table's largest |k|")
+    ap.add_argument("--tail-cutoffs", type=float, nargs="*", default=[],
+                    help="band tail cutoffs (model.band_tail_cutoff, above the spec's "
+                         "band_cutoff, at most 8): the determinant with the bands' tails")
     ap.add_argument("--walkers", type=int, nargs="+", default=[0],
                     help="run directory: the walkers of its newest checkpoint whose protons "
                          "are taken")
@@ -98,11 +112,18 @@ def main() -> None:
         if spec.kind != "hydrogen" or s.boundary != "periodic" or not (
                 s.proton_lattice or s.proton_positions):
             raise SystemExit(f"{label}: needs periodic hydrogen with clamped protons")
+        try:  # every table's spec checked before the first is computed
+            for key, values in (("model.band_cutoff", args.cutoffs),
+                                ("model.band_tail_cutoff", args.tail_cutoffs)):
+                for value in values:
+                    spec.replace(**{key: value})
+        except SpecError as e:
+            raise SystemExit(f"--cutoffs or --tail-cutoffs: {e}") from None
         print(label)
         try:
-            series(spec, args.cutoffs)
+            series(spec, args.cutoffs, args.tail_cutoffs)
         except SpecError as e:  # a cutoff outside model.band_cutoff's range, or too many waves
-            raise SystemExit(f"--cutoffs: {e}") from None
+            raise SystemExit(f"--cutoffs or --tail-cutoffs: {e}") from None
 
 
 if __name__ == "__main__":
