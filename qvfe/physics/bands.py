@@ -47,8 +47,10 @@ product. At rs = 1.25 (bcc, 16 protons) it takes the determinant from 78 exact p
 −0.4837 Ha/atom; 1998 waves: −0.4866, the Hartree–Fock limit −0.4883). Any orthonormal columns
 are valid base states (the variational bound holds for them), so the approximation costs only
 quality, and the columns stay a fixed, smooth function of S. The denominator is kept at least
-half of ½|k_t|² (``_tail_denominators``), which only acts where a band lay within a factor two
-of the tail's kinetic energy, which the cutoffs of ``model.band_tail_cutoff`` exclude.
+half of ½|k_t|² (``_tail_denominators``): a guard that acts only where a band lies within a
+factor two of a tail wave's kinetic energy, which a ``model.band_cutoff`` of 2 (the tail's
+½k² at least four times the orbital table's) rules out for the bands of the table. C†C is
+1 + (tail)†(tail) ≥ 1, so its inverse root is always well conditioned.
 """
 
 from __future__ import annotations
