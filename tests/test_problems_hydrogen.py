@@ -332,8 +332,8 @@ def test_band_tails_extend_the_diagonalised_plane_waves_and_lower_the_determinan
     """``model.band_tail_cutoff``: the bands keep ``band_cutoff``'s plane waves first, in their
     order, as the diagonalised set, add the wider table's others as tails, and the determinant
     of the clamped bcc pair's bands falls (exact energies, ``band_references``)."""
-    def bands(**model):
-        raw = _raw(n_protons=2, rs=1.25, coupling=1.0)
+    def bands(twist=(), **model):
+        raw = _raw(n_protons=2, rs=1.25, coupling=1.0, twist=list(twist))
         raw["model"].update(orbitals="screened_bands", **model)
         problem = qvfe.build_problem(qvfe.load_spec(raw))
         return problem.model.occupations.bands, problem.info
@@ -346,6 +346,15 @@ def test_band_tails_extend_the_diagonalised_plane_waves_and_lower_the_determinan
     assert tailed_info["band_plane_waves"] == tailed.n_plane_waves
     np.testing.assert_allclose(tailed.k_vectors[:k], plain.k_vectors)
     assert len(np.unique(np.round(tailed.k_vectors, 9), axis=0)) == tailed.n_plane_waves
+    # at a twist of ½ too (k's integers are m + ½ there): the diagonalised set first, then all
+    # of the wider table's others, the same waves as band_cutoff 4 diagonalises
+    half = (0.5, 0.5, 0.5)
+    (low, _), (half_tailed, _) = bands(twist=half), bands(twist=half, band_tail_cutoff=4.0)
+    (wide, _) = bands(twist=half, band_cutoff=4.0)
+    np.testing.assert_allclose(half_tailed.k_vectors[: low.n_plane_waves], low.k_vectors)
+    assert half_tailed.n_exact == low.n_plane_waves
+    np.testing.assert_allclose(np.unique(np.round(half_tailed.k_vectors, 9), axis=0),
+                               np.unique(np.round(wide.k_vectors, 9), axis=0))
     s = hydrogen.lattice_positions("bcc", 2, plain.box_length)
     e_plain = hydrogen.band_references(plain, s, 1, 1, 1.0)["E_bands_determinant"]
     e_tailed = hydrogen.band_references(tailed, s, 1, 1, 1.0)["E_bands_determinant"]

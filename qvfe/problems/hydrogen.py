@@ -200,9 +200,13 @@ def screened_bands(spec: Any, L: float, k_vectors: np.ndarray,
                             f"per band (> {MAX_BAND_TAIL_PLANE_WAVES}, each a term of every "
                             "orbital value): lower model.band_tail_cutoff")
         # the diagonalised waves first, in their order; the tail's are the wider table's others
-        exact = {tuple(i) for i in np.round(waves * L / (2 * np.pi)).astype(int)}
-        tail = [k for k, i in zip(wider, np.round(wider * L / (2 * np.pi)).astype(int))
-                if tuple(i) not in exact]
+        # (the integers m of k = 2π(m + twist)/L: rounding m + twist would merge m and m + 1
+        # at a twist of ½)
+        def integers(k):
+            return [tuple(i) for i in np.round(k * L / (2 * np.pi) - twist).astype(int)]
+
+        exact = set(integers(waves))
+        tail = [k for k, i in zip(wider, integers(wider)) if i not in exact]
         waves = np.concatenate([waves, np.reshape(tail, (-1, 3))])
     return ScreenedBands(waves, L, s.rs, len(k_vectors),
                          charge=s.coupling * m.band_potential_scale, n_exact=n_exact)
