@@ -199,15 +199,11 @@ def screened_bands(spec: Any, L: float, k_vectors: np.ndarray,
                             f"{len(k_vectors)} orbitals per spin needs {len(wider)} plane waves "
                             f"per band (> {MAX_BAND_TAIL_PLANE_WAVES}, each a term of every "
                             "orbital value): lower model.band_tail_cutoff")
-        # the diagonalised waves first, in their order; the tail's are the wider table's others
-        # (the integers m of k = 2π(m + twist)/L: rounding m + twist would merge m and m + 1
-        # at a twist of ½)
-        def integers(k):
-            return [tuple(i) for i in np.round(k * L / (2 * np.pi) - twist).astype(int)]
-
-        exact = set(integers(waves))
-        tail = [k for k, i in zip(wider, integers(wider)) if i not in exact]
-        waves = np.concatenate([waves, np.reshape(tail, (-1, 3))])
+        # the diagonalised waves first, in their order; the tail's are the wider table's others,
+        # those beyond the diagonalised set's largest |k| (it holds whole shells, every wave
+        # within that radius)
+        radius2 = np.max(np.sum(waves**2, axis=1)) * (1 + 1e-9)
+        waves = np.concatenate([waves, wider[np.sum(wider**2, axis=1) > radius2]])
     return ScreenedBands(waves, L, s.rs, len(k_vectors),
                          charge=s.coupling * m.band_potential_scale, n_exact=n_exact)
 
