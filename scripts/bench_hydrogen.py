@@ -29,6 +29,7 @@ processes, each allowed an equal part of 80 % of its memory).
     .venv/bin/python scripts/bench_hydrogen.py --steps 1000 --batch 128 --out runs/bench_h
     .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 50      # a short look
     .venv/bin/python scripts/bench_hydrogen.py --steps 150 --batch 32 --samples 2048 --seeds 0 1
+    .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 150 --laplacian hutchinson
     .venv/bin/python scripts/bench_hydrogen.py --runs runs/n16_s0 runs/n16_s1 runs/n32_s0
     python scripts/bench_hydrogen.py --train-seconds 400 --concurrent --no-speed   # on a GPU
 """
@@ -55,7 +56,8 @@ KEYS = (("F", "Ha/atom", 1.0), ("E", "Ha/atom", 1.0), ("S", "k_B/atom", 1.0),
 def raw_spec(n: int, args: argparse.Namespace, **over) -> dict:
     raw = tomllib.loads((SYSTEMS / f"hydrogen_rs1.25_T6000_n{n}.toml").read_text())
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
-                "eval.samples": args.samples, "run.print_every": max(1, args.steps // 10), **over}
+                "eval.samples": args.samples, "model.laplacian": args.laplacian,
+                "run.print_every": max(1, args.steps // 10), **over}
     for key, value in settings.items():
         section, name = key.split(".")
         raw.setdefault(section, {})[name] = value
@@ -119,6 +121,9 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=None,
                     help="train each size for this wall time (s), then evaluate its checkpoint")
     ap.add_argument("--concurrent", action="store_true", help="train the sizes side by side")
+    ap.add_argument("--laplacian", default="folx", choices=("folx", "hutchinson"),
+                    help="model.laplacian of the training runs (hutchinson: about half the "
+                         "step time at N = 16 on the CPU, a little more variance)")
     ap.add_argument("--runs", nargs="+", metavar="DIR", default=None,
                     help="report these run directories (grouped by size) instead of training")
     args = ap.parse_args()
