@@ -15,6 +15,7 @@
 
 import numpy as np
 import pytest
+from helpers import evaluate_checkpoint
 
 import qvfe
 from qvfe import references as refs
@@ -209,24 +210,12 @@ def test_hutchinson_laplacian_trains_and_evaluates_like_folx(tmp_path):
     """model.laplacian = 'hutchinson': three steps stay finite, and the trained state evaluated
     with it and with folx (the same walkers: the probes do not touch the sampling) gives energies
     that differ by the probes' noise only, a small fraction of the error bar."""
-    import importlib
-
-    import jax
-
-    from qvfe import checkpoint
-
-    run_module = importlib.import_module("qvfe.run")
     spec = _spec(3, 0, dim=2, rs=4.0, theta=0.5, coupling=1.0, steps=3, batch=64,
                  strength=30.0, laplacian="hutchinson")
     result = qvfe.run(spec, out=tmp_path / "r", progress=False)
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in result.observables.values())
-    estimates = {}
-    for method in ("hutchinson", "folx"):
-        problem = qvfe.build_problem(spec.replace(**{"model.laplacian": method}))
-        _, state = checkpoint.restore_latest(tmp_path / "r" / "checkpoints",
-                                             problem.init(jax.random.PRNGKey(0)))
-        estimates[method], _ = run_module.evaluate_state(problem, state, jax.random.PRNGKey(1),
-                                                         512)
+    estimates = {method: evaluate_checkpoint(spec, tmp_path / "r", {"model.laplacian": method})
+                 for method in ("hutchinson", "folx")}
     e_h, e_f = estimates["hutchinson"]["E"], estimates["folx"]["E"]
     assert e_h.mean != e_f.mean  # the probes enter
     assert abs(e_h.mean - e_f.mean) < 0.2 * e_f.error, (e_h, e_f)

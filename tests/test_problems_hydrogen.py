@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import perturbed
+from helpers import evaluate_checkpoint, perturbed
 
 import qvfe
 from qvfe.physics import units
@@ -168,25 +168,15 @@ def test_hutchinson_laplacian_through_the_joint_engine(tmp_path):
     sampling) with 64 probes per sample and with folx gives kinetic energies that differ by the
     probes' noise only (with one probe, as trained, it is about a third of the error bar here;
     the cusp step's curvature is what it estimates)."""
-    import importlib
-
-    from qvfe import checkpoint
-
-    run_module = importlib.import_module("qvfe.run")
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=3, batch=32)
     raw["model"].update(laplacian="hutchinson", nuclei_exact_cusp=True,
                         orbitals="screened_bands")
     spec = qvfe.load_spec(raw)
     result = qvfe.run(spec, out=tmp_path / "r", progress=False)
     assert all(np.isfinite(v.mean) and np.isfinite(v.error) for v in result.observables.values())
-    estimates = {}
-    for method, probes in (("hutchinson", 64), ("folx", 1)):
-        problem = qvfe.build_problem(spec.replace(**{"model.laplacian": method,
-                                                     "model.laplacian_probes": probes}))
-        _, state = checkpoint.restore_latest(tmp_path / "r" / "checkpoints",
-                                             problem.init(jax.random.PRNGKey(0)))
-        estimates[method], _ = run_module.evaluate_state(problem, state, jax.random.PRNGKey(1),
-                                                         512)
+    estimates = {method: evaluate_checkpoint(spec, tmp_path / "r", {
+        "model.laplacian": method, "model.laplacian_probes": probes})
+        for method, probes in (("hutchinson", 64), ("folx", 1))}
     k_h, k_f = estimates["hutchinson"]["K"], estimates["folx"]["K"]
     assert k_h.mean != k_f.mean  # the probes enter
     assert abs(k_h.mean - k_f.mean) < 0.2 * k_f.error, (k_h, k_f)
