@@ -166,8 +166,8 @@ def test_hutchinson_laplacian_through_the_joint_engine(tmp_path):
     joint engine, the exact electron-proton cusp step and a backflow layer): three steps stay
     finite, and the trained state evaluated on the same chain (the probes do not touch the
     sampling) with 64 probes per sample and with folx gives kinetic energies that differ by the
-    probes' noise only (with one probe, as trained, it is about a third of the error bar here;
-    the cusp step's curvature is what it estimates)."""
+    probes' noise only (with one probe, as trained, the difference was a third of the error
+    bar)."""
     raw = _raw(n_protons=2, rs=1.5, T_kelvin=3e4, coupling=1.0, steps=3, batch=32)
     raw["model"].update(laplacian="hutchinson", nuclei_exact_cusp=True,
                         orbitals="screened_bands")
