@@ -30,6 +30,7 @@ processes, each allowed an equal part of 80 % of its memory).
     .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 50      # a short look
     .venv/bin/python scripts/bench_hydrogen.py --steps 150 --batch 32 --samples 2048 --seeds 0 1
     .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 150 --laplacian hutchinson
+    .venv/bin/python scripts/bench_hydrogen.py --sizes 16 --steps 300 --set model.electron_cusps=true
     .venv/bin/python scripts/bench_hydrogen.py --runs runs/n16_s0 runs/n16_s1 runs/n32_s0
     python scripts/bench_hydrogen.py --train-seconds 400 --concurrent --no-speed   # on a GPU
 """
@@ -58,7 +59,7 @@ def raw_spec(n: int, args: argparse.Namespace, **over) -> dict:
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
                 "eval.samples": args.samples, "model.laplacian": args.laplacian,
                 "run.print_every": max(1, args.steps // 10), **over}
-    for key, value in settings.items():
+    for key, value in [*settings.items(), *args.overrides]:  # the user's --set win
         section, name = key.split(".")
         raw.setdefault(section, {})[name] = value
     return raw
@@ -124,6 +125,9 @@ def main() -> None:
     ap.add_argument("--laplacian", default="folx", choices=("folx", "hutchinson"),
                     help="model.laplacian of the training runs (hutchinson: about half the "
                          "step time at N = 16 on the CPU, a little more variance)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="SECTION.KEY=VALUE",
+                    help="a spec override for every training run (repeatable), as qvfe run's")
     ap.add_argument("--runs", nargs="+", metavar="DIR", default=None,
                     help="report these run directories (grouped by size) instead of training")
     args = ap.parse_args()
@@ -134,6 +138,16 @@ def main() -> None:
         ap.error(f"--runs: no result.json in {', '.join(missing)}")
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run
+    if args.overrides and args.runs:
+        ap.error("--set applies to training runs, not to --runs")
+    from qvfe.spec import SpecError, load_spec, parse_override
+
+    try:  # bad overrides fail here, before any size trains
+        args.overrides = [parse_override(o) for o in args.overrides]
+        for n in args.sizes:
+            load_spec(raw_spec(n, args))
+    except SpecError as e:
+        ap.error(str(e))
 
     import qvfe
     from qvfe import compare
