@@ -229,6 +229,7 @@ def main() -> None:
         print(f"target (corrected sizes extrapolated): |ΔE| = {1e3 * abs(de):.1f} mHa/atom "
               f"(≤ 5: {abs(de) <= 5e-3}), |ΔP|/P = {100 * abs(dp):.1f} % "
               f"(≤ 5 %: {abs(dp) <= 0.05})")
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # --runs trains nothing there
     compare.plot(list(dirs.values()), Path(args.out) / "compare.png")
     if args.no_speed or args.runs:
         return
