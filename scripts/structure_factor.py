@@ -46,6 +46,8 @@ def main() -> None:
         ap.error(f"--chunks = {args.chunks}: must be >= 2 (the errors need two chunk means)")
     if not 1 <= args.shells <= 12:
         ap.error(f"--shells = {args.shells}: must be in [1, 12]")
+    if not (Path(args.rundir) / "spec.toml").is_file():
+        ap.error(f"{args.rundir}: not a run directory (no spec.toml)")
 
     import jax
     import numpy as np
