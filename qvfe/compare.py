@@ -30,7 +30,7 @@ from typing import Any, Callable
 from qvfe import references as refs
 from qvfe.physics import heg, units
 from qvfe.physics.gdsmfb import fxc
-from qvfe.run import Result
+from qvfe.run import Result, run_spec
 from qvfe.spec import Spec, SpecError, load_spec
 
 __all__ = ["Comparison", "compare_runs", "format_table", "plot", "reference_row",
@@ -136,11 +136,9 @@ def _load_runs(run_dirs: list[str | Path], table_name: str) -> list[tuple[str, d
     runs = []
     for d in run_dirs:
         run_dir = Path(d)
-        if not (run_dir / "spec.toml").is_file():
-            raise SpecError(f"{run_dir} is not a qvfe run directory (no spec.toml)")
+        spec = run_spec(run_dir)
         if not (run_dir / "result.json").is_file():
             raise SpecError(f"{run_dir} has no result.json: finish the run (or `qvfe eval` it)")
-        spec = load_spec(run_dir / "spec.toml")
         if spec.kind != kind:
             raise SpecError(f"{run_dir}: system.kind = {spec.kind!r} has no reference table in "
                             f"{table_name} (must be {kind!r})")

@@ -505,22 +505,35 @@ def write_result(out: Path, result: Result) -> None:
     os.replace(tmp, out / "result.json")
 
 
+def run_spec(run_dir: str | Path) -> Spec:
+    """The spec a run directory was made with; a SpecError where ``run_dir`` is no run's."""
+    if not (Path(run_dir) / "spec.toml").is_file():
+        raise SpecError(f"{run_dir} is not a qvfe run directory (no spec.toml)")
+    return load_spec(Path(run_dir) / "spec.toml")
+
+
+def newest_state(run_dir: str | Path, problem: Problem) -> tuple[int, Any]:
+    """A run directory's newest checkpoint as (step, state), read into the shapes of
+    ``problem``'s state (the run's problem, or one built from its spec with overrides that keep
+    those shapes); a SpecError where the run has no checkpoint yet. Build ``problem`` in the
+    x64 setting of the run's spec, as the state is read in it."""
+    template = problem.init(jax.random.PRNGKey(0))  # only its shapes and dtypes are used
+    restored = checkpoint.restore_latest(Path(run_dir) / "checkpoints", template)
+    if restored is None:
+        raise SpecError(f"{run_dir} has no checkpoint yet; run it first")
+    return restored
+
+
 def evaluate(run_dir: str | Path, samples: int | None = None,
              heartbeat: Callable[[], None] | None = None) -> Result:
     """Re-evaluate a run's newest checkpoint with frozen parameters; rewrites result.json."""
     out = Path(run_dir)
-    if not (out / "spec.toml").is_file():
-        raise SpecError(f"{run_dir} is not a qvfe run directory (no spec.toml)")
-    spec = load_spec(out / "spec.toml")
+    spec = run_spec(out)
     with jax.enable_x64(spec.run.x64):
         t0 = time.perf_counter()
         problem = build_problem(spec)
-        root = jax.random.PRNGKey(spec.run.seed)
-        init_key, eval_key = jax.random.split(root)
-        restored = checkpoint.restore_latest(out / "checkpoints", problem.init(init_key))
-        if restored is None:
-            raise SpecError(f"{run_dir} has no checkpoint to evaluate; run it first")
-        step, state = restored
+        eval_key = jax.random.split(jax.random.PRNGKey(spec.run.seed))[1]
+        step, state = newest_state(out, problem)
         n = samples if samples is not None else spec.eval.samples
         observables, n_done, progress_dir = _evaluate_checkpointed(
             problem, state, eval_key, n, heartbeat or _no_heartbeat, out / "checkpoints", step,
@@ -533,4 +546,5 @@ def evaluate(run_dir: str | Path, samples: int | None = None,
         return result
 
 
-__all__ = ["Result", "RunInterrupted", "run", "evaluate", "evaluate_state", "build_problem"]
+__all__ = ["Result", "RunInterrupted", "run", "evaluate", "evaluate_state", "build_problem",
+           "run_spec", "newest_state"]

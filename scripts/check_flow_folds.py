@@ -38,24 +38,19 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
 
-    from qvfe import checkpoint
-    from qvfe.run import build_problem
-    from qvfe.spec import load_spec
+    from qvfe.run import build_problem, newest_state, run_spec
     from qvfe.xla_cpu import use_deadlock_free_linalg
 
     use_deadlock_free_linalg()
     run = Path(args.rundir)
-    spec = load_spec(run / "spec.toml")
+    spec = run_spec(run)
     if spec.kind not in ("electron_gas", "hydrogen") or getattr(
             spec.system, "boundary", "periodic") != "periodic":
         raise SystemExit(f"{run}: a periodic electron_gas or hydrogen run is needed, got "
                          f"{spec.kind}")
     with jax.enable_x64(True):
         problem = build_problem(spec)
-        restored = checkpoint.restore_latest(run / "checkpoints", problem.init(jax.random.PRNGKey(0)))
-        if restored is None:
-            raise SystemExit(f"{run}: no checkpoint")
-        step, state = restored
+        step, state = newest_state(run, problem)
         dm = problem.model
         wf, theta = dm.wavefunction, state["params"]["theta"]
         flow, params = wf.backflow, theta["backflow"]
@@ -171,4 +166,9 @@ def print_amplitudes(params, flow, rs: float, key) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from qvfe.spec import SpecError
+
+    try:
+        main()
+    except SpecError as e:  # not a run directory, or one without a checkpoint yet
+        raise SystemExit(f"error: {e}") from None

@@ -52,16 +52,15 @@ def main() -> None:
     import jax
     import numpy as np
 
-    from qvfe import checkpoint
     from qvfe.physics import heg
     from qvfe.problems import hydrogen
-    from qvfe.run import build_problem
-    from qvfe.spec import hydrogen_electron_counts, load_spec
+    from qvfe.run import build_problem, newest_state, run_spec
+    from qvfe.spec import hydrogen_electron_counts
     from qvfe.xla_cpu import use_deadlock_free_linalg
 
     use_deadlock_free_linalg()
     run = Path(args.rundir)
-    spec = load_spec(run / "spec.toml")
+    spec = run_spec(run)
     s = spec.system
     if spec.kind == "electron_gas":
         n_up, n_down, dim = s.n_up, s.n_down, s.dim
@@ -74,11 +73,7 @@ def main() -> None:
     n = n_up + n_down
     with jax.enable_x64(True):
         problem = build_problem(spec)
-        restored = checkpoint.restore_latest(run / "checkpoints",
-                                             problem.init(jax.random.PRNGKey(0)))
-        if restored is None:
-            raise SystemExit(f"{run}: no checkpoint")
-        step, state = restored
+        step, state = newest_state(run, problem)
         state = jax.device_put(state, problem.state_sharding(state))
         grid = np.arange(-4, 5)
         m = np.stack(np.meshgrid(*[grid] * dim, indexing="ij"), -1).reshape(-1, dim)
@@ -127,4 +122,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from qvfe.spec import SpecError
+
+    try:
+        main()
+    except SpecError as e:  # not a run directory, or one without a checkpoint yet
+        raise SystemExit(f"error: {e}") from None

@@ -16,14 +16,10 @@ def evaluate_checkpoint(spec, run_dir, overrides, n_samples=512):
     """Estimates of the newest checkpoint of the run in ``run_dir`` (trained from ``spec``),
     evaluated by the problem of ``spec`` with ``overrides``, on the chain of a fixed key: two
     calls whose overrides leave the sampling alone see the same samples."""
-    import importlib
-
     import qvfe
-    from qvfe import checkpoint
+    from qvfe.run import evaluate_state, newest_state
 
-    run_module = importlib.import_module("qvfe.run")  # the module, not qvfe.run the function
     problem = qvfe.build_problem(spec.replace(**overrides))
-    _, state = checkpoint.restore_latest(run_dir / "checkpoints",
-                                         problem.init(jax.random.PRNGKey(0)))
-    estimates, _ = run_module.evaluate_state(problem, state, jax.random.PRNGKey(1), n_samples)
+    _, state = newest_state(run_dir, problem)
+    estimates, _ = evaluate_state(problem, state, jax.random.PRNGKey(1), n_samples)
     return estimates

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -354,3 +355,24 @@ def test_a_run_whose_checkpoints_are_all_damaged_says_how_to_start_afresh(tmp_pa
     with pytest.warns(UserWarning, match="unusable"), pytest.raises(
             checkpoint.CheckpointError, match="no usable checkpoint.*afresh with --overwrite"):
         qvfe.run(spec.replace(**{"optim.steps": 6}), out=tmp_path / "r", progress=False)
+
+
+def test_a_run_directorys_spec_and_newest_state_are_read_back_and_what_is_missing_named(
+        tmp_path):
+    with pytest.raises(qvfe.SpecError, match="not a qvfe run directory"):
+        run_module.run_spec(tmp_path)
+    spec = qvfe.load_spec(_spec(tmp_path, steps=5, every=10))
+    qvfe.run(spec, out=tmp_path / "r", progress=False)
+    again = run_module.run_spec(tmp_path / "r")
+    assert again.to_toml() == spec.to_toml()
+    problem = qvfe.build_problem(again)
+    step, state = run_module.newest_state(tmp_path / "r", problem)
+    assert step == 5
+    fresh = problem.init(jax.random.PRNGKey(0))
+    moved = jax.tree_util.tree_map(lambda a, b: not np.allclose(a, b), state["params"],
+                                   fresh["params"])
+    assert any(jax.tree_util.tree_leaves(moved)), "the trained parameters, not a fresh init"
+    for _, path in checkpoint.list_checkpoints(tmp_path / "r" / "checkpoints"):
+        path.unlink()
+    with pytest.raises(qvfe.SpecError, match="has no checkpoint yet"):
+        run_module.newest_state(tmp_path / "r", problem)

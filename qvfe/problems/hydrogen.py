@@ -225,13 +225,9 @@ def clamp_at_walkers(run_dir: str | Path, spec: Any,
     per walker of ``walkers`` with the protons clamped at that walker's configuration S (and no
     pre-fit), the electrons' model as the run's. Raises ValueError without a checkpoint or for
     walkers outside the run's."""
-    from qvfe import checkpoint  # run directories only
+    from qvfe.run import newest_state  # run directories only (and the driver imports this module)
 
-    template = build(spec).init(jax.random.split(jax.random.PRNGKey(spec.run.seed))[0])
-    restored = checkpoint.restore_latest(Path(run_dir) / "checkpoints", template)
-    if restored is None:
-        raise ValueError(f"{run_dir}: no checkpoint")
-    step, state = restored
+    step, state = newest_state(run_dir, build(spec))
     protons = np.asarray(state["occ"][2])  # (walkers, n_protons, 3)
     bad = [w for w in walkers if not 0 <= w < len(protons)]
     if bad:
