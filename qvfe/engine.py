@@ -365,8 +365,17 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         key = jax.device_put(key, replicated)
         return finish_chunk(state, key, draw(state["params"], state["mc"], state["occ"], key))
 
+    @jax.jit
+    def sample_chunk(state: dict, key: jax.Array) -> dict:
+        """The evaluation's chain moved as ``eval_chunk(state, key)`` moves it (the same walkers
+        and occupations), without the local energies: for diagnostics that need configurations
+        only (structure factors), at a fraction of a chunk's cost."""
+        key = jax.device_put(key, replicated)
+        occ, _, mc, _, _ = sample(state["params"], state["mc"], state["occ"], key)
+        return pin_state({**state, "mc": mc._replace(width=state["mc"].width), "occ": occ})
+
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
-                   eval_chunk=eval_chunk, eval_batch=B, objective="F", info=dict(info or {}),
+                   eval_chunk=eval_chunk, sample_chunk=sample_chunk, eval_batch=B, objective="F", info=dict(info or {}),
                    prepare=prepare, state_sharding=state_sharding,
                    observable_units=dict(observable_units or {}), also_in=tuple(also_in),
                    jits_own_stages=True, model=dm)

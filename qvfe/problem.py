@@ -69,6 +69,10 @@ class Problem:
         evaluate it outside the step (the quantum engine's ``DensityMatrix``: its occupation
         model, wavefunction and potential, with ``state["params"]`` holding ``phi`` and
         ``theta``). ``None`` where a problem keeps it to itself.
+    sample_chunk(state, key) -> state
+        Optional: the evaluation's sampling alone, moving the chain as ``eval_chunk`` with the
+        same key does, without computing the observables (for diagnostics that need the
+        configurations only). ``None`` where a problem has no such stage.
     summarize(samples) -> {name: Estimate}
         Turns the stacked chunks (each value has shape (n_chunks, batch)) into estimates. The default
         (``None``) treats each batch column as a chain and uses autocorrelation-aware errors.
@@ -90,3 +94,4 @@ class Problem:
     also_in: tuple[str, ...] = ()
     jits_own_stages: bool = False
     model: Any = None
+    sample_chunk: Callable[[State, jax.Array], State] | None = None

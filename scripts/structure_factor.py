@@ -1,8 +1,9 @@
 """Static structure factors of a periodic run's samples at the cell's smallest wave vectors.
 
 For an electron-gas or periodic hydrogen run, draws ``--chunks`` evaluation chunks from the newest
-checkpoint (frozen parameters, the evaluation's own chain) and prints, for each shell of
-k = 2π m/L with |m|² ≤ ``--shells``, divided by N, the number of electrons:
+checkpoint (frozen parameters, the evaluation's own chain, sampled without its local energies)
+and prints, for each shell of k = 2π m/L with |m|² ≤ ``--shells``, divided by N, the number of
+electrons:
 
 * ``ee``: S_ee(k) = <|ρ_k|²>/N of all electrons; ``same`` and ``opp``, its like-spin part
   (<|ρ↑_k|²> + <|ρ↓_k|²>)/N and its opposite-spin part 2 Re<ρ↑_k ρ↓_-k>/N. For a
@@ -86,8 +87,8 @@ def main() -> None:
         parts = ("ee", "same", "opp") + (("pp", "zz") if spec.kind == "hydrogen" else ())
         sums = {p: [] for p in parts}
         for i in range(args.chunks):
-            state, _ = problem.eval_chunk(state, jax.random.fold_in(jax.random.PRNGKey(args.seed),
-                                                                   i))
+            state = problem.sample_chunk(state, jax.random.fold_in(jax.random.PRNGKey(args.seed),
+                                                                  i))
             x = np.asarray(state["mc"].walkers).reshape(-1, n, dim)  # up electrons first
 
             def rho(pos):

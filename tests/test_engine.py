@@ -114,3 +114,23 @@ def test_the_evaluation_keeps_the_metropolis_width_that_training_adapted():
         chunk, _ = problem.eval_chunk(chunk, jax.random.PRNGKey(i))
         assert float(chunk["mc"].width) == float(state["mc"].width)
         assert not np.array_equal(np.asarray(chunk["mc"].walkers), np.asarray(state["mc"].walkers))
+
+
+def test_the_sampling_stage_alone_moves_the_chain_as_the_evaluation_does():
+    """``sample_chunk`` (the diagnostics' sampling, without the local energies) takes the same
+    walkers, occupations and width from a state and key as ``eval_chunk``: a script sampling
+    with it sees the evaluation's own chain."""
+    spec = load_spec(SYSTEMS / "electron_gas_2d_n5_rs2_theta0.5_ideal.toml",
+                     overrides=["optim.steps=1", "sampler.batch=16", "sampler.burn_in=2"])
+    problem = build_problem(spec)
+    state = jax.jit(problem.prepare)(problem.init(jax.random.PRNGKey(0)))
+    state, _ = problem.step(state)
+    evaluated = sampled = state
+    for i in range(2):
+        evaluated, _ = problem.eval_chunk(evaluated, jax.random.PRNGKey(10 + i))
+        sampled = problem.sample_chunk(sampled, jax.random.PRNGKey(10 + i))
+        for a, b in zip(jax.tree_util.tree_leaves((evaluated["mc"], evaluated["occ"])),
+                        jax.tree_util.tree_leaves((sampled["mc"], sampled["occ"]))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(sampled["mc"].walkers), np.asarray(state["mc"].walkers))
+    assert float(sampled["mc"].width) == float(state["mc"].width)
