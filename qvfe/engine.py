@@ -375,7 +375,7 @@ def make_quantum_problem(dm: DensityMatrix, cfg: EngineConfig,
         return pin_state({**state, "mc": mc._replace(width=state["mc"].width), "occ": occ})
 
     return Problem(system=system, units="hartree", per=per, init=init, step=step,
-                   eval_chunk=eval_chunk, sample_chunk=sample_chunk, eval_batch=B, objective="F", info=dict(info or {}),
-                   prepare=prepare, state_sharding=state_sharding,
+                   eval_chunk=eval_chunk, sample_chunk=sample_chunk, eval_batch=B, objective="F",
+                   info=dict(info or {}), prepare=prepare, state_sharding=state_sharding,
                    observable_units=dict(observable_units or {}), also_in=tuple(also_in),
                    jits_own_stages=True, model=dm)
