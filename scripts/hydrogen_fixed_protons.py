@@ -38,11 +38,14 @@ def main() -> None:
     import jax
 
     from qvfe.problems import hydrogen
-    from qvfe.spec import load_spec
+    from qvfe.spec import SpecError
     from qvfe.xla_cpu import use_deadlock_free_linalg
 
     run = importlib.import_module("qvfe.run")
-    spec = load_spec(args.run_dir / "spec.toml")
+    try:
+        spec = run.run_spec(args.run_dir)
+    except SpecError as e:
+        raise SystemExit(f"error: {e}") from None
     if spec.kind != "hydrogen" or spec.system.boundary != "periodic" or (
             spec.system.proton_positions or spec.system.proton_lattice):
         raise SystemExit(f"{args.run_dir}: needs a periodic hydrogen run with free protons")
