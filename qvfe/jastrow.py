@@ -157,6 +157,9 @@ class PeriodicJastrow:
                   ) -> jax.Array:
         """ln J at one sample ``x`` of shape (n_up + n_down, dim); ``nuclei`` (n_nuclei, dim)
         with the electron-nucleus term."""
+        if x.shape != (self.n_up + self.n_down, self.dim):
+            raise ValueError(f"x must have shape ({self.n_up + self.n_down}, {self.dim}), got "
+                             f"{x.shape}")
         i, j, same = self._pairs
         d = self._minimum_image(x[i] - x[j])
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))

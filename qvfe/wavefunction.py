@@ -7,7 +7,9 @@ One job: for one sample, ``psi_n(X) = prod_sigma det[phi_{n_sigma j}(z_i)]_{i in
 Conventions
 * ``x``: one sample, shape ``(n_up + n_down, d)``, spin-up rows first. Callers vmap over batches.
 * ``occ_up``, ``occ_down``: int arrays of shapes ``(n_up,)``, ``(n_down,)`` indexing rows of the
-  orbital table of the basis (a species with no particle passes an empty array).
+  orbital table of the basis (a species with no particle passes an empty array). They are not
+  bounds-checked (they are traced values under jit, and JAX clamps an index past the table to its
+  last row): the occupation models only emit indices of the table.
 * ``log_psi`` returns ``(re, im)``, two real scalars: ``re = ln|psi|`` and ``im = arg psi`` (0 or pi
   for real orbitals; for plane waves the phase is taken modulo 2 pi, which leaves every derivative
   unchanged). Real pairs keep folx, ``jax.grad`` and the covariance gradient
@@ -79,9 +81,9 @@ from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 __all__ = ["SquareRootFlowWavefunction", "elementary_symmetric_of_gram"]
 
 GEMINAL_MAX_PAIRS = 16
-LAPLACIANS = ("folx", "hessian", "hutchinson")  # the kinetic_energy methods
 """Largest n for the geminal: Newton's identities for e_n alternate in sign, and at n = 16 they
 still hold e_n to ~1e-12 relative near the projector (C(16, 8) = 12870 cancels)."""
+LAPLACIANS = ("folx", "hessian", "hutchinson")  # the kinetic_energy methods
 
 
 def _register_folx_elementwise() -> None:
@@ -224,9 +226,19 @@ class SquareRootFlowWavefunction:
                 != (self.backflow.n_up, self.backflow.n_down, self.backflow.dim)):
             raise ValueError("cusps must be a Backflow with pair_cusps > 0, no learned layers "
                              "and no sectors, of the backflow's n_up, n_down and dim")
-        if self.jastrow is not None and (self.jastrow.n_up, self.jastrow.n_down) != (
-                self.n_up, self.n_down):
-            raise ValueError("the Jastrow factor and the backflow differ in n_up or n_down")
+        if self.jastrow is not None:
+            if (self.jastrow.n_up, self.jastrow.n_down, self.jastrow.dim) != (
+                    self.n_up, self.n_down, self.backflow.dim):
+                raise ValueError("the Jastrow factor and the backflow differ in n_up, n_down or "
+                                 "dim")
+            box = getattr(self.basis, "box_length", None)
+            if box is None or not np.isclose(self.jastrow.box_length, box, rtol=1e-12, atol=0):
+                raise ValueError(f"the Jastrow factor's box_length {self.jastrow.box_length} is "
+                                 f"not the basis' ({box}): it needs a periodic basis of its box")
+            if self.cusps is not None:
+                # both make the electron-electron cusp: together they would count it twice
+                raise ValueError("a Jastrow factor and exact cusp layers (cusps) exclude each "
+                                 "other: each makes the electron pairs' cusp")
 
     @property
     def n_up(self) -> int:
@@ -417,6 +429,8 @@ class SquareRootFlowWavefunction:
         complex_psi = self.basis.is_complex
         if laplacian == "hutchinson" and key is None:
             raise ValueError("laplacian='hutchinson' needs a PRNG key")
+        if laplacian == "hutchinson" and probes < 1:
+            raise ValueError(f"probes must be >= 1 for laplacian='hutchinson', got {probes}")
 
         def parts(x_flat):
             re, im = self.log_psi(params, x_flat.reshape(shape), occ_up, occ_down, *context)

@@ -77,9 +77,18 @@ def test_smooth_at_the_cutoff_and_zero_beyond():
     def of_r(r):
         return jas.log_value(params, jnp.array([[0.0, 0.0, 0.0], [r, 0.0, 0.0]]))
 
-    rc, h = jas.cutoff, 1e-7
-    for fn in (of_r, jax.grad(of_r), jax.grad(jax.grad(of_r))):
-        assert abs(fn(rc - h) - fn(rc + h)) < 1e-10
+    def along_diagonal(r):  # crosses r_c = L/2 with every component below L/2 (no image fold)
+        u = r / np.sqrt(2.0)
+        return jas.log_value(params, jnp.array([[0.0, 0.0, 0.0], [u, u, 0.0]]))
+
+    rc, h = jas.cutoff, 1e-6
+    # ln J, its slope and its curvature vanish at r_c from inside as h^3, h^2, h (continuous
+    # through the second derivative) and are exactly 0 beyond
+    for fn, tol in ((along_diagonal, 1e-15), (jax.grad(along_diagonal), 1e-10),
+                    (jax.grad(jax.grad(along_diagonal)), 1e-4)):
+        assert float(fn(rc + h)) == 0.0
+        assert abs(float(fn(rc - h))) < tol
+    assert float(jax.grad(jax.grad(along_diagonal))(rc - 0.3)) != 0.0
     assert of_r(rc - 0.3) != 0.0
     assert float(of_r(0.9 * L)) == pytest.approx(float(of_r(0.1 * L)), abs=1e-14)  # min. image
     diagonal = jnp.array([[0.0, 0.0, 0.0], [0.4 * L, 0.4 * L, 0.0]])  # r = 0.57 L > r_c
@@ -101,6 +110,8 @@ def test_periodic_translation_invariant_and_folx_laplacian_is_the_hessians(shell
                                                                                    abs=1e-12)
     with pytest.raises(ValueError, match="nuclei of shape"):
         jas.log_value(params, x)
+    with pytest.raises(ValueError, match=r"x must have shape \(5, 3\)"):
+        jas.log_value(params, jnp.concatenate([x, x[:1]]), nuclei)
 
     def flat(v):
         return jas.log_value(params, v.reshape(5, 3), nuclei)

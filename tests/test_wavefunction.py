@@ -17,6 +17,7 @@ import pytest
 from qvfe.flows.backflow import Backflow
 from qvfe.flows.collective import CollectiveFlow
 from qvfe.flows.opposite_spin import OppositeSpinFlow
+from qvfe.jastrow import PeriodicJastrow
 from qvfe.physics.orbital_values import HarmonicBasis, PlaneWaveBasis
 from qvfe.physics.potentials import harmonic_trap
 from qvfe.wavefunction import SquareRootFlowWavefunction, elementary_symmetric_of_gram
@@ -288,6 +289,72 @@ def test_hutchinson_needs_a_key():
     with pytest.raises(ValueError, match="needs a PRNG key"):
         wf.local_energy(wf.init(jax.random.PRNGKey(0)), x[0], up[0], down[0], potential,
                         laplacian="hutchinson")
+
+
+def test_hutchinson_needs_a_probe():
+    wf, potential = SYSTEMS["gas"]
+    x, up, down = batch("gas", 1)
+    with pytest.raises(ValueError, match="probes must be >= 1"):
+        wf.local_energy(wf.init(jax.random.PRNGKey(0)), x[0], up[0], down[0], potential,
+                        laplacian="hutchinson", key=jax.random.PRNGKey(1), probes=0)
+
+
+def _gas_with_jastrow(jastrow):
+    return SquareRootFlowWavefunction(
+        PlaneWaveBasis(2 * np.pi * (M_2D + TWIST) / L, L),
+        Backflow(2, 1, 2, kind="periodic", box_length=L, hidden=(8,)), jastrow=jastrow)
+
+
+def test_local_energy_with_a_jastrow_factor_is_the_laplacian_of_psi_over_psi(watchdog):
+    """Complex psi (twisted plane waves) x periodic backflow x Jastrow factor with its
+    long-range term: E_loc = -1/2 lap(psi)/psi from jax.hessian of psi's real and imaginary
+    parts themselves (not of ln psi), and |psi| periodic with the twist's Bloch phase."""
+    wf = _gas_with_jastrow(PeriodicJastrow(2, 1, L, terms=2, dim=2, long_range_shells=2))
+    params = perturbed(wf.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 2.0)
+    params["jastrow"] = perturbed(wf.init(jax.random.PRNGKey(0))["jastrow"],
+                                  jax.random.PRNGKey(2), 0.3)
+    up, down = jnp.array([0, 3]), jnp.array([1])
+    x = L * jax.random.uniform(jax.random.PRNGKey(7), (3, 2))
+
+    def psi_parts(v):
+        re, im = wf.log_psi(params, v.reshape(3, 2), up, down)
+        return jnp.exp(re) * jnp.stack([jnp.cos(im), jnp.sin(im)])
+
+    value = psi_parts(x.reshape(-1))
+    lap = jnp.trace(jax.hessian(psi_parts)(x.reshape(-1)), axis1=-2, axis2=-1)
+    expected = complex(-0.5 * (lap[0] + 1j * lap[1]) / (value[0] + 1j * value[1]))
+    assert abs(params["jastrow"]["long_range"]).max() > 0
+    for method in ("folx", "hessian"):
+        got = complex(wf.local_energy(params, x, up, down, lambda _: 0.0, laplacian=method))
+        assert abs(got - expected) < 1e-9 * max(1.0, abs(expected)), (method, got, expected)
+    re0, im0 = wf.log_psi(params, x, up, down)
+    for i, axis in ((0, 0), (2, 1)):  # a spin-up and the spin-down electron, along x and y
+        re1, im1 = wf.log_psi(params, x.at[i, axis].add(L), up, down)
+        assert float(re1) == pytest.approx(float(re0), abs=1e-12)
+        assert _phase_difference(im1, im0 + 2 * np.pi * TWIST[axis]) == pytest.approx(0.0,
+                                                                                     abs=1e-9)
+
+
+def test_a_jastrow_factor_must_match_the_wavefunction():
+    """Its electrons, dimension and box are the wavefunction's, and it does not go with the
+    exact cusp layers (both make the pair cusp)."""
+    with pytest.raises(ValueError, match="n_up, n_down or dim"):
+        _gas_with_jastrow(PeriodicJastrow(2, 1, L, terms=2, dim=3))
+    with pytest.raises(ValueError, match="n_up, n_down or dim"):
+        _gas_with_jastrow(PeriodicJastrow(3, 0, L, terms=2, dim=2))
+    with pytest.raises(ValueError, match="box_length"):
+        _gas_with_jastrow(PeriodicJastrow(2, 1, 2 * L, terms=2, dim=2))
+    cusps = Backflow(2, 1, 2, kind="periodic", box_length=L, hidden=(8,), n_layers=0,
+                     pair_cusps=1.0)
+    with pytest.raises(ValueError, match="exclude each other"):
+        SquareRootFlowWavefunction(
+            PlaneWaveBasis(2 * np.pi * (M_2D + TWIST) / L, L),
+            Backflow(2, 1, 2, kind="periodic", box_length=L, hidden=(8,)),
+            jastrow=PeriodicJastrow(2, 1, L, terms=2, dim=2), cusps=cusps)
+    with pytest.raises(ValueError, match="box_length"):
+        SquareRootFlowWavefunction(HarmonicBasis(QN_2D, OMEGA),
+                                   Backflow(2, 1, 2, hidden=(8,)),
+                                   jastrow=PeriodicJastrow(2, 1, L, terms=2, dim=2))
 
 
 # ---- ln psi ------------------------------------------------------------------------------------
