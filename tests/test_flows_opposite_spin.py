@@ -44,6 +44,15 @@ def test_log_det_matches_dense_jacobian(case):
     assert abs(float(ld)) > 1e-2  # the perturbed flow is far from the identity
 
 
+def test_forward_alone_is_forward_and_log_dets_z(case):
+    """forward (no log-det) feeds the Hutchinson kinetic energy: it must be the same map."""
+    params, x = case
+    z, _ = forward_and_log_det(params, x)
+    np.testing.assert_allclose(np.asarray(jax.jit(FLOW.forward)(params, x)), np.asarray(z),
+                               rtol=0, atol=1e-13)
+    assert float(jnp.max(jnp.abs(z - x))) > 1e-2
+
+
 def test_inverse_recovers_x(case):
     params, x = case
     z, _ = forward_and_log_det(params, x)
@@ -106,6 +115,10 @@ def test_forward_laplacian_equals_hessian(case):
 
 
 def test_invalid_configuration():
+    params = FLOW.init(jax.random.PRNGKey(0))
+    for call in (FLOW.forward, FLOW.forward_and_log_det, FLOW.inverse):
+        with pytest.raises(ValueError, match=r"x of shape \(5, 3\)"):
+            call(params, jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="both spins"):
         OppositeSpinFlow(n_up=3, n_down=0, dim=3, box_length=L)
     with pytest.raises(ValueError, match="contraction"):

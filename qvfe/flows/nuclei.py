@@ -104,7 +104,7 @@ class ElectronNucleusFlow:
         contraction: bound (< 1) on the spectral norm of each block ``B_i``.
         cusp_charge: ``None`` (default: a learned cusp feature) or the nuclear charge ``Z``: a
             fixed first step makes the electron-nucleus cusp exact (slope ``-Z`` of ``ln psi``)
-            and the learned steps smooth, see the module docstring.
+            and the learned steps smooth, see the module docstring (3D only).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -144,6 +144,11 @@ class ElectronNucleusFlow:
         if self.cusp_charge is not None and not self.cusp_charge > 0:
             raise ValueError(f"ElectronNucleusFlow.cusp_charge must be > 0 (or None), "
                              f"got {self.cusp_charge}")
+        if self.cusp_charge is not None and self.dim != 3:
+            # the step's Jacobian gives 1/2 ln|J| the slope (d + 1) beta / 2, which is Kato's -Z
+            # with beta = -Z/2 only in 3D (Kato's slope in d dimensions is -2Z/(d - 1))
+            raise ValueError(f"ElectronNucleusFlow.cusp_charge needs dim = 3, got dim = "
+                             f"{self.dim}")
 
     @property
     def _n_features(self) -> int:

@@ -134,11 +134,14 @@ class OppositeSpinFlow:
         _, ld = jnp.linalg.slogdet(jnp.eye(movers.shape[1], dtype=movers.dtype) + G)  # det > 0
         return movers + g, jnp.sum(ld)
 
-    def forward_and_log_det(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(Z, ln|det dZ/dX|) for one sample x of shape (n_up + n_down, d)."""
+    def _check_shape(self, x: jax.Array) -> None:
         if x.shape != (self.n_up + self.n_down, self.dim):
             raise ValueError(f"OppositeSpinFlow expects x of shape "
                              f"{(self.n_up + self.n_down, self.dim)}, got {x.shape}")
+
+    def forward_and_log_det(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(Z, ln|det dZ/dX|) for one sample x of shape (n_up + n_down, d)."""
+        self._check_shape(x)
         up, down = x[: self.n_up], x[self.n_up:]
         logdet = jnp.zeros((), x.dtype)
         for layer in params["layers"]:
@@ -150,6 +153,7 @@ class OppositeSpinFlow:
     def forward(self, params: Params, x: jax.Array) -> jax.Array:
         """Z for one sample, without the log-determinant (its own derivatives are not needed
         where only Z is: the Hutchinson kinetic energy, ``qvfe.wavefunction``)."""
+        self._check_shape(x)
         up, down = x[: self.n_up], x[self.n_up:]
         move = jax.vmap(self._displacement, (None, 0, None))
         for layer in params["layers"]:
@@ -159,6 +163,7 @@ class OppositeSpinFlow:
 
     def inverse(self, params: Params, z: jax.Array, n_iter: int = 200) -> jax.Array:
         """X(Z) by the fixed-point iteration x <- z - g(x), half-step by half-step (tests only)."""
+        self._check_shape(z)
         up, down = z[: self.n_up], z[self.n_up:]
 
         def solve(mlp, target, others):
