@@ -96,8 +96,9 @@ def finite_size_shifts(info: dict, system) -> dict[str, float]:
     n_p = system.n_protons
     length = box_length(system.rs, n_p)
     n_up, n_down = hydrogen_electron_counts(system)
+    twist = np.asarray(system.twist, dtype=np.float64) if len(system.twist) else np.zeros(3)
     exchange = heg.exchange_shell_error(length * np.eye(3), n_up, n_down,
-                                        np.asarray(system.twist)) * (n_up + n_down) / n_p
+                                        twist) * (n_up + n_down) / n_p
     e = info["kinetic_shell_error"] + exchange + info["two_body_finite_size_error"]
     stirling = math.log(2 * math.pi * n_p) / (2 * n_p)
     return {"F": e + units.kelvin_to_hartree(system.T_kelvin) * stirling, "E": e,
@@ -133,6 +134,8 @@ def main() -> None:
     args = ap.parse_args()
     if len(set(args.seeds)) != len(args.seeds):
         ap.error(f"--seeds must be distinct, got {args.seeds}")
+    if len(set(args.sizes)) != len(args.sizes):  # one directory would be trained twice
+        ap.error(f"--sizes must be distinct, got {args.sizes}")
     missing = [d for d in args.runs or () if not (Path(d) / "result.json").is_file()]
     if missing:
         ap.error(f"--runs: no result.json in {', '.join(missing)}")
@@ -154,6 +157,7 @@ def main() -> None:
     from qvfe import references as refs
     from qvfe.benchmark import step_rate_from_log, step_throughput_isolated, train_runs
     from qvfe.problem import Estimate
+    from qvfe.spec import hydrogen_electron_counts
     from qvfe.stats import mean_of_runs
 
     if args.runs:
@@ -168,6 +172,14 @@ def main() -> None:
         dirs = {(spec.system.n_protons, spec.run.seed): d for d, spec in loaded.items()}
         if len(dirs) < len(loaded):
             ap.error("--runs: two directories share a size and a run.seed")
+        for n in {spec.system.n_protons for spec in loaded.values()}:
+            # one size's seeds are averaged and corrected with the first one's shifts: they must
+            # share the k-grid (a Γ-point run keeps 0.05 Ha/atom more shell error at N = 16)
+            grids = {(tuple(spec.system.twist), *hydrogen_electron_counts(spec.system))
+                     for spec in loaded.values() if spec.system.n_protons == n}
+            if len(grids) > 1:
+                ap.error(f"--runs: the runs of N = {n} differ in system.twist or the electrons' "
+                         f"spins {sorted(grids)}; give runs of one k-grid per size")
         walls = None  # the runs' own, from their results below
         print("\nDense hydrogen, rs = 1.25, T = 6000 K: the runs given")
     else:
