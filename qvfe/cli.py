@@ -7,6 +7,7 @@ the allowed values, and exit status 2, before any computation starts.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -43,6 +44,18 @@ def _set_xla_flags() -> None:
         os.environ["XLA_FLAGS"] = (flags + " " + CPU_SCHEDULER_FLAG).strip()
 
 
+def _seconds(text: str) -> float:
+    """--stall-timeout's value: a finite number of seconds ≥ 0 (nan would pass a `<= 0` test)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds ≥ 0 (0: never), "
+                                         f"got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qvfe", description="Variational free energies of many-body systems with generative "
@@ -62,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="delete an existing run in --out and start afresh")
     r.add_argument("--no-progress", action="store_true", help="plain progress lines, no bar")
-    r.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="S",
+    r.add_argument("--stall-timeout", type=_seconds, default=DEFAULT_STALL_TIMEOUT, metavar="S",
                    help="restart from the newest checkpoint when no step has finished for S "
                    "seconds and 20× the slowest step so far (4×S before the first step, which "
                    "compiles); 0: never (default: %(default)g)")
     e = sub.add_parser("eval", help="re-evaluate a run's newest checkpoint with frozen parameters")
     e.add_argument("rundir", help="run directory")
     e.add_argument("--samples", type=int, help="number of evaluation samples (default: eval.samples)")
-    e.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="S",
+    e.add_argument("--stall-timeout", type=_seconds, default=DEFAULT_STALL_TIMEOUT, metavar="S",
                    help="restart when no evaluation chunk has finished for S seconds; 0: never")
     sub.add_parser("keys", help="list every spec key per system kind with its default and range")
     s = sub.add_parser("spec", help="print the resolved spec (defaults filled in) and exit")

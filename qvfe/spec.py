@@ -8,8 +8,11 @@ the allowed values, before any computation starts.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
+import numbers
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -70,7 +73,22 @@ def _type_name(t: Any) -> str:
             "tuple[float, ...]": "list of numbers"}.get(t, t)
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays (a script's np.int64(8), np.float32(0.5), np.array([...])) as
+    the Python numbers and lists the checks below take; anything else unchanged."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # np.generic -> Python scalar, np.ndarray -> (nested) list
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
+        return float(value)
+    return value
+
+
 def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    value = _plain(value)
     key = f"{section}.{f.name}"
     t = str(f.type)
     m = f.metadata
@@ -622,8 +640,31 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        parsed = value.strip()
+        parsed = _loose_number(value.strip())
     return key, parsed
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _loose_number(text: str) -> Any:
+    """Numbers TOML does not take but a shell user writes (``.01``, ``5.``, ``01000``, a list
+    ``[.25,.25,.25]``) as numbers; any other text stays a string, for the key's own check."""
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.startswith("["):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(value, list) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return value
+    return text
 
 
 def load_spec(source: str | Path | Mapping[str, Any],
@@ -646,7 +687,7 @@ def load_spec(source: str | Path | Mapping[str, Any],
                                     "spec file or qvfe run directory")
             if not path.is_file():
                 raise SpecError(f"spec file {str(source)!r} does not exist")
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8-sig")  # a BOM (some editors write one)
         except (OSError, UnicodeDecodeError) as e:  # unreadable, name too long, not UTF-8
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise SpecError(f"spec file {str(path)[:200]!r} cannot be read: {reason}") from None
@@ -712,8 +753,36 @@ def _as_saved_before(raw: dict[str, Any]) -> None:
             model.setdefault(key, False)
 
 
+VAN_MAX_WIDTH = 4096
+"""Largest hidden·L² of the Ising VAN: its masked layers are dense (width)² matrices (weights and
+masks), 4096² float64 entries = 134 MB each; 64 × 64² would need 550 GB."""
+
+
+def _check_unused_model_keys(m: Any) -> None:
+    """A key set away from its default where nothing reads it is a mistake the run would not
+    show (a user who sets the probes expects them drawn)."""
+    default = {f.name: f.default for f in fields(m)}
+    if "laplacian_probes" in default and m.laplacian_probes != default["laplacian_probes"] \
+            and m.laplacian != "hutchinson":
+        raise SpecError(f"model.laplacian_probes = {m.laplacian_probes} is invalid with "
+                        f"model.laplacian = {m.laplacian!r}: must be "
+                        f"{default['laplacian_probes']} unless the Laplacian is 'hutchinson', "
+                        "the only one that draws probes")
+    if "band_cutoff" in default and m.band_cutoff != default["band_cutoff"] \
+            and m.orbitals != "screened_bands":
+        raise SpecError(f"model.band_cutoff = {m.band_cutoff:g} is invalid with model.orbitals "
+                        f"= {m.orbitals!r}: must be {default['band_cutoff']:g} unless the "
+                        "orbitals are 'screened_bands', whose expansion it sets")
+
+
 def _check_consistency(spec: Spec) -> None:
     """Cross-key rules that a single key's range cannot express."""
+    _check_unused_model_keys(spec.model)
+    if spec.kind == "ising" and spec.model.hidden * spec.system.L**2 > VAN_MAX_WIDTH:
+        raise SpecError(f"model.hidden = {spec.model.hidden} is invalid with system.L = "
+                        f"{spec.system.L}: model.hidden × system.L² must be ≤ {VAN_MAX_WIDTH} "
+                        f"(the VAN's dense masked layers hold (hidden·L²)² weights each), so "
+                        f"hidden ≤ {max(VAN_MAX_WIDTH // spec.system.L**2, 0)} here")
     if not spec.run.x64 and spec.run.seed >= 2**32:
         raise SpecError(f"run.seed = {spec.run.seed} is invalid with run.x64 = false: must be "
                         "< 2^32 = 4294967296 (a 32-bit key drops the higher bits, so seed + 2^32 "

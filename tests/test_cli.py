@@ -38,6 +38,26 @@ def test_bad_input_exit_2_one_line_no_traceback(args, needle, capsys, tmp_path, 
     assert err.strip().count("\n") == 0 or err.startswith("qvfe: ") and "error" in err
 
 
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "soon"])
+def test_a_stall_timeout_that_is_not_seconds_is_exit_2(value, capsys):
+    """nan passed the `<= 0` test and ended in the watchdog's traceback (a review)."""
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "no_such_dir", "--stall-timeout", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--stall-timeout: must be a finite number of seconds ≥ 0" in err
+    assert "Traceback" not in err
+
+
+def test_a_temperature_too_small_to_resolve_the_levels_is_exit_2(tmp_path, capsys):
+    """The spec's range takes a subnormal T; the occupations' ideal-gas logits do not (1/T
+    overflows): a SpecError naming system.T before any compute, not a traceback."""
+    assert main(["run", "--set", "system.T=1e-310", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "system.T = 1e-310 is invalid here" in err and "Traceback" not in err
+
+
 def test_bad_input_in_a_subprocess_is_exit_2(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text('[system]\nkind = "coulomb_trap"\nn = 2\nbeta = -3\n')

@@ -308,6 +308,50 @@ def test_overrides_parse_toml_values():
     spec = load_spec(ISING, overrides=["optim.steps=7", "system.beta=0.3"])
     assert spec.optim.steps == 7 and spec.system.beta == 0.3
     assert spec.replace(**{"optim.lr": 0.1}).optim.lr == 0.1
+    # numbers as a shell user writes them, which TOML refuses (a review found them refused)
+    assert parse_override("optim.lr=.01") == ("optim.lr", 0.01)
+    assert parse_override("optim.lr=5.") == ("optim.lr", 5.0)
+    assert parse_override("optim.steps=01000") == ("optim.steps", 1000)
+    assert parse_override("system.twist=[.25,.25,.25]") == ("system.twist", [0.25] * 3)
+    assert parse_override("system.twist=[.25,true]") == ("system.twist", "[.25,true]")
+    assert parse_override("model.orbitals=screened_bands") == ("model.orbitals",
+                                                               "screened_bands")
+    assert load_spec(HEG, overrides=["optim.lr=.02"]).optim.lr == 0.02
+
+
+def test_numpy_values_are_taken_as_numbers():
+    np = pytest.importorskip("numpy")
+    spec = load_spec(ISING, overrides={"system.L": np.int64(8), "system.beta": np.float32(0.5),
+                                       "model.z2_symmetric": np.bool_(False)})
+    assert (spec.system.L, spec.system.beta, spec.model.z2_symmetric) == (8, 0.5, False)
+    assert type(spec.system.L) is int and type(spec.system.beta) is float
+    twisted = load_spec(HEG, overrides={"system.twist": np.array([0.25, 0.0, -0.25])})
+    assert twisted.system.twist == (0.25, 0.0, -0.25)
+    assert "system.L = 7 is invalid" in _err(ISING, {"system.L": np.int32(7)})
+
+
+def test_a_spec_file_with_a_byte_order_mark_is_read(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + load_spec(ISING).to_toml().encode())
+    assert load_spec(f) == load_spec(ISING)
+
+
+def test_keys_that_nothing_would_read_are_refused():
+    assert ("model.laplacian_probes = 4 is invalid with model.laplacian = 'folx': must be 1"
+            in _err(HEG, {"model.laplacian_probes": 4}))
+    assert load_spec(HEG, {"model.laplacian_probes": 4,
+                           "model.laplacian": "hutchinson"}).model.laplacian_probes == 4
+    assert ("model.band_cutoff = 3 is invalid with model.orbitals = 'plane_waves': must be 2"
+            in _err(H_PERIODIC, {"model.band_cutoff": 3.0}))
+    assert load_spec(H_PERIODIC, {"model.band_cutoff": 3.0, "model.orbitals": "screened_bands"}
+                     ).model.band_cutoff == 3.0
+
+
+def test_the_ising_van_width_is_bounded():
+    """Its dense masked layers hold (hidden·L²)² weights: 64 × 64² would need 550 GB."""
+    assert load_spec(ISING, {"system.L": 64, "model.hidden": 1}).model.hidden == 1
+    assert ("model.hidden = 2 is invalid with system.L = 64: model.hidden × system.L² must be "
+            "≤ 4096" in _err(ISING, {"system.L": 64, "model.hidden": 2}))
 
 
 def test_default_spec_and_key_listing():

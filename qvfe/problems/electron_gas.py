@@ -147,14 +147,19 @@ def fold_check(wf: SquareRootFlowWavefunction, model: Any):
     return check
 
 
-def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float
+def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float,
+                     temperature: str = "the temperature"
                      ) -> GroundOccupations | SpinfulOccupations:
     """The electrons' occupations (``model.electrons``): the ground determinant alone, or the
-    autoregressive model at T; hydrogen's too."""
+    autoregressive model at T; hydrogen's too. ``temperature`` names the spec's key and value
+    (``"system.theta = 1e-300"``) in the SpecError of a T too small to resolve the levels."""
     if model.electrons == "ground":
         return GroundOccupations(energies, n_up, n_down)
-    return SpinfulOccupations(energies, n_up, n_down, T, hidden=(model.occupation_hidden,),
-                              joint=model.occupation_joint)
+    try:
+        return SpinfulOccupations(energies, n_up, n_down, T, hidden=(model.occupation_hidden,),
+                                  joint=model.occupation_joint)
+    except ValueError as e:
+        raise SpecError(f"{temperature} is invalid here: {e}") from None
 
 
 def ideal_electrons(occupations: GroundOccupations | SpinfulOccupations, energies: Any,
@@ -202,7 +207,7 @@ def build(spec: Any) -> Problem:
                         f"(> {MAX_ORBITALS}); set system.n_orbitals explicitly or lower Θ")
     k_vectors, energies = plane_wave_orbitals(dim, L, n_orb, twist)
     ground = m.electrons == "ground"
-    occupations = occupation_model(m, energies, n_up, n_down, T)
+    occupations = occupation_model(m, energies, n_up, n_down, T, f"system.theta = {s.theta}")
     backflow = make_backflow(spec)
     opposite_spin = make_opposite_spin(m, n_up, n_down, dim, L, s.rs)
     sector = momentum_label(k_vectors, L, twist) if backflow.conditioned else None

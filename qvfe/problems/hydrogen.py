@@ -463,7 +463,8 @@ def build(spec: Any) -> Problem:
         L, twist, k_vectors, energies = orbital_table(spec)
         volume = L**3
         n_orb = len(k_vectors)
-        occupations = occupation_model(m, energies, n_up, n_down, T)
+        occupations = occupation_model(m, energies, n_up, n_down, T,
+                                       f"system.T_kelvin = {s.T_kelvin}")
         basis = PlaneWaveBasis(k_vectors, L)
         if m.orbitals == "screened_bands":
             basis = screened_bands(spec, L, k_vectors, twist)
@@ -566,7 +567,8 @@ def build(spec: Any) -> Problem:
         if n_max > len(energies):
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) "
                             f"or ≥ {n_max}")
-        occupations = occupation_model(m, energies, n_up, n_down, T)
+        occupations = occupation_model(m, energies, n_up, n_down, T,
+                                       f"system.T_kelvin = {s.T_kelvin}")
         nuclei_model = ClampedNuclei(centers)
         nuclei_flow = ElectronNucleusFlow(
             n_p, 3, kind="open", cusp_scale=m.cusp_scale, hidden=(m.nuclei_hidden,),

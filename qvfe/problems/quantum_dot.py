@@ -115,8 +115,13 @@ def build(spec: Any) -> Problem:
     wf, energies, form = wavefunction(s, m)
     n_orb = len(energies)
     n_sectors = wf.backflow.n_sectors
-    occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
-                                     hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    from qvfe.spec import SpecError
+
+    try:
+        occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
+                                         hidden=(m.occupation_hidden,), joint=m.occupation_joint)
+    except ValueError as e:  # a T too small to resolve the levels
+        raise SpecError(f"system.T = {s.T} is invalid here: {e}") from None
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
     cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian,
@@ -134,8 +139,6 @@ def build(spec: Any) -> Problem:
     elif (n_up, n_down) == (1, 1):
         ex = two_electron_dot_free_energy(s.omega, s.coupling, s.T, dim)
         info.update({"F_exact": ex["F"] / 2, "E_exact": ex["E"] / 2, "S_exact": ex["S"] / 2})
-    from qvfe.spec import SpecError
-
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="quantum_dot",
                                     per="electron", info=info)
