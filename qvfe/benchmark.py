@@ -80,7 +80,9 @@ def train_with_command(raw_spec: Mapping[str, Any], out: str, *, progress: bool 
     from qvfe.spec import load_spec
 
     out_dir = Path(out)
-    spec_file = out_dir.with_suffix(".toml")
+    # beside the run directory; not with_suffix, which cuts "rs1.25_T6000" at its dot (so
+    # rs1.2_T6000 and rs1.25_T6000 both wrote rs1.toml, and concurrent runs shared it)
+    spec_file = out_dir.parent / (out_dir.name + ".toml")
     spec_file.parent.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(load_spec(dict(raw_spec)).to_toml())
     cmd = [sys.executable, "-m", "qvfe.cli", "run", str(spec_file), "--out", str(out_dir)]

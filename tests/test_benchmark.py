@@ -42,8 +42,11 @@ def test_train_runs_side_by_side(tmp_path):
     from qvfe.benchmark import train_runs
 
     raw = {**TINY, "optim": {"steps": 2}, "eval": {"samples": 16}}
-    outs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    # names with a dot, as a scan's rs1.2 and rs1.25: each run's spec file is its own (cut at
+    # the dot, both were rs1.toml, which the concurrent runs shared)
+    outs = [str(tmp_path / "rs1.2"), str(tmp_path / "rs1.25")]
     walls = train_runs([(raw, outs[0]), ({**raw, "run": {"seed": 1}}, outs[1])], concurrent=True)
     assert len(walls) == 2 and min(walls) > 0
     results = [qvfe.Result.from_json(Path(o) / "result.json") for o in outs]
     assert [r.steps for r in results] == [2, 2] and [r.seed for r in results] == [0, 1]
+    assert sorted(p.name for p in tmp_path.glob("*.toml")) == ["rs1.2.toml", "rs1.25.toml"]
