@@ -382,6 +382,22 @@ def _plot_molecules(runs, out: Path) -> Path:
     return out
 
 
+def _hydrogen_series(periodic, key: str, x_key: str, other: str) -> dict[str, list]:
+    """The plot's qvfe series, {label: [(x, Estimate), ...]} sorted in x: one per size and
+    value of the other coordinate, so that an rs × T grid's 6000 K and 8000 K points do not
+    share one."""
+    others = {c[other] for c, _ in periodic}
+    series = {}
+    for n, fixed in sorted({(c["N"], c[other]) for c, _ in periodic}):
+        pts = sorted(((c[x_key], r.observables[key]) for c, r in periodic
+                      if (c["N"], c[other]) == (n, fixed) and key in r.observables),
+                     key=lambda point: point[0])
+        if pts:
+            label = f"qvfe N = {n}" + (f" ({other} = {fixed:g})" if len(others) > 1 else "")
+            series[label] = pts
+    return series
+
+
 def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
     """PNG of E (Ha/atom) and P (GPa) vs rs (or vs T when all runs share one rs), with the CEIMC
     rows at the runs' other coordinate."""
@@ -403,14 +419,10 @@ def _plot_hydrogen(runs, table: refs.Table, out: Path) -> Path:
             if rows:
                 ax.plot([r[x_key] for r in rows], [r[ref_key] for r in rows], "s", mfc="none",
                         label=f"CEIMC ({other} = {fixed:g})")
-        for n in sorted({c["N"] for c, _ in periodic}):
-            pts = [(c[x_key], r.observables[key]) for c, r in periodic
-                   if c["N"] == n and key in r.observables]
-            scale = units.HA_PER_BOHR3_IN_GPA if key == "P" else 1.0
-            if pts:
-                ax.errorbar([p[0] for p in pts], [scale * p[1].mean for p in pts],
-                            [scale * p[1].error for p in pts], fmt="o", capsize=2,
-                            label=f"qvfe N = {n}")
+        scale = units.HA_PER_BOHR3_IN_GPA if key == "P" else 1.0
+        for label, pts in _hydrogen_series(periodic, key, x_key, other).items():
+            ax.errorbar([p[0] for p in pts], [scale * p[1].mean for p in pts],
+                        [scale * p[1].error for p in pts], fmt="o", capsize=2, label=label)
         ax.set_xlabel("rs (bohr)" if x_key == "rs" else "T (K)")
         ax.set_ylabel(f"{key} ({unit})")
         ax.legend(fontsize=7)

@@ -172,6 +172,14 @@ def test_hydrogen_runs_against_ceimc(tmp_path):
                        T_kelvin=5000.0)
     png = compare.plot([d, d2], tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an rs × T grid: one series per size and temperature (they shared one per size)
+    grid = [(c, r) for _, c, r in compare._load_runs(
+        [d, d2, _hydrogen_dir(tmp_path / "h16c", {"E": (-0.44, 0.002)}, rs=1.3),
+         _hydrogen_dir(tmp_path / "h16d", {"E": (-0.43, 0.002)}, rs=1.3, T_kelvin=5000.0)],
+        "ceimc")]
+    series = compare._hydrogen_series(grid, "E", "rs", "T_K")
+    assert {k: [x for x, _ in v] for k, v in series.items()} == {
+        "qvfe N = 16 (T_K = 5000)": [1.25, 1.3], "qvfe N = 16 (T_K = 6000)": [1.25, 1.3]}
     assert compare.resolve_reference("data/hydrogen_ceimc_refs_fermiflow.csv") == "ceimc"
     with pytest.raises(qvfe.SpecError, match="must be 'hydrogen'"):
         compare.compare_runs([d, _polarized_33(tmp_path / "heg", 10.0, 0.0625)], ref="ceimc")
