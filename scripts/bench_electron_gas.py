@@ -75,6 +75,20 @@ def main() -> None:
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
+    shipped = sorted(float(f.name.split("_rs")[1].split("_")[0])
+                     for f in SYSTEMS.glob("electron_gas_3d_n33_rs*_theta0.0625.toml"))
+    unknown = [rs for rs in args.rs if rs not in shipped]
+    if unknown:
+        ap.error(f"--rs {' '.join(f'{rs:g}' for rs in unknown)}: must be one of the shipped "
+                 f"N = 33 specs' rs ({', '.join(f'{rs:g}' for rs in shipped)})")
+    from qvfe.spec import SpecError, load_spec
+
+    try:  # every point's spec checked before the first one trains
+        for rs in args.rs:
+            for strength in args.strength:
+                load_spec(raw_spec(rs, args, strength))
+    except SpecError as e:
+        ap.error(str(e))
 
     import qvfe
     from qvfe import compare
@@ -87,9 +101,8 @@ def main() -> None:
                                   + (f"_r{args.range:g}" if args.range else ""))
                 for rs, st in points]
         jobs = [(raw_spec(rs, args, st, **over), str(out)) for (rs, st), out in zip(points, dirs)]
-        times = train_runs(jobs, concurrent=args.concurrent, time_limit=args.train_seconds,
-                           eval_samples=args.samples)
-        walls = {str(out): wall for out, wall in zip(dirs, times)}
+        train_runs(jobs, concurrent=args.concurrent, time_limit=args.train_seconds,
+                   eval_samples=args.samples)
         steps = (f"{args.train_seconds:g} s of training" if args.train_seconds is not None
                  else f"{args.steps} steps")
         kind = f"neighbour-mean, range {args.range:g} rs" if args.range else "pair-sum"
@@ -108,7 +121,7 @@ def main() -> None:
             rate = step_rate_from_log(c.run_dir)
             print(f"{Path(c.run_dir).name:<14} {f.mean:>11.6f} ± {f.error:.6f} "
                   f"{s.mean:>9.4f} ± {s.error:.4f} {d:>14} {rate['steps']:>7.0f} "
-                  f"{rate['s_per_step']:>8.3f} {walls[c.run_dir]:>8.0f}")
+                  f"{rate['s_per_step']:>8.3f} {res.wall_time_s:>8.0f}")  # the run's own
         compare.plot(dirs, Path(args.out) / "compare.png")
     if args.no_speed:
         return

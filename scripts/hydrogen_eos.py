@@ -23,8 +23,9 @@ import tomllib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("T_K", "rs", "N", "F_Ha_per_atom", "F_err", "E_Ha_per_atom", "E_err",
-           "S_kB_per_atom", "S_err", "P_GPa", "P_err", "steps", "wall_s", "run_dir")
+COLUMNS = ("T_K", "rs_bohr", "N_protons", "F_Ha_per_atom", "F_err_Ha_per_atom",
+           "E_Ha_per_atom", "E_err_Ha_per_atom", "S_kB_per_atom", "S_err_kB_per_atom", "P_GPa",
+           "P_err_GPa", "steps", "wall_s", "run_dir")
 
 
 def main() -> None:
@@ -41,26 +42,38 @@ def main() -> None:
     from qvfe import compare
     from qvfe.benchmark import train_with_command
     from qvfe.physics.units import pressure_to_gpa
-    from qvfe.spec import parse_override
+    from qvfe.spec import SpecError, load_spec, parse_override
 
-    base = tomllib.loads(Path(args.spec).read_text())
+    points, where = {}, ""
+    try:  # every point's spec is checked before the first one trains
+        overrides = [parse_override(o) for o in args.overrides]
+        base = tomllib.loads(load_spec(args.spec, overrides=dict(overrides)).to_toml())
+        if base["system"]["kind"] != "hydrogen" or base["system"]["boundary"] != "periodic":
+            raise SpecError(f"--spec {args.spec}: must be a periodic hydrogen spec (got "
+                            f"system.kind = {base['system']['kind']!r})")
+        for rs, t in itertools.product(args.rs, args.T):
+            where = f"--rs {rs:g} --T {t:g}: "
+            raw = {k: dict(v) for k, v in base.items()}
+            raw["system"].update(rs=rs, T_kelvin=t)
+            load_spec(raw)
+            points[rs, t] = raw
+    except SpecError as e:
+        ap.error(f"{where}{e}")
     rows, dirs = [], []
-    for rs, t in itertools.product(args.rs, args.T):
-        raw = {k: dict(v) for k, v in base.items()}
-        for key, value in [parse_override(o) for o in args.overrides] + [
-                ("system.rs", rs), ("system.T_kelvin", t)]:
-            section, name = key.split(".")
-            raw.setdefault(section, {})[name] = value
+    for (rs, t), raw in points.items():
         out = Path(args.out) / f"rs{rs:g}_T{t:g}"
-        wall = train_with_command(raw, str(out))
+        train_with_command(raw, str(out))
         res = qvfe.Result.from_json(out / "result.json")
         o = res.observables
-        rows.append({"T_K": t, "rs": rs, "N": raw["system"]["n_protons"],
-                     "F_Ha_per_atom": o["F"].mean, "F_err": o["F"].error,
-                     "E_Ha_per_atom": o["E"].mean, "E_err": o["E"].error,
-                     "S_kB_per_atom": o["S"].mean, "S_err": o["S"].error,
-                     "P_GPa": pressure_to_gpa(o["P"].mean), "P_err": pressure_to_gpa(o["P"].error),
-                     "steps": res.steps, "wall_s": round(wall, 1), "run_dir": str(out)})
+        rows.append({"T_K": t, "rs_bohr": rs, "N_protons": raw["system"]["n_protons"],
+                     "F_Ha_per_atom": o["F"].mean, "F_err_Ha_per_atom": o["F"].error,
+                     "E_Ha_per_atom": o["E"].mean, "E_err_Ha_per_atom": o["E"].error,
+                     "S_kB_per_atom": o["S"].mean, "S_err_kB_per_atom": o["S"].error,
+                     "P_GPa": pressure_to_gpa(o["P"].mean),
+                     "P_err_GPa": pressure_to_gpa(o["P"].error),
+                     # the run's own time (a finished point rerun only reads it back)
+                     "steps": res.steps, "wall_s": round(res.wall_time_s, 1),
+                     "run_dir": str(out)})
         dirs.append(out)
     table = Path(args.out) / "eos.csv"
     with table.open("w", newline="") as fh:

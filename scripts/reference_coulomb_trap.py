@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import platform
 import sys
@@ -37,12 +38,24 @@ def _system(text: str) -> tuple[int, int, float, float]:
         if len(parts) not in (3, 4):
             raise ValueError
         effort = float(parts[3]) if len(parts) == 4 else 1.0
-        if effort <= 0:
+        n, dim, beta = int(parts[0]), int(parts[1]), float(parts[2])
+        if not (n >= 2 and 1 <= dim <= 3 and 0 < beta < math.inf and 0 < effort < math.inf):
             raise ValueError
-        return int(parts[0]), int(parts[1]), float(parts[2]), effort
+        return n, dim, beta, effort
     except ValueError as err:
         raise argparse.ArgumentTypeError(
-            f"expected N,DIM,BETA[,EFFORT] (e.g. 6,2,10 or 2,2,1,0.25), got {text!r}") from err
+            f"expected N,DIM,BETA[,EFFORT] with N >= 2, DIM in 1..3, BETA > 0 and EFFORT > 0 "
+            f"(e.g. 6,2,10 or 2,2,1,0.25), got {text!r}") from err
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,19 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--system", type=_system, action="append",
                    help="N,DIM,BETA[,EFFORT] (repeatable; default 6,2,10); "
                    "EFFORT multiplies the walker counts")
-    p.add_argument("--nodes", type=int, nargs="+", default=[8, 12],
+    p.add_argument("--nodes", type=_positive, nargs="+", default=[8, 12],
                    help="Gauss-Legendre node counts for the coupling integration")
-    p.add_argument("--walkers", type=int, default=512, help="chains per coupling node")
+    p.add_argument("--walkers", type=_positive, default=512, help="chains per coupling node")
     p.add_argument("--burn-in", type=int, default=1000)
-    p.add_argument("--records", type=int, default=300)
-    p.add_argument("--thin", type=int, default=10)
+    p.add_argument("--records", type=_positive, default=300)
+    p.add_argument("--thin", type=_positive, default=10)
     p.add_argument("--ais-stages", type=int, default=1500, help="0 switches AIS off")
-    p.add_argument("--ais-walkers", type=int, default=2048)
-    p.add_argument("--ais-steps", type=int, default=4, help="Metropolis moves per AIS stage")
+    p.add_argument("--ais-walkers", type=_positive, default=2048)
+    p.add_argument("--ais-steps", type=_positive, default=4, help="Metropolis moves per AIS stage")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="data/coulomb_trap_reference.csv")
     args = p.parse_args(argv)
     systems = args.system or [(6, 2, 10.0, 1.0)]
+    if args.burn_in < 0 or args.ais_stages < 0:
+        p.error("--burn-in and --ais-stages must be >= 0")
+    out_dir = os.path.dirname(args.out)
+    try:  # before the hours of sampling: a table that cannot be written loses them all
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+        with open(args.out, "a"):
+            pass
+    except OSError as e:
+        p.error(f"--out {args.out}: cannot be written ({e.strerror or e})")
+    used_walkers = {}
 
     t_start = time.time()
     rows = []
@@ -70,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, dim, beta, effort in systems:
         walkers = max(16, round(args.walkers * effort))
         ais_walkers = max(16, round(args.ais_walkers * effort))
+        used_walkers[n, dim, beta] = (walkers, ais_walkers)
         print(f"== N={n} d={dim} beta={beta:g} (walkers {walkers}, AIS walkers {ais_walkers})",
               flush=True)
         if n == 2:
@@ -101,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                          a.n_samples))
     wall = time.time() - t_start
 
-    out_dir = os.path.dirname(args.out)
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
+    walker_note = ", ".join(f"{w} and {a} at N={n} d={d} beta={b:g}"
+                            for (n, d, b), (w, a) in used_walkers.items())
     with open(args.out, "w", newline="") as fh:
         fh.write(
             "# Classical Coulomb trap E = sum_{i<j} 1/|x_i-x_j| + sum_i |x_i|^2, "
@@ -112,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "lengths in its unit (1/r and |x|^2 equal at |x| = 1), k_B = 1.\n"
             "# TI-coupling-GLk: F = F_harmonic + int_0^1 <V_C>_lambda dlambda, k Gauss-Legendre "
             "nodes in s, lambda = s^3, Metropolis at each node "
-            f"({args.walkers} walkers x EFFORT, burn-in {args.burn_in}, "
+            f"(walkers per node and AIS walkers: {walker_note}; burn-in {args.burn_in}, "
             f"{args.records} records every {args.thin} moves); samples = recorded configurations.\n"
             "# AIS-KxM: annealed importance sampling harmonic -> Coulomb along lambda = (k/K)^3, "
             "M Metropolis moves per stage; samples = independent walkers.\n"
