@@ -42,6 +42,7 @@ __all__ = [
     "load_amgb",
     "load_ueg3d_misc",
     "load_ceimc_hydrogen",
+    "load_hydrogen_molecules",
     "match",
     "match_one",
 ]

@@ -255,3 +255,8 @@ def test_plasmon_finite_size_error_is_the_missing_k0_cell_of_the_potential_energ
     assert heg.plasmon_finite_size_error(n_density, n_particles) < 0
     with pytest.raises(ValueError, match="n_particles = 0"):
         heg.plasmon_finite_size_error(n_density, 0)
+
+
+def test_exchange_energy_refuses_a_negative_temperature():
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        heg.exchange_energy(4.0, -0.01)

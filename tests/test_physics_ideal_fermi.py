@@ -125,3 +125,18 @@ def test_jit_and_thermodynamic_derivatives():
 def test_rejects_bad_particle_number():
     with pytest.raises(ValueError):
         canonical_thermo(LEVELS, 8, 1.0)
+
+
+def test_a_temperature_or_particle_number_out_of_range_is_refused():
+    """T = 0 gave NaN and T < 0 an inverted gas; n beyond the levels -inf everywhere (a review)."""
+    eps = np.array([0.0, 0.3, 0.7, 1.2])
+    for fn in (log_partition, canonical_thermo, occupation_numbers):
+        for bad in (0.0, -0.5):
+            with pytest.raises(ValueError, match="temperature must be > 0"):
+                fn(eps, 2, bad)
+    with pytest.raises(ValueError, match=r"particle number must be in \[0, 4\]"):
+        boltzmann_log_prob(np.array([1, 1, 1, 1, 1]), eps, 5, 0.4)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        boltzmann_log_prob(np.array([1, 1, 0, 0]), eps, 2, -0.4)
+    # under jit or grad T is traced and the check is the caller's
+    assert np.isfinite(float(jax.jit(lambda t: log_partition(eps, 2, t))(0.4)))

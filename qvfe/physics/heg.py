@@ -301,6 +301,8 @@ def exchange_energy(rs: float, temperature: float = 0.0, *, xi: float = 0.0, dim
     T = 0: -3 k_sigma/(4 pi) (3D), -4 k_sigma/(3 pi) (2D) per electron of species sigma, weighted by
     n_sigma/n. Finite T: times ``exchange_ratio(t_sigma)`` (3D only; 2D raises).
     """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     n = density(rs, dim)
     total = 0.0
     for n_s in _species_densities(rs, xi, dim):
@@ -387,7 +389,7 @@ def exchange_shell_error(lattice: np.ndarray, n_up: int, n_down: int,
     (:func:`kinetic_shell_error`), and twist averaging removes it; what the average keeps is
     the exchange hole's own finite-size error, a two-body effect (for the exact state
     :func:`plasmon_finite_size_error`). Dense hydrogen at rs = 1.25 and the Baldereschi twist:
-    about -0.012 Ha per electron at N = 16 (against the kinetic +0.0106) and +0.001 at N = 32.
+    about -0.012 Ha per electron at N = 16 (against the kinetic +0.0106) and +0.0016 at N = 32.
     """
     lattice = np.asarray(lattice, dtype=np.float64)
     dim = lattice.shape[0]

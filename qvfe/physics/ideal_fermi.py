@@ -46,6 +46,15 @@ def _check_n(n: int, n_levels: int) -> None:
                          f"got {n}")
 
 
+def _check_temperature(T: ArrayLike) -> None:
+    """T > 0 where it is a concrete number (a traced T, under jit or grad, is the caller's)."""
+    if isinstance(T, jax.core.Tracer):
+        return
+    t = np.asarray(T)
+    if not np.all(t > 0):  # T = 0 gave NaN, T < 0 an inverted "negative-temperature" gas
+        raise ValueError(f"temperature must be > 0, got {T}")
+
+
 def log_esp(log_x: ArrayLike, n_max: int) -> jax.Array:
     """ln e_r(x_1..x_M) for r = 0..n_max, shape (n_max+1,), from ln x (shape (M,)); differentiable.
 
@@ -92,6 +101,7 @@ def log_partition(energies: ArrayLike, n: int, T: ArrayLike) -> jax.Array:
     """ln Z_N for ``n`` fermions on ``energies`` (M,) at temperature ``T`` > 0 (Hartree, k_B=1)."""
     eps = jnp.asarray(energies)
     _check_n(n, eps.shape[0])
+    _check_temperature(T)
     beta = 1.0 / jnp.asarray(T, dtype=jnp.result_type(eps.dtype, float))
     lx, eps_min = _shifted(eps, beta)
     return log_esp(lx, n)[n] - beta * n * eps_min
@@ -106,6 +116,7 @@ def canonical_thermo(energies: ArrayLike, n: int, T: ArrayLike) -> dict[str, jax
     """
     eps = jnp.asarray(energies)
     _check_n(n, eps.shape[0])
+    _check_temperature(T)
     dtype = jnp.result_type(eps.dtype, float)
     beta = 1.0 / jnp.asarray(T, dtype=dtype)
     eps_min = jnp.min(eps)
@@ -145,6 +156,7 @@ def occupation_numbers(energies: ArrayLike, n: int, T: ArrayLike) -> jax.Array:
     """
     eps = jnp.asarray(energies)
     _check_n(n, eps.shape[0])
+    _check_temperature(T)
     beta = 1.0 / jnp.asarray(T, dtype=jnp.result_type(eps.dtype, float))
     lx, _ = _shifted(eps, beta)
     return jax.grad(lambda v: log_esp(v, n)[n])(lx)
@@ -157,6 +169,8 @@ def boltzmann_log_prob(occ: ArrayLike, energies: ArrayLike, n: int, T: ArrayLike
     """
     occ = jnp.asarray(occ)
     eps = jnp.asarray(energies)
+    _check_n(n, eps.shape[-1])
+    _check_temperature(T)
     beta = 1.0 / jnp.asarray(T, dtype=jnp.result_type(eps.dtype, float))
     eps_min = jnp.min(eps)
     log_z_s = log_esp(-beta * (eps - eps_min), n)[n]
