@@ -988,6 +988,11 @@ def _check_hydrogen(spec: Spec) -> None:
                             "unless the flow is 'radial', 'push' or 'coupling' with ≥ 1 layer "
                             "and ≥ 2 protons")
     else:
+        if s.n_protons > ISOLATED_MAX_PROTONS:
+            raise SpecError(f"system.n_protons = {s.n_protons} is invalid for system.boundary = "
+                            f"'isolated': must be ≤ {ISOLATED_MAX_PROTONS} (the Gaussian basis "
+                            "holds 21 functions per proton, and its electron-repulsion tensor "
+                            "(21·n_protons)⁴ numbers: 6 GB at 6 protons, 19 GB at 8)")
         if len(s.proton_positions) != 3 * s.n_protons:
             raise SpecError(f"system.proton_positions has {len(s.proton_positions)} numbers: "
                             f"must have 3·n_protons = {3 * s.n_protons} for system.boundary = "
@@ -1053,6 +1058,9 @@ def _check_long_range_jastrow(model) -> None:
         raise SpecError(f"model.jastrow_long_range = {model.jastrow_long_range} is invalid with "
                         "model.jastrow_terms = 0 (no Jastrow factor): must be 0, or set "
                         "model.jastrow_terms >= 1")
+
+
+ISOLATED_MAX_PROTONS = 6
 
 
 def _check_distinct_protons(flat: tuple[float, ...], box_length: float | None) -> None:

@@ -249,6 +249,16 @@ def test_h2_rhf_energy_against_limits():
     assert nuclear_repulsion(H2) == pytest.approx(1 / 1.4)
 
 
+@pytest.mark.parametrize("separation", [0.0015, 0.002, 0.005])
+def test_rhf_converges_for_protons_nearly_on_top_of_each_other(separation):
+    """Near-coincident protons make the overlap nearly singular: an eigenvalue of 2e-10 kept at
+    a cutoff of 1e-10 stopped RHF from converging (protons 0.0014-0.0022 bohr apart). The
+    united atom's limit: He's 1s² at the HF level, -2.8617 Ha, plus the 1/R repulsion."""
+    centres = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, separation]])
+    e = rhf_energy(centres, p_exponents=POLARISATION_EXPONENTS)
+    assert -2.8617 + 1 / separation - 0.05 < e < -2.8617 + 1 / separation + 0.05
+
+
 def test_h_anion_rhf_energy_against_numerical_hartree_fock():
     # one centre, two electrons: an s basis is complete for this spherical problem
     e = rhf_energy(np.zeros((1, 3)), n_electrons=2)

@@ -347,6 +347,14 @@ def test_keys_that_nothing_would_read_are_refused():
                      ).model.band_cutoff == 3.0
 
 
+def test_an_isolated_cluster_is_bounded():
+    """Its Gaussian basis' repulsion tensor, (21 n_protons)^4 numbers, is 19 GB at 8 protons."""
+    positions = [float(v) for i in range(7) for v in (1.5 * i, 0.0, 0.0)]
+    raw = {"system": {**H_ISOLATED["system"], "n_protons": 7, "proton_positions": positions}}
+    assert ("system.n_protons = 7 is invalid for system.boundary = 'isolated': must be ≤ 6"
+            in _err(raw))
+
+
 def test_the_ising_van_width_is_bounded():
     """Its dense masked layers hold (hidden·L²)² weights: 64 × 64² would need 550 GB."""
     assert load_spec(ISING, {"system.L": 64, "model.hidden": 1}).model.hidden == 1

@@ -73,8 +73,10 @@ POLARISATION_EXPONENTS = np.array([0.3, 0.9, 2.7])
 """p exponents per proton (bohr^-2) that polarise H2: RHF at R = 1.4 bohr gives -1.1335407 Ha
 (HF limit -1.1336296). Too tight to describe the H atom's bound 2p states."""
 
-OVERLAP_CUTOFF = 1e-10
-"""Eigenvalues of S below this are dropped by canonical orthogonalisation."""
+OVERLAP_CUTOFF = 1e-8
+"""Eigenvalues of S below this are dropped by canonical orthogonalisation (at 1e-10 an
+eigenvalue of 2e-10, protons 0.002 bohr apart, kept the RHF iteration from converging; at
+ordinary separations the smallest is above 1e-5)."""
 
 _METHODS = ("rhf", "core")
 

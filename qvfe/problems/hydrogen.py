@@ -563,6 +563,9 @@ def build(spec: Any) -> Problem:
                                        p_exponents=p_exponents)
         except ValueError as e:  # e.g. more orbitals asked for than the Gaussian basis holds
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: {e}") from None
+        except RuntimeError as e:  # RHF that does not converge at this geometry
+            raise SpecError(f"system.proton_positions: the base orbitals cannot be made "
+                            f"here ({e}); move the protons apart") from None
         energies = basis.energies()
         if n_max > len(energies):
             raise SpecError(f"system.n_orbitals = {s.n_orbitals} is invalid: must be 0 (auto) "
