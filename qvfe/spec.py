@@ -629,7 +629,8 @@ def _build_section(section: str, cls: type, raw: Mapping[str, Any]) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"optim.steps=2000"`` -> ``("optim.steps", 2000)``; the value is read as TOML, else a string."""
+    """``"optim.steps=2000"`` -> ``("optim.steps", 2000)``; the value is read as TOML, else as a
+    number TOML refuses (:func:`_loose_number`), else a string."""
     if "=" not in text:
         raise SpecError(f"--set {text!r}: expected section.key=value")
     key, value = text.split("=", 1)

@@ -159,7 +159,7 @@ def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float
         return SpinfulOccupations(energies, n_up, n_down, T, hidden=(model.occupation_hidden,),
                                   joint=model.occupation_joint)
     except ValueError as e:
-        raise SpecError(f"{temperature} is invalid here: {e}") from None
+        raise SpecError(f"{temperature}: the occupation model cannot be built ({e})") from None
 
 
 def ideal_electrons(occupations: GroundOccupations | SpinfulOccupations, energies: Any,

@@ -121,7 +121,7 @@ def build(spec: Any) -> Problem:
         occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
                                          hidden=(m.occupation_hidden,), joint=m.occupation_joint)
     except ValueError as e:  # a T too small to resolve the levels
-        raise SpecError(f"system.T = {s.T} is invalid here: {e}") from None
+        raise SpecError(f"system.T = {s.T}: the occupation model cannot be built ({e})") from None
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
     cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian,
