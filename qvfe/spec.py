@@ -758,6 +758,10 @@ VAN_MAX_WIDTH = 4096
 """Largest hidden·L² of the Ising VAN: its masked layers are dense (width)² matrices (weights and
 masks), 4096² float64 entries = 134 MB each; 64 × 64² would need 550 GB."""
 
+ISOLATED_MAX_PROTONS = 6
+"""Largest isolated hydrogen cluster: its Gaussian basis (21 functions per proton) has an
+electron-repulsion tensor of (21·n_protons)⁴ numbers, held three times: 6 GB at 6 protons."""
+
 
 def _check_unused_model_keys(m: Any) -> None:
     """A key set away from its default where nothing reads it is a mistake the run would not
@@ -783,7 +787,7 @@ def _check_consistency(spec: Spec) -> None:
         raise SpecError(f"model.hidden = {spec.model.hidden} is invalid with system.L = "
                         f"{spec.system.L}: model.hidden × system.L² must be ≤ {VAN_MAX_WIDTH} "
                         f"(the VAN's dense masked layers hold (hidden·L²)² weights each), so "
-                        f"hidden ≤ {max(VAN_MAX_WIDTH // spec.system.L**2, 0)} here")
+                        f"hidden ≤ {VAN_MAX_WIDTH // spec.system.L**2} here")
     if not spec.run.x64 and spec.run.seed >= 2**32:
         raise SpecError(f"run.seed = {spec.run.seed} is invalid with run.x64 = false: must be "
                         "< 2^32 = 4294967296 (a 32-bit key drops the higher bits, so seed + 2^32 "
@@ -1059,9 +1063,6 @@ def _check_long_range_jastrow(model) -> None:
         raise SpecError(f"model.jastrow_long_range = {model.jastrow_long_range} is invalid with "
                         "model.jastrow_terms = 0 (no Jastrow factor): must be 0, or set "
                         "model.jastrow_terms >= 1")
-
-
-ISOLATED_MAX_PROTONS = 6
 
 
 def _check_distinct_protons(flat: tuple[float, ...], box_length: float | None) -> None:
