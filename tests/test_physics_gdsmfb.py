@@ -54,3 +54,14 @@ def test_differentiable_in_theta():
     d = float(jax.jit(jax.grad(f))(1.0))
     h = 1e-5
     assert d == pytest.approx((float(f(1.0 + h)) - float(f(1.0 - h))) / (2 * h), rel=1e-7)
+
+
+def test_arguments_outside_the_fits_domain_are_refused():
+    """rs <= 0 and |xi| > 1 gave NaN, theta = 0 a ZeroDivisionError (a review); traced values
+    are the caller's, so gradients still pass through."""
+    for kwargs, match in (({"rs": -1.0, "theta": 0.5}, "rs must be > 0"),
+                          ({"rs": 1.0, "theta": 0.0}, "theta must be > 0"),
+                          ({"rs": 1.0, "theta": 0.5, "xi": 1.2}, r"xi must be in \[-1, 1\]")):
+        with pytest.raises(ValueError, match=match):
+            gdsmfb.fxc(**kwargs)
+    assert np.isfinite(float(jax.grad(lambda r: gdsmfb.fxc(r, 0.5, 0.3))(1.0)))

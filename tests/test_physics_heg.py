@@ -260,3 +260,14 @@ def test_plasmon_finite_size_error_is_the_missing_k0_cell_of_the_potential_energ
 def test_exchange_energy_refuses_a_negative_temperature():
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         heg.exchange_energy(4.0, -0.01)
+
+
+def test_geometry_refuses_a_nonpositive_rs_or_a_negative_theta():
+    for call in (lambda: heg.density(0.0), lambda: heg.box_length(-1.0, 4),
+                 lambda: heg.fermi_energy(-2.0, polarized=True)):
+        with pytest.raises(ValueError, match="rs must be > 0"):
+            call()
+    with pytest.raises(ValueError, match="n_particles must be >= 1"):
+        heg.box_length(1.0, 0)
+    with pytest.raises(ValueError, match="theta must be >= 0"):
+        heg.temperature(-0.1, 4.0, polarized=True)

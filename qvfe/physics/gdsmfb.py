@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["COEFFICIENTS", "SPIN_INTERPOLATION", "fxc", "fxc_zeta"]
 
@@ -80,12 +82,23 @@ def fxc_zeta(rs, theta, zeta: int):
     return -(omega * _a(theta) + b * srs + c * rs) / (1.0 + d * srs + e * rs) / rs
 
 
+def _check_arguments(rs, theta, xi) -> None:
+    """rs > 0, theta > 0 and |xi| <= 1 where they are concrete (outside, the fit is NaN or
+    divides by zero); traced values, under jit or grad, are the caller's."""
+    for name, value, ok in (("rs", rs, lambda v: v > 0), ("theta", theta, lambda v: v > 0),
+                            ("xi", xi, lambda v: np.abs(v) <= 1)):
+        if not isinstance(value, jax.core.Tracer) and not np.all(ok(np.asarray(value))):
+            raise ValueError(f"{name} must be {'in [-1, 1]' if name == 'xi' else '> 0'}, "
+                             f"got {value}")
+
+
 def fxc(rs, theta, xi=0.0):
     """GDSMFB f_xc(rs, theta, xi), Ha per electron; theta relative to the paramagnetic T_F.
 
     f = f0(rs, theta) + [f1(rs, theta 2^(-2/3)) - f0(rs, theta)] Phi(rs, theta, xi),
     Phi = [(1+xi)^alpha + (1-xi)^alpha - 2] / (2^alpha - 2).
     """
+    _check_arguments(rs, theta, xi)
     s = SPIN_INTERPOLATION
     f0 = fxc_zeta(rs, theta, 0)
     f1 = fxc_zeta(rs, theta * 2.0 ** (-2.0 / 3.0), 1)

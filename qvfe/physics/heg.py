@@ -69,15 +69,24 @@ def _check_dim(dim: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_rs(rs: float) -> None:
+    if not np.all(np.asarray(rs) > 0):
+        raise ValueError(f"rs must be > 0, got {rs}")
+
+
 def density(rs: float, dim: int = 3) -> float:
     """Number density (bohr^-d): 3/(4 pi rs^3) in 3D, 1/(pi rs^2) in 2D."""
     _check_dim(dim)
+    _check_rs(rs)
     return 3.0 / (4.0 * np.pi * rs**3) if dim == 3 else 1.0 / (np.pi * rs**2)
 
 
 def box_length(rs: float, n_particles: int, dim: int = 3) -> float:
     """Side L of the cubic (square) cell of N particles: (4 pi N/3)^(1/3) rs, (pi N)^(1/2) rs."""
     _check_dim(dim)
+    _check_rs(rs)
+    if n_particles < 1:
+        raise ValueError(f"n_particles must be >= 1, got {n_particles}")
     return (4.0 * np.pi * n_particles / 3.0) ** (1.0 / 3.0) * rs if dim == 3 else (
         np.pi * n_particles) ** 0.5 * rs
 
@@ -109,6 +118,8 @@ def fermi_energy(rs: float, dim: int = 3, *, polarized: bool) -> float:
 
 def temperature(theta: float, rs: float, dim: int = 3, *, polarized: bool) -> float:
     """k_B T in Ha for Theta = T/T_F, T_F of the polarised or unpolarised gas (say which)."""
+    if not np.all(np.asarray(theta) >= 0):
+        raise ValueError(f"theta must be >= 0, got {theta}")
     return theta * fermi_energy(rs, dim, polarized=polarized)
 
 
