@@ -155,6 +155,14 @@ def occupation_model(model: Any, energies: Any, n_up: int, n_down: int, T: float
     (``"system.theta = 1e-300"``) in the SpecError of a T too small to resolve the levels."""
     if model.electrons == "ground":
         return GroundOccupations(energies, n_up, n_down)
+    return thermal_occupations(model, energies, n_up, n_down, T, temperature)
+
+
+def thermal_occupations(model: Any, energies: Any, n_up: int, n_down: int, T: float,
+                        temperature: str) -> SpinfulOccupations:
+    """The autoregressive occupations at T (``model.occupation_hidden``, ``occupation_joint``);
+    the quantum dot's too. A T too small to resolve the levels is a SpecError naming
+    ``temperature`` (the spec's key and value)."""
     try:
         return SpinfulOccupations(energies, n_up, n_down, T, hidden=(model.occupation_hidden,),
                                   joint=model.occupation_joint)

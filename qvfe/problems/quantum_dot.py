@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qvfe.autoregressive.occupations import SpinfulOccupations
 from qvfe.density_matrix import DensityMatrix
 from qvfe.engine import EngineConfig, make_quantum_problem
 from qvfe.flows.backflow import Backflow
@@ -28,6 +27,7 @@ from qvfe.physics.orbital_values import HarmonicBasis, PolarHarmonicBasis
 from qvfe.physics.orbitals import closed_shell_count, harmonic_orbitals, polar_harmonic_orbitals
 from qvfe.physics.potentials import make_quantum_dot_potential
 from qvfe.problem import Problem
+from qvfe.problems.electron_gas import thermal_occupations
 from qvfe.wavefunction import SquareRootFlowWavefunction
 
 MAX_ORBITALS = 2000
@@ -115,13 +115,7 @@ def build(spec: Any) -> Problem:
     wf, energies, form = wavefunction(s, m)
     n_orb = len(energies)
     n_sectors = wf.backflow.n_sectors
-    from qvfe.spec import SpecError
-
-    try:
-        occupations = SpinfulOccupations(energies, n_up, n_down, s.T,
-                                         hidden=(m.occupation_hidden,), joint=m.occupation_joint)
-    except ValueError as e:  # a T too small to resolve the levels
-        raise SpecError(f"system.T = {s.T}: the occupation model cannot be built ({e})") from None
+    occupations = thermal_occupations(m, energies, n_up, n_down, s.T, f"system.T = {s.T}")
     dm = DensityMatrix(occupations, wf, make_quantum_dot_potential(s.omega, s.coupling))
     n = n_up + n_down
     cfg = EngineConfig.from_spec(o, smp, n_particles=n, T=s.T, laplacian=m.laplacian,
@@ -139,6 +133,8 @@ def build(spec: Any) -> Problem:
     elif (n_up, n_down) == (1, 1):
         ex = two_electron_dot_free_energy(s.omega, s.coupling, s.T, dim)
         info.update({"F_exact": ex["F"] / 2, "E_exact": ex["E"] / 2, "S_exact": ex["S"] / 2})
+    from qvfe.spec import SpecError
+
     try:
         return make_quantum_problem(dm, cfg, init_walkers, system="quantum_dot",
                                     per="electron", info=info)
