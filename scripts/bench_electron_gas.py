@@ -35,8 +35,13 @@ from pathlib import Path  # noqa: E402
 SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 
 
+def spec_file(rs: float) -> Path:
+    """The shipped N = 33, Θ = 0.0625 spec at ``rs`` (the files exist for Brown's rs 4 and 10)."""
+    return SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml"
+
+
 def raw_spec(rs: float, args: argparse.Namespace, strength: float = 1.0, **over) -> dict:
-    raw = tomllib.loads((SYSTEMS / f"electron_gas_3d_n33_rs{rs:g}_theta0.0625.toml").read_text())
+    raw = tomllib.loads(spec_file(rs).read_text())
     settings = {"optim.steps": args.steps, "sampler.batch": args.batch,
                 "model.backflow_layers": args.layers, "model.backflow_strength": strength,
                 "model.backflow_range": args.range, "model.laplacian": args.laplacian,
@@ -75,12 +80,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.train_seconds is not None:
         args.steps = 10**6  # the wall-time limit stops the run; the SR rate is constant
-    shipped = sorted(float(f.name.split("_rs")[1].split("_")[0])
-                     for f in SYSTEMS.glob("electron_gas_3d_n33_rs*_theta0.0625.toml"))
-    unknown = [rs for rs in args.rs if rs not in shipped]
+    unknown = [rs for rs in args.rs if not spec_file(rs).is_file()]
     if unknown:
-        ap.error(f"--rs {' '.join(f'{rs:g}' for rs in unknown)}: must be one of the shipped "
-                 f"N = 33 specs' rs ({', '.join(f'{rs:g}' for rs in shipped)})")
+        shipped = sorted(f.name for f in SYSTEMS.glob("electron_gas_3d_n33_rs*_theta0.0625.toml"))
+        ap.error(f"--rs {' '.join(f'{rs:g}' for rs in unknown)}: no shipped N = 33 spec at "
+                 f"that rs (there are {', '.join(shipped)})")
     from qvfe.spec import SpecError, load_spec
 
     try:  # every point's spec checked before the first one trains
